@@ -1,0 +1,75 @@
+using Klaviyo.Functions.Klaviyo;
+
+namespace Klaviyo.Functions.Tests.Klaviyo;
+
+[TestClass]
+public sealed class KlaviyoOptionsValidatorTests
+{
+    private static KlaviyoOptions Valid() => new() { PrivateApiKey = "pk_test_123" };
+
+    [TestMethod]
+    public void Validate_WithDefaultsAndKey_Succeeds()
+    {
+        var result = new KlaviyoOptionsValidator().Validate(null, Valid());
+        Assert.IsTrue(result.Succeeded, result.FailureMessage);
+    }
+
+    [TestMethod]
+    public void Validate_WithoutKey_NamesTheSetting()
+    {
+        var options = Valid();
+        options.PrivateApiKey = "";
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+        Assert.IsTrue(result.Failed);
+        Assert.Contains("Klaviyo__PrivateApiKey is required", result.Failures!.ToList());
+    }
+
+    [TestMethod]
+    [DataRow("fax", "Klaviyo__Consent: 'fax' is not one of email, sms")]
+    [DataRow("email, push", "Klaviyo__Consent: 'push' is not one of email, sms")]
+    public void Validate_WithUnknownConsent_NamesTheValue(string consent, string expected)
+    {
+        var options = Valid();
+        options.Consent = consent;
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+        Assert.Contains(expected, result.Failures!.ToList());
+    }
+
+    [TestMethod]
+    public void Validate_WithLegacyConsentValues_SucceedsAndIgnoresThem()
+    {
+        var options = Valid();
+        options.Consent = "email,web,directmail,mobile,sms";
+        Assert.IsTrue(new KlaviyoOptionsValidator().Validate(null, options).Succeeded);
+        Assert.AreEqual(ConsentChannels.Email | ConsentChannels.Sms, options.ConsentChannels);
+    }
+
+    [TestMethod]
+    [DataRow("LIST-1")]
+    [DataRow("a b")]
+    public void Validate_WithNonAlphanumericListId_Fails(string listId)
+    {
+        var options = Valid();
+        options.ListId = listId;
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+        Assert.IsTrue(result.Failed);
+        Assert.StartsWith("Klaviyo__ListId:", result.Failures!.Single());
+    }
+
+    [TestMethod]
+    [DataRow("2026-13-01")]
+    [DataRow("latest")]
+    public void Validate_WithBadRevision_Fails(string revision)
+    {
+        var options = Valid();
+        options.Revision = revision;
+        Assert.StartsWith("Klaviyo__Revision:", new KlaviyoOptionsValidator().Validate(null, options).Failures!.Single());
+    }
+
+    [TestMethod]
+    public void ToString_NeverShowsTheKey()
+    {
+        var options = Valid();
+        Assert.IsFalse(options.ToString().Contains("pk_test_123", StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,38 @@
+namespace Klaviyo.Functions.Klaviyo;
+
+/// <summary>The Klaviyo endpoints the relay calls (spec section 2). Used to pick a rate limiter.</summary>
+public enum KlaviyoEndpoint
+{
+    /// <summary><c>POST /api/profile-import</c>, schema <c>ProfileUpsertQuery</c>; L tier (75/s, 750/min).</summary>
+    ProfileImport,
+    /// <summary><c>POST /api/events</c>, schema <c>EventCreateQueryV2</c>; XL tier (350/s, 3,500/min).</summary>
+    CreateEvent,
+    /// <summary><c>POST /api/profile-subscription-bulk-create-jobs</c>, schema <c>SubscriptionCreateJobCreateQuery</c>; L tier.</summary>
+    SubscribeProfiles,
+    /// <summary><c>POST /api/lists/{listId}/relationships/profiles</c>, schema <c>ListMembersAddQuery</c>; M tier (10/s, 150/min).</summary>
+    AddProfilesToList,
+}
+
+/// <summary>Paths, media type and default revision of Klaviyo's JSON:API.</summary>
+public static class KlaviyoApi
+{
+    public const string DefaultBaseUrl = "https://a.klaviyo.com";
+    public const string DefaultRevision = "2026-07-15";
+    public const string MediaType = "application/vnd.api+json";
+
+    public const string ProfileImportPath = "/api/profile-import";
+    public const string CreateEventPath = "/api/events";
+    public const string SubscribeProfilesPath = "/api/profile-subscription-bulk-create-jobs";
+
+    public static string AddProfilesToListPath(string listId) => $"/api/lists/{listId}/relationships/profiles";
+
+    /// <summary>The OpenAPI component schema each endpoint's body must satisfy.</summary>
+    public static string SchemaName(KlaviyoEndpoint endpoint) => endpoint switch
+    {
+        KlaviyoEndpoint.ProfileImport => "ProfileUpsertQuery",
+        KlaviyoEndpoint.CreateEvent => "EventCreateQueryV2",
+        KlaviyoEndpoint.SubscribeProfiles => "SubscriptionCreateJobCreateQuery",
+        KlaviyoEndpoint.AddProfilesToList => "ListMembersAddQuery",
+        _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
+    };
+}

@@ -1,0 +1,80 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Klaviyo.Functions.Klaviyo;
+
+/// <summary>Consent channels a subscription can name (spec section 3, <c>Klaviyo:Consent</c>).</summary>
+[Flags]
+public enum ConsentChannels
+{
+    None = 0,
+    Email = 1,
+    Sms = 2,
+}
+
+/// <summary>Settings of section <c>Klaviyo</c> (app settings <c>Klaviyo__Name</c>); spec section 3.</summary>
+public sealed class KlaviyoOptions
+{
+    public const string SectionName = "Klaviyo";
+
+    /// <summary>Klaviyo private key (<c>pk_…</c>). Required. Never logged.</summary>
+    public string PrivateApiKey { get; set; } = "";
+
+    /// <summary>Accepted for parity with the RudderStack destination; cloud mode does not use it. Default empty.</summary>
+    public string PublicApiKey { get; set; } = "";
+
+    /// <summary>Default list for identify; letters and digits only. Default empty (no list).</summary>
+    public string ListId { get; set; } = "";
+
+    /// <summary>Comma-separated channels to subscribe: <c>email</c>, <c>sms</c>. Default <c>email</c>.</summary>
+    public string Consent { get; set; } = "email";
+
+    /// <summary>Also subscribe the phone number to SMS marketing. Default false.</summary>
+    public bool SmsConsent { get; set; }
+
+    /// <summary>Never send <c>external_id</c>; carry userId as profile property <c>_id</c>. Default false.</summary>
+    public bool EnforceEmailAsPrimary { get; set; }
+
+    /// <summary>Send page events as Klaviyo events (otherwise they are skipped). Default false.</summary>
+    public bool SendPageAsTrack { get; set; }
+
+    /// <summary>With <see cref="SendPageAsTrack"/>, attach the page properties. Default false.</summary>
+    public bool AdditionalPageInfo { get; set; }
+
+    /// <summary>Flatten nested profile and event properties to dotted keys. Default false.</summary>
+    public bool FlattenProperties { get; set; }
+
+    /// <summary>The <c>revision</c> header. Default <c>2026-07-15</c>.</summary>
+    public string Revision { get; set; } = KlaviyoApi.DefaultRevision;
+
+    /// <summary>Base URL of Klaviyo's API. Default <c>https://a.klaviyo.com</c>.</summary>
+    public string BaseUrl { get; set; } = KlaviyoApi.DefaultBaseUrl;
+
+    /// <summary>Local mode only: print Klaviyo calls instead of sending them. Default false.</summary>
+    public bool DryRun { get; set; }
+
+    /// <summary>The channels named by <see cref="Consent"/> (legacy values ignored).</summary>
+    public ConsentChannels ConsentChannels => ParseConsent(Consent, out _, out _);
+
+    /// <summary>Parses a comma-separated consent list. Unknown values are returned in <paramref name="unknown"/>;
+    /// the legacy RudderStack values <c>web</c>, <c>directmail</c>, <c>mobile</c> in <paramref name="legacy"/>.</summary>
+    public static ConsentChannels ParseConsent(string? value, out List<string> unknown, out List<string> legacy)
+    {
+        unknown = [];
+        legacy = [];
+        var channels = ConsentChannels.None;
+        foreach (var raw in (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            switch (raw.ToLowerInvariant())
+            {
+                case "email": channels |= ConsentChannels.Email; break;
+                case "sms": channels |= ConsentChannels.Sms; break;
+                case "web" or "directmail" or "mobile": legacy.Add(raw); break;
+                default: unknown.Add(raw); break;
+            }
+        }
+        return channels;
+    }
+
+    public override string ToString() =>
+        $"KlaviyoOptions {{ BaseUrl = {BaseUrl}, Revision = {Revision}, ListId = {ListId}, Consent = {Consent}, PrivateApiKey = {(string.IsNullOrEmpty(PrivateApiKey) ? "(empty)" : "***")} }}";
+}

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Klaviyo;
+
+/// <summary>Validates <see cref="KlaviyoOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
+public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
+{
+    private const string Prefix = KlaviyoOptions.SectionName + "__";
+
+    public ValidateOptionsResult Validate(string? name, KlaviyoOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.PrivateApiKey))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} is required");
+        }
+        else if (options.PrivateApiKey.Any(char.IsWhiteSpace))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} must not contain white space");
+        }
+
+        if (!string.IsNullOrEmpty(options.ListId) && !options.ListId.All(char.IsAsciiLetterOrDigit))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.ListId)}: '{options.ListId}' must contain letters and digits only");
+        }
+
+        KlaviyoOptions.ParseConsent(options.Consent, out var unknown, out _);
+        foreach (var value in unknown)
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.Consent)}: '{value}' is not one of email, sms");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Revision) || !IsRevision(options.Revision))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.Revision)}: '{options.Revision}' is not a revision date (YYYY-MM-DD, optional .suffix)");
+        }
+
+        if (!Uri.TryCreate(options.BaseUrl, UriKind.Absolute, out var baseUrl) || (baseUrl.Scheme != Uri.UriSchemeHttps && baseUrl.Scheme != Uri.UriSchemeHttp))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.BaseUrl)}: '{options.BaseUrl}' is not an absolute http(s) URL");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static bool IsRevision(string value)
+    {
+        var date = value.Split('.', 2)[0];
+        return date.Length == 10 && DateOnly.TryParseExact(date, "yyyy-MM-dd", out _);
+    }
+}

@@ -1,0 +1,8 @@
+using Klaviyo.Functions;
+using Microsoft.Azure.Functions.Worker.Builder;
+using Microsoft.Extensions.Hosting;
+
+var builder = FunctionsApplication.CreateBuilder(args);
+builder.ConfigureFunctionsWebApplication();
+builder.Services.AddKlaviyoRelay(builder.Configuration);
+builder.Build().Run();

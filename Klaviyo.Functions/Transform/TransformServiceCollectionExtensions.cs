@@ -1,0 +1,12 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Klaviyo.Functions.Transform;
+
+public static class TransformServiceCollectionExtensions
+{
+    public static IServiceCollection AddKlaviyoTransform(this IServiceCollection services)
+    {
+        services.AddSingleton<KlaviyoTransformer>();
+        return services;
+    }
+}
