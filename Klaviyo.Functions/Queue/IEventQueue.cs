@@ -1,0 +1,21 @@
+namespace Klaviyo.Functions.Queue;
+
+/// <summary>One event on its way to the queue: body = the event JSON (with <c>messageId</c> and <c>receivedAt</c>).</summary>
+/// <param name="MessageId">The Service Bus <c>MessageId</c> (duplicate detection keys on it).</param>
+/// <param name="Subject">The event type (<c>identify</c>, <c>track</c>, …).</param>
+/// <param name="Body">UTF-8 JSON of the event.</param>
+/// <param name="Attempt">The relay attempt this message starts (1 for a fresh event); carried in <see cref="MessageProperties.Attempt"/>.</param>
+public sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1);
+
+/// <summary>
+/// The events queue as the app sees it. Azure: a Service Bus queue (<c>ServiceBusEventQueue</c>); local mode: an
+/// in-process queue. Kept small so functions and processors are tested without a broker.
+/// </summary>
+public interface IEventQueue
+{
+    /// <summary>Enqueues every event, or throws: the caller answers 202 only after this completed.</summary>
+    Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default);
+
+    /// <summary>Schedules one event to become visible at <paramref name="enqueueAt"/> (a queue-level retry).</summary>
+    Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default);
+}

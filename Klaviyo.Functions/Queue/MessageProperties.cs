@@ -1,0 +1,19 @@
+namespace Klaviyo.Functions.Queue;
+
+/// <summary>Application-property names and fixed values of queue messages, in one place.</summary>
+public static class MessageProperties
+{
+    /// <summary>The relay attempt number (int, 1-based). Absent means 1.</summary>
+    public const string Attempt = "attempt";
+
+    /// <summary>The event's own <c>messageId</c> (the copy scheduled for a retry has its own Service Bus MessageId).</summary>
+    public const string EventMessageId = "eventMessageId";
+
+    public const string JsonContentType = "application/json";
+
+    /// <summary>The default queue name (setting <c>EventsQueueName</c>).</summary>
+    public const string DefaultQueueName = "klaviyo-events";
+
+    /// <summary>The Service Bus connection name shared by trigger and sender (<c>ServiceBus</c>, <c>ServiceBus__fullyQualifiedNamespace</c>).</summary>
+    public const string ConnectionName = "ServiceBus";
+}
