@@ -1,0 +1,88 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Klaviyo.Functions.Local;
+
+/// <summary>
+/// Local mode's dead-letter queue: one JSON object per line in <c>Local:DeadLetterPath</c> with
+/// <c>messageId</c>, <c>reason</c>, <c>description</c>, <c>attempt</c>, <c>deadLetteredAt</c> and <c>event</c> (spec section 9).
+/// </summary>
+public sealed class DeadLetterFile : IDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly TimeProvider _time;
+
+    public DeadLetterFile(string path, TimeProvider? timeProvider = null)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        _time = timeProvider ?? TimeProvider.System;
+        var directory = System.IO.Path.GetDirectoryName(Path);
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+    }
+
+    public string Path { get; }
+
+    public async Task AppendAsync(string messageId, string reason, string? description, int attempt, ReadOnlyMemory<byte> eventBody, CancellationToken cancellationToken = default)
+    {
+        var line = Format(messageId, reason, description, attempt, _time.GetUtcNow(), eventBody);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await File.AppendAllTextAsync(Path, line, Encoding.UTF8, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>One line of the file. The event is embedded as JSON when it parses, else as a string.</summary>
+    public static string Format(string messageId, string reason, string? description, int attempt, DateTimeOffset at, ReadOnlyMemory<byte> eventBody)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(eventBody.Length + 256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("messageId", messageId);
+            writer.WriteString("reason", reason);
+            writer.WriteString("description", description);
+            writer.WriteNumber("attempt", attempt);
+            writer.WriteString("deadLetteredAt", at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+            writer.WritePropertyName("event");
+            if (IsJson(eventBody.Span))
+            {
+                writer.WriteRawValue(eventBody.Span, skipInputValidation: true);
+            }
+            else
+            {
+                writer.WriteStringValue(Encoding.UTF8.GetString(eventBody.Span));
+            }
+            writer.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n";
+    }
+
+    public void Dispose() => _gate.Dispose();
+
+    private static bool IsJson(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body);
+        try
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+            reader.Skip();
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}

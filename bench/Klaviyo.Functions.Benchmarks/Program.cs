@@ -1,0 +1,30 @@
+using System.Diagnostics;
+using BenchmarkDotNet.Running;
+using Klaviyo.Functions.Benchmarks;
+using Klaviyo.Functions.Transform;
+
+// `--quick`: a plain single-threaded loop over the mix for a fast figure (events/s, bytes allocated per event).
+// Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
+if (args.Contains("--quick"))
+{
+    var events = EventMix.Load();
+    var transformer = new KlaviyoTransformer(EventMix.Settings());
+    for (var i = 0; i < 5; i++)
+    {
+        TransformBenchmarks.TransformAll(transformer, events);
+    }
+    var rounds = 30;
+    var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
+    var watch = Stopwatch.StartNew();
+    for (var i = 0; i < rounds; i++)
+    {
+        TransformBenchmarks.TransformAll(transformer, events);
+    }
+    watch.Stop();
+    var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+    var total = (double)rounds * events.Length;
+    Console.WriteLine($"transform: {total / watch.Elapsed.TotalSeconds:N0} events/s on one thread, {allocated / total:N0} bytes allocated per event ({total:N0} events)");
+    return;
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(TransformBenchmarks).Assembly).Run(args);
