@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Klaviyo.Functions.LoadRunner;
+
+/// <summary>The built relay app started in local mode as a child process on a free loopback port.</summary>
+public sealed class LocalApp : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private LocalApp(Process process, string baseUrl)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+    }
+
+    public string BaseUrl { get; }
+
+    public string Output
+    {
+        get { lock (_output) { return _output.ToString(); } }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static string FindAppDll()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            foreach (var config in new[] { "Release", "Debug" })
+            {
+                var candidate = Path.Combine(dir.FullName, "Klaviyo.Functions", "bin", config, "net10.0", "Klaviyo.Functions.dll");
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+        throw new FileNotFoundException("Build Klaviyo.Functions first (dotnet build -c Release).");
+    }
+
+    public static async Task<LocalApp> StartAsync(IDictionary<string, string> settings, TimeSpan? startTimeout = null)
+    {
+        var port = FreePort();
+        var baseUrl = $"http://127.0.0.1:{port}";
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(FindAppDll());
+        info.ArgumentList.Add("--local");
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add(baseUrl);
+        foreach (var (key, value) in settings)
+        {
+            info.Environment[key] = value;
+        }
+        var process = Process.Start(info)!;
+        var app = new LocalApp(process, baseUrl);
+        process.OutputDataReceived += (_, e) => app.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => app.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow + (startTimeout ?? TimeSpan.FromSeconds(30));
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException("The local app exited at start-up:\n" + app.Output);
+            }
+            try
+            {
+                using var response = await http.GetAsync(baseUrl + "/api/health");
+                if (response.IsSuccessStatusCode)
+                {
+                    return app;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        await app.DisposeAsync();
+        throw new TimeoutException("The local app did not answer /api/health:\n" + app.Output);
+    }
+
+    /// <summary>Asks the app to stop as Ctrl+C would (SIGINT) and waits for it to exit.</summary>
+    public async Task<int> StopAsync(TimeSpan timeout)
+    {
+        if (!_process.HasExited)
+        {
+            Signal(_process.Id, 2);
+        }
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Signal(int pid, int signal);
+}

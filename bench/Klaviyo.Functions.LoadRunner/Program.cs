@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Klaviyo.Functions.LoadRunner;
+
+// Load runs of local mode over loopback with the standard mix (../shared/bench/event-mix.jsonl).
+//   ingest   [--seconds N] [--concurrency C]  : closed-loop max accepted rate (batches of 100), then p50/p99 at half that rate
+//   delivery [--seconds N] [--rate R]         : offers R events/s against a fake enforcing Klaviyo's limits, then reports
+//                                               per-endpoint sustained rate vs steady limit, 429 share, and accounting
+var mode = args.FirstOrDefault() ?? "ingest";
+var seconds = IntArg("--seconds", mode == "delivery" ? 200 : 20);
+var concurrency = IntArg("--concurrency", 8);
+var rate = IntArg("--rate", 30);
+
+var events = LoadMix();
+var batches = events.Chunk(100).Select(chunk => Encoding.UTF8.GetBytes("[" + string.Join(",", chunk) + "]")).ToArray();
+Console.WriteLine($"mix: {events.Length} events, {batches.Length} batches of 100");
+
+await using var fake = await FakeKlaviyo.StartAsync(enforceLimits: mode == "delivery");
+var settings = new Dictionary<string, string>
+{
+    ["Klaviyo__PrivateApiKey"] = "pk_load_runner",
+    ["Klaviyo__BaseUrl"] = fake.BaseUrl,
+    ["Klaviyo__ListId"] = "LIST1",
+    ["Klaviyo__SendPageAsTrack"] = "true",
+    ["Klaviyo__AdditionalPageInfo"] = "true",
+    ["Local__DeadLetterPath"] = Path.Combine(Path.GetTempPath(), $"load-dead-letters-{Environment.ProcessId}.jsonl"),
+    ["Logging__LogLevel__Default"] = "Warning",
+    ["Logging__LogLevel__Klaviyo.Functions.Local"] = "Information",
+};
+await using var app = await LocalApp.StartAsync(settings);
+using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+
+if (mode == "ingest")
+{
+    var closed = await ClosedLoop(http, batches, concurrency, TimeSpan.FromSeconds(seconds));
+    Console.WriteLine($"ingest closed loop: {closed.Accepted / closed.Elapsed.TotalSeconds:N0} events/s accepted ({closed.Accepted:N0} events, {closed.Failed} failed requests, concurrency {concurrency}, {closed.Elapsed.TotalSeconds:N1} s); p50 {P(closed.Latencies, 50):N1} ms, p99 {P(closed.Latencies, 99):N1} ms");
+    var half = closed.Accepted / closed.Elapsed.TotalSeconds / 2;
+    var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds));
+    Console.WriteLine($"ingest open loop at {half:N0} events/s: p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms ({open.Accepted:N0} accepted, {open.Failed} failed requests)");
+}
+else
+{
+    var offered = await OpenLoopEvents(http, events, rate, TimeSpan.FromSeconds(seconds));
+    Console.WriteLine($"delivery: offered {offered:N0} events at {rate}/s for {seconds} s; stopping the app (Ctrl+C) and reading its counts");
+    await app.StopAsync(TimeSpan.FromSeconds(60));
+    foreach (var (group, counter) in fake.Counters.OrderBy(c => c.Key))
+    {
+        var minutes = counter.PerMinute();
+        var full = minutes.Count > 2 ? minutes.Skip(1).Take(minutes.Count - 2).ToList() : [];
+        var sustained = full.Count > 0 ? full.Average() : double.NaN;
+        var total = counter.AcceptedCount + counter.ThrottledCount;
+        Console.WriteLine($"  {group,-15} accepted {counter.AcceptedCount,6}, 429 {counter.ThrottledCount,4} ({100.0 * counter.ThrottledCount / Math.Max(1, total):N2} %), per minute [{string.Join(", ", minutes)}], full-window mean {sustained:N1}/min = {100 * sustained / counter.Steady:N1} % of steady {counter.Steady}/min");
+    }
+    var summary = app.Output.Split('\n').LastOrDefault(l => l.Contains("delivered", StringComparison.Ordinal)) ?? "(no summary line)";
+    Console.WriteLine("  app: " + summary.Trim());
+}
+
+static async Task<Run> ClosedLoop(HttpClient http, byte[][] batches, int concurrency, TimeSpan duration)
+{
+    var run = new Run();
+    var watch = Stopwatch.StartNew();
+    var next = -1;
+    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+    {
+        while (watch.Elapsed < duration)
+        {
+            var batch = batches[(Interlocked.Increment(ref next) & int.MaxValue) % batches.Length];
+            await Post(http, batch, run);
+        }
+    }));
+    run.Elapsed = watch.Elapsed;
+    return run;
+}
+
+static async Task<Run> OpenLoop(HttpClient http, byte[][] batches, double batchesPerSecond, TimeSpan duration)
+{
+    var run = new Run();
+    var watch = Stopwatch.StartNew();
+    var inFlight = new List<Task>();
+    for (var i = 0; watch.Elapsed < duration; i++)
+    {
+        var due = TimeSpan.FromSeconds(i / batchesPerSecond);
+        if (due > watch.Elapsed)
+        {
+            await Task.Delay(due - watch.Elapsed);
+        }
+        inFlight.Add(Post(http, batches[i % batches.Length], run));
+    }
+    await Task.WhenAll(inFlight);
+    run.Elapsed = watch.Elapsed;
+    return run;
+}
+
+static async Task<int> OpenLoopEvents(HttpClient http, string[] events, int perSecond, TimeSpan duration)
+{
+    var run = new Run();
+    var watch = Stopwatch.StartNew();
+    var sent = 0;
+    for (var tick = 0; watch.Elapsed < duration; tick++)
+    {
+        var due = TimeSpan.FromSeconds(tick);
+        if (due > watch.Elapsed)
+        {
+            await Task.Delay(due - watch.Elapsed);
+        }
+        var chunk = Enumerable.Range(sent, perSecond).Select(i => events[i % events.Length]).ToArray();
+        await Post(http, Encoding.UTF8.GetBytes("[" + string.Join(",", chunk) + "]"), run);
+        sent += perSecond;
+    }
+    return (int)run.Accepted;
+}
+
+static async Task Post(HttpClient http, byte[] body, Run run)
+{
+    using var content = new ByteArrayContent(body);
+    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+    var start = Stopwatch.GetTimestamp();
+    using var response = await http.PostAsync("/api/events", content);
+    var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    if ((int)response.StatusCode == 202)
+    {
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStreamAsync());
+        Interlocked.Add(ref run.Accepted, doc.RootElement.GetProperty("accepted").GetInt32());
+    }
+    else
+    {
+        Interlocked.Increment(ref run.Failed);
+    }
+    lock (run.Latencies)
+    {
+        run.Latencies.Add(elapsed);
+    }
+}
+
+static double P(List<double> values, int percentile)
+{
+    if (values.Count == 0)
+    {
+        return double.NaN;
+    }
+    var sorted = values.OrderBy(v => v).ToList();
+    return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1)];
+}
+
+static string[] LoadMix()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        var candidate = Path.Combine(dir.FullName, "shared", "bench", "event-mix.jsonl");
+        if (File.Exists(candidate))
+        {
+            return File.ReadLines(candidate).Where(l => l.Length > 0).ToArray();
+        }
+    }
+    throw new FileNotFoundException("shared/bench/event-mix.jsonl");
+}
+
+int IntArg(string name, int fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+}
+
+sealed class Run
+{
+    public long Accepted;
+    public long Failed;
+    public TimeSpan Elapsed;
+    public readonly List<double> Latencies = [];
+}
