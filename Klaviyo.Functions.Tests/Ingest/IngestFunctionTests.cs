@@ -538,6 +538,30 @@ public sealed class IngestFunctionTests
     }
 
     [TestMethod]
+    public async Task TypedRoute_UnknownType_Answers404AndEnqueuesNothing()
+    {
+        var host = new IngestHost();
+
+        var response = await host.PostAsync("/api/v1/purchase", """{"userId":"u-1"}""");
+
+        AssertProblem(response, 404);
+        Assert.Contains("'purchase'", response.Body.GetProperty("detail").GetString()!);
+        Assert.IsEmpty(host.Queue.Sent);
+    }
+
+    [TestMethod]
+    public async Task Events_BodyWithUtf8ByteOrderMark_IsAccepted()
+    {
+        var host = new IngestHost();
+        byte[] body = [0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(SampleEvents.Track)];
+
+        var response = await host.PostAsync("/api/events", body);
+
+        Assert.AreEqual(202, response.Status);
+        Assert.AreEqual("m-track", host.Queue.Sent.Single().MessageId);
+    }
+
+    [TestMethod]
     public async Task Events_PageWithoutSendPageAsTrack_IsAcceptedBecauseSkippingIsNotAnError()
     {
         var host = new IngestHost();

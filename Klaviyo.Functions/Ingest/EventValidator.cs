@@ -93,7 +93,7 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
                 events.Add(root);
                 return true;
             default:
-                error = new ProblemError(null, null, "", $"the body is a JSON {Describe(root.ValueKind)}: {ShapeHint}");
+                error = new ProblemError(null, null, "", $"the body is {Describe(root.ValueKind)}: {ShapeHint}");
                 return false;
         }
 
@@ -122,7 +122,7 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
             var element = events[index];
             if (element.ValueKind != JsonValueKind.Object)
             {
-                errors.Add(new ProblemError(index, null, "", $"an event must be a JSON object, not a {Describe(element.ValueKind)}"));
+                errors.Add(new ProblemError(index, null, "", $"an event must be a JSON object, not {Describe(element.ValueKind)}"));
                 continue;
             }
 
@@ -188,7 +188,7 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
         };
         if (id is null)
         {
-            errors.Add(new ProblemError(index, null, "messageId", $"messageId must be a string or a number, not a {Describe(value.ValueKind)}"));
+            errors.Add(new ProblemError(index, null, "messageId", $"messageId must be a string or a number, not {Describe(value.ValueKind)}"));
             return null;
         }
         if (id.Length is 0 or > MaxMessageIdLength)
@@ -277,12 +277,12 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
 
     private static string Describe(JsonValueKind kind) => kind switch
     {
-        JsonValueKind.Array => "array",
-        JsonValueKind.String => "string",
-        JsonValueKind.Number => "number",
-        JsonValueKind.True or JsonValueKind.False => "boolean",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
         JsonValueKind.Null => "null",
-        _ => "object",
+        _ => "an object",
     };
 
     private static ValidationOutcome Refuse(ProblemError error) =>
