@@ -55,7 +55,7 @@ internal sealed class Identity
         var unusable = default(JsonElement);
         if (phoneText is not null)
         {
-            phone = PhoneNumbers.ToE164(phoneText);
+            phone = PhoneNormalizer.ToE164(phoneText);
             if (phone is null)
             {
                 unusable = phoneElement;

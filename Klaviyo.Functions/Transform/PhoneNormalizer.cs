@@ -8,7 +8,7 @@ namespace Klaviyo.Functions.Transform;
 /// <c>+</c> and 7–15 digits, the first not 0, starting with a country calling code libphonenumber supports.
 /// Whether the rest is a number that exists in that country is Klaviyo's call, not ours.
 /// </summary>
-internal static class PhoneNumbers
+internal static class PhoneNormalizer
 {
     public const int MinDigits = 7;
     public const int MaxDigits = 15;
