@@ -5,7 +5,6 @@ using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Tests.Ingest;

@@ -21,8 +21,6 @@ public sealed class RecordingSender(string entityPath = "klaviyo-events", long m
 
     public int BatchesCreated { get; private set; }
 
-    public int BatchesDisposed => _open.Keys.Count(b => b.Count == -1);
-
     public override string EntityPath => entityPath;
 
     public override ValueTask<ServiceBusMessageBatch> CreateMessageBatchAsync(CancellationToken cancellationToken = default)
