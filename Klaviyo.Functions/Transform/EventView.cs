@@ -59,11 +59,26 @@ internal sealed class EventView
     public static TransformResult.Invalid? Create(JsonElement root, EventType type, out EventView? view)
     {
         view = null;
-        if (JsonRead.Object(root, "context"u8, "context", out var context) is { } e1) { return e1; }
-        if (JsonRead.Object(root, "traits"u8, "traits", out var traits) is { } e2) { return e2; }
-        if (JsonRead.Object(root, "properties"u8, "properties", out var properties) is { } e3) { return e3; }
-        if (JsonRead.Object(context, "traits"u8, "context.traits", out var contextTraits) is { } e4) { return e4; }
-        if (JsonRead.Object(context, "location"u8, "context.location", out var location) is { } e5) { return e5; }
+        if (JsonRead.Object(root, "context"u8, "context", out var context) is { } e1)
+        {
+            return e1;
+        }
+        if (JsonRead.Object(root, "traits"u8, "traits", out var traits) is { } e2)
+        {
+            return e2;
+        }
+        if (JsonRead.Object(root, "properties"u8, "properties", out var properties) is { } e3)
+        {
+            return e3;
+        }
+        if (JsonRead.Object(context, "traits"u8, "context.traits", out var contextTraits) is { } e4)
+        {
+            return e4;
+        }
+        if (JsonRead.Object(context, "location"u8, "context.location", out var location) is { } e5)
+        {
+            return e5;
+        }
         var control = default(JsonElement);
         if (type == EventType.Identify && JsonRead.Object(traits, "properties"u8, "traits.properties", out control) is { } e6)
         {

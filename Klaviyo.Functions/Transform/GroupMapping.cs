@@ -22,9 +22,21 @@ internal static class GroupMapping
             return new TransformResult.Invalid("groupId", "is required for group events (it is the Klaviyo list id)");
         }
 
-        if (JsonRead.Flag(JsonRead.Get(view.Traits, "subscribe"u8), "traits.subscribe", out var subscribe) is { } e1) { return e1; }
-        if (ReadConsent(view, out var consent) is { } e2) { return e2; }
-        if (ReadSmsConsent(view, out var smsConsent) is { } e3) { return e3; }
+        if (JsonRead.Flag(JsonRead.Get(view.Traits, "subscribe"u8), "traits.subscribe", out var subscribe) is { } e1)
+
+        {
+
+            return e1;
+
+        }
+        if (ReadConsent(view, out var consent) is { } e2)
+        {
+            return e2;
+        }
+        if (ReadSmsConsent(view, out var smsConsent) is { } e3)
+        {
+            return e3;
+        }
         return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? options.ConsentChannels, smsConsent ?? options.SmsConsent);
     }
 

@@ -19,9 +19,18 @@ internal static class IdentifyMapping
         {
             return error;
         }
-        if (JsonRead.Flag(JsonRead.Get(control, "subscribe"u8), "traits.properties.subscribe", out var subscribe) is { } e1) { return e1; }
-        if (ListMembership.ReadConsent(JsonRead.Get(control, "consent"u8), "traits.properties.consent", out var consent) is { } e2) { return e2; }
-        if (JsonRead.Flag(JsonRead.Get(control, "smsConsent"u8), "traits.properties.smsConsent", out var smsConsent) is { } e3) { return e3; }
+        if (JsonRead.Flag(JsonRead.Get(control, "subscribe"u8), "traits.properties.subscribe", out var subscribe) is { } e1)
+        {
+            return e1;
+        }
+        if (ListMembership.ReadConsent(JsonRead.Get(control, "consent"u8), "traits.properties.consent", out var consent) is { } e2)
+        {
+            return e2;
+        }
+        if (JsonRead.Flag(JsonRead.Get(control, "smsConsent"u8), "traits.properties.smsConsent", out var smsConsent) is { } e3)
+        {
+            return e3;
+        }
 
         return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? options.ConsentChannels, smsConsent ?? options.SmsConsent);
     }

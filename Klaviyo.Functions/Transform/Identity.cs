@@ -34,10 +34,25 @@ internal sealed class Identity
         var traits = view.Type == EventType.Group ? default : view.Traits;
         var contextTraits = view.ContextTraits;
 
-        if (UserIdOf(view.Root, traits, contextTraits, out var userId) is { } e1) { return e1; }
-        if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out var anonymousId) is { } e2) { return e2; }
-        if (FirstString(traits, contextTraits, view.Properties, "email"u8, "email", out var email, out _, out _) is { } e3) { return e3; }
-        if (FirstString(traits, contextTraits, view.Properties, "phone"u8, "phone", out var phoneText, out var phoneElement, out var phoneField) is { } e4) { return e4; }
+        if (UserIdOf(view.Root, traits, contextTraits, out var userId) is { } e1)
+
+        {
+
+            return e1;
+
+        }
+        if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out var anonymousId) is { } e2)
+        {
+            return e2;
+        }
+        if (FirstString(traits, contextTraits, view.Properties, "email"u8, "email", out var email, out _, out _) is { } e3)
+        {
+            return e3;
+        }
+        if (FirstString(traits, contextTraits, view.Properties, "phone"u8, "phone", out var phoneText, out var phoneElement, out var phoneField) is { } e4)
+        {
+            return e4;
+        }
 
         var kx = JsonRead.Get(traits, "_kx"u8);
         var kxField = "traits._kx";

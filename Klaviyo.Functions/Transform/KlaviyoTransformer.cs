@@ -38,6 +38,11 @@ public sealed class KlaviyoTransformer
         {
             return new TransformResult.Malformed("the body is empty, not a JSON event");
         }
+        // The parser checks structure, not the bytes inside strings; checking up front keeps bad text out of bodies.
+        if (!System.Text.Unicode.Utf8.IsValid(utf8Json))
+        {
+            return new TransformResult.Malformed("the body is not valid UTF-8");
+        }
         // The document reads from a pooled copy; plans never keep references into it.
         var buffer = ArrayPool<byte>.Shared.Rent(utf8Json.Length);
         try

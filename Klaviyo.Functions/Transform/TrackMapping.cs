@@ -88,8 +88,14 @@ internal static class PageMapping
 
     public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
-        if (Part(view, "name"u8, "name", out var name) is { } e1) { return e1; }
-        if (Part(view, "category"u8, "category", out var category) is { } e2) { return e2; }
+        if (Part(view, "name"u8, "name", out var name) is { } e1)
+        {
+            return e1;
+        }
+        if (Part(view, "category"u8, "category", out var category) is { } e2)
+        {
+            return e2;
+        }
         var metric = name is null ? "Viewed a Page"
             : category is null ? string.Concat("Viewed ", name, " page")
             : string.Concat("Viewed ", category, " ", name, " page");
