@@ -35,7 +35,9 @@ public static class KlaviyoServiceCollectionExtensions
                 AllowAutoRedirect = false,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             })
-            .RedactLoggedHeaders(_ => true);
+            // The factory's default loggers put raw header values (the key) into the log state at Trace level even
+            // when the message text is redacted; the relay logs its own outcomes instead.
+            .RemoveAllLoggers();
         client.AddResilienceHandler("klaviyo", (pipeline, context) => KlaviyoResilience.Configure(
                 pipeline,
                 context.ServiceProvider.GetRequiredService<IOptions<RelayOptions>>().Value,
