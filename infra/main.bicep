@@ -50,7 +50,7 @@ param klaviyoBaseUrl string = 'https://a.klaviyo.com'
 
 @description('Relay__MaxAttempts: scheduled delivery attempts per event before it is dead-lettered as RetriesExhausted.')
 @minValue(1)
-@maxValue(19)
+@maxValue(100)
 param relayMaxAttempts int = 10
 
 @description('Extra app settings (name: string value) merged over the declared ones, e.g. Relay__* limiter sizes or Ingest__* limits.')

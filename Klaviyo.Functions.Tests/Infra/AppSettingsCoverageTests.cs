@@ -85,6 +85,38 @@ public sealed partial class AppSettingsCoverageTests
         Assert.IsEmpty(FlexDeprecatedSettings.Where(declared.ContainsKey).ToList());
     }
 
+    [TestMethod]
+    public void LocalSettingsSample_CoversEveryOptionsSetting()
+    {
+        using var sample = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(RepoRoot(), "local.settings.sample.json")));
+        var values = sample.RootElement.GetProperty("Values").EnumerateObject().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+        // Locally the emulator's connection string (setting "ServiceBus") replaces the managed-identity trio.
+        var missing = SettingsTheCodeReads()
+            .Where(s => !s.StartsWith("ServiceBus__", StringComparison.Ordinal) && !values.Contains(s))
+            .ToList();
+
+        Assert.IsEmpty(missing, $"Add these to local.settings.sample.json: {string.Join(", ", missing)}");
+        Assert.Contains("ServiceBus", values);
+    }
+
+    [TestMethod]
+    public void EmulatorConfig_EventsQueue_FitsEmulatorLimitsAndMatchesTheApp()
+    {
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(RepoRoot(), "infra/local/servicebus-emulator-config.json")));
+        var ns = config.RootElement.GetProperty("UserConfig").GetProperty("Namespaces").EnumerateArray().Single();
+        var queue = ns.GetProperty("Queues").EnumerateArray().Single();
+        var properties = queue.GetProperty("Properties");
+
+        Assert.AreEqual("sbemulatorns", ns.GetProperty("Name").GetString());
+        Assert.AreEqual(global::Klaviyo.Functions.Queue.MessageProperties.DefaultQueueName, queue.GetProperty("Name").GetString());
+        Assert.IsTrue(properties.GetProperty("RequiresDuplicateDetection").GetBoolean());
+        Assert.IsTrue(properties.GetProperty("DeadLetteringOnMessageExpiration").GetBoolean());
+        Assert.IsInRange(1, 10, properties.GetProperty("MaxDeliveryCount").GetInt32());
+        Assert.IsLessThanOrEqualTo(TimeSpan.FromMinutes(5), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("LockDuration").GetString()!));
+        Assert.IsLessThanOrEqualTo(TimeSpan.FromMinutes(5), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("DuplicateDetectionHistoryTimeWindow").GetString()!));
+        Assert.IsLessThanOrEqualTo(TimeSpan.FromHours(1), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("DefaultMessageTimeToLive").GetString()!));
+    }
+
     /// <summary>Options classes with a <c>public const string SectionName</c>: each bindable property is
     /// <c>Section__Property</c> (nested option objects recurse), less the local-only exclusions.</summary>
     private static List<string> SettingsTheCodeReads()

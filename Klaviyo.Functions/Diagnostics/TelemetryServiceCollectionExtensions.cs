@@ -19,7 +19,10 @@ public static class TelemetryServiceCollectionExtensions
     /// <c>APPLICATIONINSIGHTS_AUTHENTICATION_STRING</c> asks for it, plus the configuration health report.</summary>
     public static IServiceCollection AddRelayTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddApplicationInsightsTelemetryWorkerService();
+        // Worker-side adaptive sampling could drop exceptions and dead-letter traces; the worker sends few items per
+        // message (outcome log, Klaviyo dependency calls, pre-aggregated metrics), so it stays unsampled. Requests are
+        // sampled by the host (host.json), which excludes Request and Exception from sampling.
+        services.AddApplicationInsightsTelemetryWorkerService(options => options.EnableAdaptiveSampling = false);
         services.ConfigureFunctionsApplicationInsights();
 
         // The component has local auth disabled, so the worker's SDK must send with the app's identity, as the host does.

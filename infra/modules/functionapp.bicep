@@ -134,12 +134,22 @@ var appSettings = {
   Klaviyo__BaseUrl: klaviyoBaseUrl
 
   // Relay (RelayOptions). Add new Relay__* settings here; the coverage test lists any that are missing.
+  // Literal values are the code's defaults, written out so operators see them in the portal; override them
+  // through the additionalAppSettings parameter.
   Relay__MaxAttempts: string(relayMaxAttempts)
   // Each instance takes 1/N of Klaviyo's per-account rate limits; N = the most instances Flex may run.
   Relay__ExpectedInstanceCount: string(maximumInstanceCount)
+  Relay__MaxInCallRetries: '2'
+  Relay__InCallRetryBudget: '00:00:05'
+  Relay__InCallRetryDelay: '00:00:00.5'
+  Relay__AttemptTimeout: '00:00:10'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${ingestSigningSecretUri})'
+  Ingest__MaxRequestBytes: '4194304'
+  Ingest__MaxEventBytes: '32768'
+  Ingest__SendTimeout: '00:00:30'
+  Ingest__RetryAfter: '00:00:10'
 }
 
 resource app 'Microsoft.Web/sites@2025-03-01' = {

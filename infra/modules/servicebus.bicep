@@ -45,9 +45,11 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   parent: namespace
   name: queueName
   properties: {
-    // One relay invocation = at most ~4 Klaviyo calls (profile import, subscription, list, event), each with its own
-    // per-attempt timeout, plus in-call retries that wait at most 5 s in total. Two minutes covers that without leaning
-    // on lock renewal (host.json renews up to 5 min anyway) and still lets a message from a crashed instance come back soon.
+    // One relay invocation makes 1-4 Klaviyo calls (profile import, subscription, list membership, event). Each call is
+    // at most 3 tries of Relay__AttemptTimeout (10 s) with at most 5 s of waiting between them, so ~35 s worst case per
+    // call and ~140 s for the rare identify that needs all four; the typical invocation takes well under a second.
+    // Two minutes covers almost every case without relying on renewal (host.json renews up to 5 min for the rest) and
+    // still brings a message held by a crashed instance back within two minutes.
     lockDuration: 'PT2M'
     maxDeliveryCount: maxDeliveryCount
     // The ingest sets MessageId = the event's messageId, so a retried webhook request does not enqueue twice.
