@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
@@ -18,6 +19,7 @@ public static class RelayServiceCollectionExtensions
         services.AddKlaviyoClient();
         services.AddRelay(configuration);
         services.AddIngest(configuration);
+        services.AddRelayTelemetry(configuration);
         return services;
     }
 }

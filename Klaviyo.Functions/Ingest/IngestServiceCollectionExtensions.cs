@@ -1,13 +1,23 @@
+using Klaviyo.Functions.Queue;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;
 
 public static class IngestServiceCollectionExtensions
 {
-    /// <summary>Registers the ingest handler, options and queue sender. (Issue 4.)</summary>
+    /// <summary>Registers the ingest handler, its options (section <c>Ingest</c>, validated at start-up) and the event queue.</summary>
     public static IServiceCollection AddIngest(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<SignatureVerifier>();
+        services.TryAddSingleton<EventValidator>();
+        services.TryAddSingleton<IngestHandler>();
+        services.AddEventQueue(configuration);
         return services;
     }
 }

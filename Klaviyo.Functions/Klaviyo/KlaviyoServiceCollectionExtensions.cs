@@ -1,4 +1,7 @@
+using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Relay;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -15,9 +18,32 @@ public static class KlaviyoServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>Registers the typed Klaviyo HTTP client with its resilience pipeline. (Issue 3.)</summary>
+    /// <summary>
+    /// Registers the typed <see cref="KlaviyoClient"/>: headers of spec section 2, no redirects (a 3xx is a rejection),
+    /// then resilience (call timeout → in-call retries → per-try timeout), then the per-endpoint rate limiter, so that
+    /// every try takes a permit.
+    /// </summary>
     public static IServiceCollection AddKlaviyoClient(this IServiceCollection services)
     {
+        services.AddRelayOptions();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<KlaviyoRateLimits>();
+        services.TryAddTransient<KlaviyoRateLimitHandler>();
+        var client = services.AddHttpClient<KlaviyoClient>((sp, http) => KlaviyoClient.Configure(http, sp.GetRequiredService<IOptions<KlaviyoOptions>>().Value))
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            })
+            // The factory's default loggers put raw header values (the key) into the log state at Trace level even
+            // when the message text is redacted; the relay logs its own outcomes instead.
+            .RemoveAllLoggers();
+        client.AddResilienceHandler("klaviyo", (pipeline, context) => KlaviyoResilience.Configure(
+                pipeline,
+                context.ServiceProvider.GetRequiredService<IOptions<RelayOptions>>().Value,
+                context.ServiceProvider.GetRequiredService<TimeProvider>(),
+                context.ServiceProvider.GetRequiredService<RelayMetrics>()));
+        client.AddHttpMessageHandler<KlaviyoRateLimitHandler>();
         return services;
     }
 

@@ -1,13 +1,44 @@
+using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Queue;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Relay;
 
 public static class RelayFeatureServiceCollectionExtensions
 {
-    /// <summary>Registers the relay processor, options and Service Bus pieces. (Issue 3.)</summary>
+    /// <summary>The app setting naming the events queue (shared with the trigger's <c>%EventsQueueName%</c>).</summary>
+    public const string QueueNameSetting = "EventsQueueName";
+
+    /// <summary>Registers the relay processor, options, retry schedule, metrics and dead-letter replay.
+    /// <see cref="IEventQueue"/> and <see cref="ServiceBusClient"/> come from the queue feature.</summary>
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddRelayOptions();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(new RetrySchedule());
+        services.AddTransient<RelayProcessor>();
+        services.AddTransient<DeadLetterReplayer>();
+
+        var queueName = configuration[QueueNameSetting] is { Length: > 0 } name ? name : MessageProperties.DefaultQueueName;
+        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(sp.GetRequiredService<ServiceBusClient>(), queueName));
+        return services;
+    }
+
+    /// <summary>Binds <see cref="RelayOptions"/> and the meter; safe to call from every feature that needs them.</summary>
+    internal static IServiceCollection AddRelayOptions(this IServiceCollection services)
+    {
+        if (services.Any(d => d.ServiceType == typeof(IValidateOptions<RelayOptions>)))
+        {
+            return services;
+        }
+        services.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RelayOptions>, RelayOptionsValidator>();
+        services.AddMetrics();
+        services.TryAddSingleton<RelayMetrics>();
         return services;
     }
 }

@@ -1,0 +1,71 @@
+using Klaviyo.Functions.Ingest;
+
+namespace Klaviyo.Functions.Tests.Ingest;
+
+[TestClass]
+public sealed class IngestOptionsValidatorTests
+{
+    private static IReadOnlyList<string> Failures(IngestOptions options) =>
+        [.. new IngestOptionsValidator().Validate(null, options).Failures ?? []];
+
+    [TestMethod]
+    public void Validate_Defaults_Succeeds()
+    {
+        var options = new IngestOptions();
+
+        Assert.IsEmpty(Failures(options));
+        Assert.AreEqual(4 * 1024 * 1024, options.MaxRequestBytes);
+        Assert.AreEqual(32 * 1024, options.MaxEventBytes);
+        Assert.IsFalse(options.RequiresSignature);
+    }
+
+    [TestMethod]
+    [DataRow(0, "Ingest__MaxRequestBytes")]
+    [DataRow(200 * 1024 * 1024, "Ingest__MaxRequestBytes")]
+    public void Validate_MaxRequestBytesOutOfRange_NamesSetting(int value, string setting)
+    {
+        var failure = Failures(new IngestOptions { MaxRequestBytes = value }).First();
+
+        Assert.StartsWith(setting, failure);
+    }
+
+    [TestMethod]
+    public void Validate_MaxEventBytesOverServiceBusMessageSize_NamesSetting()
+    {
+        var failure = Failures(new IngestOptions { MaxEventBytes = 300 * 1024 }).Single();
+
+        Assert.StartsWith("Ingest__MaxEventBytes", failure);
+    }
+
+    [TestMethod]
+    public void Validate_MaxEventBytesOverMaxRequestBytes_Fails()
+    {
+        var failure = Failures(new IngestOptions { MaxRequestBytes = 2048, MaxEventBytes = 4096 }).Single();
+
+        Assert.Contains("must not exceed Ingest__MaxRequestBytes", failure);
+    }
+
+    [TestMethod]
+    public void Validate_BlankSigningSecret_Fails()
+    {
+        var failure = Failures(new IngestOptions { SigningSecret = "   " }).Single();
+
+        Assert.StartsWith("Ingest__SigningSecret", failure);
+    }
+
+    [TestMethod]
+    public void Validate_ZeroRetryAfterAndHourLongSendTimeout_NamesBoth()
+    {
+        var failures = Failures(new IngestOptions { RetryAfter = TimeSpan.Zero, SendTimeout = TimeSpan.FromHours(1) });
+
+        Assert.HasCount(2, failures);
+        Assert.Contains(f => f.StartsWith("Ingest__RetryAfter", StringComparison.Ordinal), failures);
+        Assert.Contains(f => f.StartsWith("Ingest__SendTimeout", StringComparison.Ordinal), failures);
+    }
+
+    [TestMethod]
+    public void ToString_WithSigningSecret_DoesNotShowIt()
+    {
+        Assert.DoesNotContain("s3cret", new IngestOptions { SigningSecret = "s3cret" }.ToString());
+    }
+}

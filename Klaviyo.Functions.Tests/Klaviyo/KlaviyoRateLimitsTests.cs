@@ -1,0 +1,60 @@
+using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Klaviyo.Functions.Tests.Klaviyo;
+
+[TestClass]
+public sealed class KlaviyoRateLimitsTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    [TestMethod]
+    [DataRow(KlaviyoEndpoint.CreateEvent, 1, 350, 3500)]
+    [DataRow(KlaviyoEndpoint.CreateEvent, 4, 87, 875)]
+    [DataRow(KlaviyoEndpoint.ProfileImport, 10, 7, 75)]
+    [DataRow(KlaviyoEndpoint.SubscribeProfiles, 1, 75, 750)]
+    [DataRow(KlaviyoEndpoint.AddProfilesToList, 20, 1, 7)]
+    [DataRow(KlaviyoEndpoint.AddProfilesToList, 1000, 1, 1)]
+    public void InstanceShare_DividesPublishedLimitsByInstances(KlaviyoEndpoint endpoint, int instances, int perSecond, int perMinute)
+    {
+        Assert.AreEqual((perSecond, perMinute), KlaviyoRateLimits.InstanceShare(endpoint, instances));
+    }
+
+    [TestMethod]
+    public async Task Limiter_SteadyWindowSpent_HoldsTheCallBackWithoutCallingKlaviyo()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/lists/L1/relationships/profiles", 204);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "1000" });
+        var listAdd = Plans.IdentifyWithList("L1").Steps[1].Build("P1");
+
+        var first = await host.Client.SendAsync(listAdd, TestContext.CancellationToken);
+        var second = await host.Client.SendAsync(listAdd, TestContext.CancellationToken);
+
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(first);
+        var held = Assert.IsInstanceOfType<KlaviyoResponse.Transient>(second);
+        Assert.AreEqual(429, held.StatusCode);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(5), held.RetryAfter!.Value, "a spent minute window is waited out by a scheduled retry");
+        Assert.Contains("rate limiter", held.Description);
+        Assert.HasCount(1, klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Limiter_After429_PausesOnlyThatEndpoint()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/events", 429, null, new Dictionary<string, string> { ["Retry-After"] = "120" })
+            .Answer("/api/profile-import", 200, FakeKlaviyo.ProfileAnswer("P1"));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        await host.Client.SendAsync(Plans.Event("a"), TestContext.CancellationToken);
+        var paused = await host.Client.SendAsync(Plans.Event("b"), TestContext.CancellationToken);
+        var other = await host.Client.SendAsync(Plans.IdentifyWithList().Steps[0].Build(), TestContext.CancellationToken);
+
+        var held = Assert.IsInstanceOfType<KlaviyoResponse.Transient>(paused);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(100), held.RetryAfter!.Value);
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(other);
+        Assert.AreSequenceEqual(["/api/events", "/api/profile-import"], klaviyo.ReceivedPaths);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(100), host.Services.GetRequiredService<KlaviyoRateLimits>().PausedFor(KlaviyoEndpoint.CreateEvent));
+    }
+}

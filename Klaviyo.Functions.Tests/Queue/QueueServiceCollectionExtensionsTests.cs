@@ -1,0 +1,71 @@
+using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Queue;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Tests.Queue;
+
+[TestClass]
+public sealed class QueueServiceCollectionExtensionsTests
+{
+    private const string ConnectionString = "Endpoint=sb://relay-test.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
+
+    private static ServiceProvider Build(Dictionary<string, string?> settings)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        return new ServiceCollection().AddEventQueue(configuration).BuildServiceProvider();
+    }
+
+    [TestMethod]
+    public async Task AddEventQueue_ConnectionString_RegistersClientSenderAndQueue()
+    {
+        await using var provider = Build(new() { ["ServiceBus"] = ConnectionString });
+
+        var client = provider.GetRequiredService<ServiceBusClient>();
+        var sender = provider.GetRequiredService<ServiceBusSender>();
+
+        Assert.AreEqual("relay-test.servicebus.windows.net", client.FullyQualifiedNamespace);
+        Assert.AreEqual(MessageProperties.DefaultQueueName, sender.EntityPath);
+        Assert.IsInstanceOfType<ServiceBusEventQueue>(provider.GetRequiredService<IEventQueue>());
+        Assert.AreSame(client, provider.GetRequiredService<ServiceBusClient>());
+    }
+
+    [TestMethod]
+    public async Task AddEventQueue_FullyQualifiedNamespace_UsesIdentityAndQueueName()
+    {
+        await using var provider = Build(new()
+        {
+            ["ServiceBus:fullyQualifiedNamespace"] = "relay-prod.servicebus.windows.net",
+            ["ServiceBus:clientId"] = "00000000-0000-0000-0000-000000000001",
+            ["EventsQueueName"] = "shop-events",
+        });
+
+        var client = provider.GetRequiredService<ServiceBusClient>();
+
+        Assert.AreEqual("relay-prod.servicebus.windows.net", client.FullyQualifiedNamespace);
+        Assert.AreEqual("shop-events", provider.GetRequiredService<ServiceBusSender>().EntityPath);
+        var options = provider.GetRequiredService<IOptions<EventQueueOptions>>().Value;
+        Assert.IsTrue(options.UsesIdentity);
+        Assert.AreEqual("00000000-0000-0000-0000-000000000001", options.ClientId);
+    }
+
+    [TestMethod]
+    public async Task AddEventQueue_NoConnection_FailsValidationNamingBothSettings()
+    {
+        await using var provider = Build([]);
+
+        var ex = Assert.ThrowsExactly<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EventQueueOptions>>().Value);
+
+        Assert.Contains("ServiceBus__fullyQualifiedNamespace", ex.Message);
+        Assert.Contains("ServiceBus (a connection string)", ex.Message);
+    }
+
+    [TestMethod]
+    public void EventQueueOptions_ToString_HidesConnectionString()
+    {
+        var options = new EventQueueOptions { ConnectionString = ConnectionString };
+
+        Assert.DoesNotContain("c2VjcmV0", options.ToString());
+    }
+}

@@ -1,0 +1,109 @@
+using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Tests.TestSupport;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Klaviyo.Functions.Tests.Relay;
+
+[TestClass]
+public sealed class DeadLetterReplayTests
+{
+    private static (RelayTestHost Host, FakeDeadLetterStore Store) Create()
+    {
+        var host = RelayTestHost.Create("http://127.0.0.1:1");
+        var store = new FakeDeadLetterStore();
+        return (host, store);
+    }
+
+    private static DeadLetterReplayer Replayer(RelayTestHost host, FakeDeadLetterStore store) =>
+        ActivatorUtilities.CreateInstance<DeadLetterReplayer>(host.Services, store);
+
+    [TestMethod]
+    public async Task Replay_WithReason_MovesOnlyThatReasonWithFreshAttempt()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        store.Add("a/attempt-10", "RetriesExhausted").Add("b", "KlaviyoRejected").Add("c/attempt-4", "RetriesExhausted");
+
+        var result = await Replayer(host, store).ReplayAsync(10, "RetriesExhausted", CancellationToken.None);
+
+        Assert.AreSequenceEqual(["a", "c"], result.Moved.Select(m => m.MessageId));
+        Assert.AreEqual(3, result.Scanned);
+        Assert.AreSequenceEqual(["a/replay-101", "c/replay-103"], host.Queue.Sent.Select(e => e.MessageId));
+        Assert.IsTrue(host.Queue.Sent.All(e => e.Attempt == 1 && e.Subject == "track"));
+        Assert.AreSequenceEqual(["b"], store.Messages.Select(m => m.MessageId));
+        Assert.AreEqual(1, store.Released);
+    }
+
+    [TestMethod]
+    public async Task Replay_WithMax_MovesNoMore()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        for (var i = 0; i < 5; i++)
+        {
+            store.Add($"m{i}", "KlaviyoRejected");
+        }
+
+        var result = await Replayer(host, store).ReplayAsync(2, null, CancellationToken.None);
+
+        Assert.HasCount(2, result.Moved);
+        Assert.HasCount(2, host.Queue.Sent);
+        Assert.HasCount(3, store.Messages);
+    }
+
+    [TestMethod]
+    public async Task Replay_WhenQueueRefuses_LeavesTheDeadLetterInPlace()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        store.Add("a", "KlaviyoRejected");
+        host.Queue.Failure = new InvalidOperationException("queue down");
+
+        await Assert.ThrowsExactlyAsync<InvalidOperationException>(() => Replayer(host, store).ReplayAsync(10, null, CancellationToken.None));
+
+        Assert.HasCount(1, store.Messages);
+        Assert.AreEqual(1, store.Released);
+    }
+
+    [TestMethod]
+    public async Task Function_WithQuery_AnswersWhatItMoved()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        store.Add("a", "KlaviyoUnauthorized").Add("b", "KlaviyoRejected");
+        var function = new ReplayDeadLettersFunction(Replayer(host, store));
+        var request = new DefaultHttpContext().Request;
+        request.Method = "POST";
+        request.QueryString = new QueryString("?max=5&reason=KlaviyoUnauthorized");
+
+        var result = await function.RunAsync(request, CancellationToken.None);
+
+        var body = Assert.IsInstanceOfType<ReplayDeadLettersFunction.Response>(Assert.IsInstanceOfType<OkObjectResult>(result).Value);
+        Assert.AreEqual(1, body.Moved);
+        Assert.AreEqual("KlaviyoUnauthorized", body.Reason);
+        Assert.AreEqual("a", body.Messages.Single().MessageId);
+        Assert.AreEqual("KlaviyoUnauthorized description", body.Messages.Single().Description);
+    }
+
+    [TestMethod]
+    [DataRow("?max=0")]
+    [DataRow("?max=1001")]
+    [DataRow("?max=ten")]
+    [DataRow("?reason=")]
+    public async Task Function_WithBadQuery_Answers400NamingTheField(string query)
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        store.Add("a", "KlaviyoRejected");
+        var request = new DefaultHttpContext().Request;
+        request.QueryString = new QueryString(query);
+
+        var result = await new ReplayDeadLettersFunction(Replayer(host, store)).RunAsync(request, CancellationToken.None);
+
+        var problem = Assert.IsInstanceOfType<ProblemDetails>(Assert.IsInstanceOfType<BadRequestObjectResult>(result).Value);
+        Assert.AreEqual(query[1..query.IndexOf('=')], problem.Extensions["field"]);
+        Assert.HasCount(1, store.Messages);
+    }
+}

@@ -1,0 +1,222 @@
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Tests.TestSupport;
+
+namespace Klaviyo.Functions.Tests.Relay;
+
+/// <summary>The queue trigger end to end: real events, the real transformer and HttpClient pipeline, a fake Klaviyo
+/// on loopback, and the settlement calls and scheduled copies recorded.</summary>
+[TestClass]
+public sealed class RelayFunctionTests
+{
+    private const string Track = """{"type":"track","event":"Order Completed","userId":"u1","messageId":"m-1","timestamp":"2026-11-01T10:00:00Z","properties":{"revenue":12.5,"currency":"EUR"}}""";
+    private const string IdentifyWithList = """{"type":"identify","userId":"u1","messageId":"m-2","traits":{"email":"a@example.com","properties":{"listId":"Xy12"}}}""";
+
+    public TestContext TestContext { get; set; } = null!;
+
+    private async Task<(RecordingMessageActions Actions, RelayTestHost Host)> RunAsync(FakeKlaviyo klaviyo, string json, string messageId, int? attempt = null, IDictionary<string, string?>? settings = null, RelayTestHost? host = null)
+    {
+        host ??= RelayTestHost.Create(klaviyo.BaseUrl, settings);
+        var actions = new RecordingMessageActions();
+        await host.Function.RunAsync(RelayTestHost.Message(json, messageId, attempt), actions, TestContext.CancellationToken);
+        return (actions, host);
+    }
+
+    [TestMethod]
+    public async Task Relay_On2xx_CompletesAndSendsTheEventOnce()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
+        using var _ = host;
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
+        var received = klaviyo.Received.Single();
+        Assert.AreEqual("/api/events", received.Path);
+        Assert.Contains("\"unique_id\":\"m-1\"", received.Body);
+        Assert.IsEmpty(host.Queue.Scheduled);
+    }
+
+    [TestMethod]
+    public async Task Relay_500Then200_DeliveredWithinTheCall()
+    {
+        using var klaviyo = FakeKlaviyo.Start().AnswerInTurn("/api/events", (500, null), (202, null));
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
+        using var _ = host;
+
+        Assert.AreEqual("Complete", actions.Calls.Single().Action);
+        Assert.HasCount(2, klaviyo.Received);
+        Assert.IsEmpty(host.Queue.Scheduled);
+    }
+
+    [TestMethod]
+    public async Task Relay_OnPersistent503_SchedulesCopyWithNextAttemptAndCompletesOriginal()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
+        var before = DateTimeOffset.UtcNow;
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1", attempt: 3);
+        using var _ = host;
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
+        var (copy, at) = host.Queue.Scheduled.Single();
+        Assert.AreEqual("m-1/attempt-4", copy.MessageId);
+        Assert.AreEqual(4, copy.Attempt);
+        Assert.AreEqual("track", copy.Subject);
+        Assert.AreEqual(Track, System.Text.Encoding.UTF8.GetString(copy.Body.Span));
+        Assert.IsTrue(at >= before + TimeSpan.FromMinutes(10) && at <= DateTimeOffset.UtcNow + TimeSpan.FromMinutes(10), $"attempt 3 failed: 10 min back-off, got {at - before}");
+        Assert.HasCount(3, klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Relay_On429WithRetryAfter_SchedulesCopyNoSoonerThanHeader()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 429, FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled.", null), new Dictionary<string, string> { ["Retry-After"] = "300" });
+        var before = DateTimeOffset.UtcNow;
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
+        using var _ = host;
+
+        Assert.AreEqual("Complete", actions.Calls.Single().Action);
+        var (copy, at) = host.Queue.Scheduled.Single();
+        Assert.AreEqual(2, copy.Attempt);
+        Assert.IsGreaterThanOrEqualTo(before + TimeSpan.FromSeconds(300), at);
+        Assert.HasCount(1, klaviyo.Received, "a Retry-After beyond the in-call budget is not waited in the call");
+    }
+
+    [TestMethod]
+    public async Task Relay_OnLastAttempt_DeadLettersRetriesExhausted()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1/attempt-10", attempt: 10);
+        using var _ = host;
+
+        var settlement = actions.Calls.Single();
+        Assert.AreEqual("DeadLetter", settlement.Action);
+        Assert.AreEqual("RetriesExhausted", settlement.Reason);
+        Assert.StartsWith("10 attempt(s) failed; last: POST /api/events answered 503", settlement.Description);
+        Assert.IsEmpty(host.Queue.Scheduled);
+    }
+
+    [TestMethod]
+    public async Task Relay_On400WithKlaviyoError_DeadLettersKlaviyoRejectedWithDetailAndPointer()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", "/data/attributes/metric/data/attributes/name"));
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
+        using var _ = host;
+
+        Assert.AreEqual(
+            new Settlement("DeadLetter", "m-1", "KlaviyoRejected", "POST /api/events answered 400: invalid: Invalid input. (pointer /data/attributes/metric/data/attributes/name)"),
+            actions.Calls.Single());
+        Assert.HasCount(1, klaviyo.Received);
+    }
+
+    [TestMethod]
+    [DataRow(401)]
+    [DataRow(403)]
+    public async Task Relay_On401Or403_DeadLettersKlaviyoUnauthorizedWithoutTheKey(int status)
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", status, FakeKlaviyo.ErrorAnswer(status, "not_authenticated", "Incorrect authentication credentials.", null));
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
+        using var _ = host;
+
+        var settlement = actions.Calls.Single();
+        Assert.AreEqual("KlaviyoUnauthorized", settlement.Reason);
+        Assert.Contains("Incorrect authentication credentials.", settlement.Description!);
+        Assert.DoesNotContain(RelayTestHost.ApiKey, settlement.Description!);
+        Assert.DoesNotContain(RelayTestHost.ApiKey, host.AllLogText());
+    }
+
+    [TestMethod]
+    [DataRow("not json at all")]
+    [DataRow("[1,2]")]
+    public async Task Relay_BodyThatIsNotAnEvent_DeadLettersMalformedMessageWithoutCallingKlaviyo(string body)
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        var (actions, host) = await RunAsync(klaviyo, body, "m-1");
+        using var _ = host;
+
+        Assert.AreEqual("MalformedMessage", actions.Calls.Single().Reason);
+        Assert.IsEmpty(klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Relay_EventWithoutIdentifier_DeadLettersInvalidEventNamingTheRule()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        var (actions, host) = await RunAsync(klaviyo, """{"type":"track","event":"Clicked","messageId":"m-1"}""", "m-1");
+        using var _ = host;
+
+        var settlement = actions.Calls.Single();
+        Assert.AreEqual("InvalidEvent", settlement.Reason);
+        Assert.Contains("no user identifier", settlement.Description!);
+        Assert.IsEmpty(klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Relay_PageWithoutSendPageAsTrack_CompletesAsSkipped()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        var (actions, host) = await RunAsync(klaviyo, """{"type":"page","name":"Home","userId":"u1","messageId":"m-1"}""", "m-1");
+        using var _ = host;
+
+        Assert.AreEqual("Complete", actions.Calls.Single().Action);
+        Assert.IsEmpty(klaviyo.Received);
+        Assert.Contains("skipped", host.AllLogText());
+    }
+
+    [TestMethod]
+    public async Task Relay_OnTimeout_SchedulesARetry()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202, delay: TimeSpan.FromSeconds(1));
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1", settings: new Dictionary<string, string?> { ["Relay:AttemptTimeout"] = "00:00:00.200", ["Relay:MaxInCallRetries"] = "1" });
+        using var _ = host;
+
+        Assert.AreEqual("Complete", actions.Calls.Single().Action);
+        Assert.AreEqual("m-1/attempt-2", host.Queue.Scheduled.Single().Event.MessageId);
+        Assert.HasCount(2, await klaviyo.WaitForReceivedAsync(2, TestContext.CancellationToken));
+    }
+
+    [TestMethod]
+    public async Task Relay_IdentifyWhoseSecondCallFails_RetriesTheWholeEvent()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/profile-import", 200, FakeKlaviyo.ProfileAnswer("01P"))
+            .Answer("/api/lists/Xy12/relationships/profiles", 503);
+        var (first, host) = await RunAsync(klaviyo, IdentifyWithList, "m-2");
+        using var _ = host;
+        var (copy, _) = host.Queue.Scheduled.Single();
+
+        klaviyo.Server.ResetMappings();
+        klaviyo.Answer("/api/profile-import", 200, FakeKlaviyo.ProfileAnswer("01P")).Answer("/api/lists/Xy12/relationships/profiles", 204);
+        var second = new RecordingMessageActions();
+        var redelivered = RelayTestHost.Message(System.Text.Encoding.UTF8.GetString(copy.Body.Span), copy.MessageId, copy.Attempt, "identify");
+        await host.Function.RunAsync(redelivered, second, TestContext.CancellationToken);
+
+        Assert.AreEqual("Complete", first.Calls.Single().Action);
+        Assert.AreEqual(new Settlement("Complete", "m-2/attempt-2", null, null), second.Calls.Single());
+        Assert.AreEqual(2, klaviyo.ReceivedPaths.Count(p => p == "/api/profile-import"), "profile-import runs again on the retry");
+        Assert.Contains("\"id\":\"01P\"", klaviyo.Received[^1].Body);
+        Assert.Contains("Event m-2 delivered on attempt 2", host.AllLogText());
+    }
+
+    [TestMethod]
+    public async Task Relay_WhenSchedulingFails_LeavesTheMessageUnsettled()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        host.Queue.Failure = new InvalidOperationException("Service Bus unavailable");
+        var actions = new RecordingMessageActions();
+
+        await Assert.ThrowsExactlyAsync<InvalidOperationException>(() => host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken));
+
+        Assert.IsEmpty(actions.Calls, "not completed: the lock lapses and the message comes back");
+    }
+
+    [TestMethod]
+    public async Task Relay_AttemptProperty_IsReadFromTheMessage()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
+        var (_, host) = await RunAsync(klaviyo, Track, "m-1/attempt-5", attempt: 5);
+        using var __ = host;
+
+        var copy = host.Queue.Scheduled.Single().Event;
+        Assert.AreEqual(new QueuedEvent("m-1/attempt-6", "track", copy.Body, 6), copy);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using WireMock.Server;
+using WireMock.Settings;
+
+namespace Klaviyo.Functions.Tests.TestSupport;
+
+/// <summary>A real HTTP server on 127.0.0.1 (own free port) playing Klaviyo. Unmapped calls answer 404, which the
+/// relay treats as a rejection, so an unexpected call fails the test's outcome assertion.</summary>
+internal sealed class FakeKlaviyo : IDisposable
+{
+    private FakeKlaviyo(WireMockServer server) => Server = server;
+
+    public WireMockServer Server { get; }
+
+    public string BaseUrl => Server.Url!;
+
+    public static FakeKlaviyo Start()
+    {
+        for (var tries = 0; ; tries++)
+        {
+            try
+            {
+                return new FakeKlaviyo(WireMockServer.Start(new WireMockServerSettings { Urls = [$"http://127.0.0.1:{FreePort()}"] }));
+            }
+            catch (Exception) when (tries < 5)
+            {
+                // another test took the port between probe and bind
+            }
+        }
+    }
+
+    /// <summary>A loopback port with nothing listening (for connection-refused cases).</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public FakeKlaviyo Answer(string path, int status, string? body = null, IDictionary<string, string>? headers = null, TimeSpan? delay = null)
+    {
+        Server.Given(Request.Create().WithPath(path).UsingPost()).RespondWith(Build(status, body, headers, delay));
+        return this;
+    }
+
+    /// <summary>Answers the listed statuses in turn, then the last one for ever.</summary>
+    public FakeKlaviyo AnswerInTurn(string path, params (int Status, string? Body)[] answers)
+    {
+        var scenario = $"{path}-{Guid.NewGuid():N}";
+        for (var i = 0; i < answers.Length; i++)
+        {
+            var request = Server.Given(Request.Create().WithPath(path).UsingPost()).InScenario(scenario);
+            var builder = i == 0 ? request : request.WhenStateIs($"s{i}");
+            var next = i < answers.Length - 1 ? builder.WillSetStateTo($"s{i + 1}") : builder;
+            next.RespondWith(Build(answers[i].Status, answers[i].Body, null, null));
+        }
+        return this;
+    }
+
+    public static string ProfileAnswer(string id) => "{\"data\":{\"type\":\"profile\",\"id\":\"" + id + "\",\"attributes\":{}}}";
+
+    public static string ErrorAnswer(int status, string code, string detail, string? pointer) =>
+        $$$"""{"errors":[{"id":"e-1","status":{{{status}}},"code":"{{{code}}}","title":"Error","detail":"{{{detail}}}","source":{{{(pointer is null ? "{}" : "{\"pointer\":\"" + pointer + "\"}")}}},"links":{},"meta":{}}]}""";
+
+    public IReadOnlyList<ReceivedRequest> Received => Server.LogEntries
+        .OrderBy(e => e.RequestMessage.DateTime)
+        .Select(e => new ReceivedRequest(
+            e.RequestMessage.Method,
+            e.RequestMessage.Path,
+            e.RequestMessage.Headers?.ToDictionary(h => h.Key, h => string.Join(",", h.Value), StringComparer.OrdinalIgnoreCase) ?? [],
+            e.RequestMessage.BodyAsBytes is { } bytes ? Encoding.UTF8.GetString(bytes) : e.RequestMessage.Body ?? ""))
+        .ToList();
+
+    /// <summary>WireMock logs a request once it has answered; a delayed answer shows up late.</summary>
+    public async Task<IReadOnlyList<ReceivedRequest>> WaitForReceivedAsync(int count, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (Server.LogEntries.Count() < count && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+        return Received;
+    }
+
+    public IReadOnlyList<string> ReceivedPaths => Received.Select(r => r.Path).ToList();
+
+    public void Dispose() => Server.Stop();
+
+    private static IResponseBuilder Build(int status, string? body, IDictionary<string, string>? headers, TimeSpan? delay)
+    {
+        var response = Response.Create().WithStatusCode(status);
+        if (body is not null)
+        {
+            response = response.WithHeader("Content-Type", "application/vnd.api+json").WithBody(body);
+        }
+        foreach (var (name, value) in headers ?? new Dictionary<string, string>())
+        {
+            response = response.WithHeader(name, value);
+        }
+        if (delay is { } d)
+        {
+            response = response.WithDelay(d);
+        }
+        return response;
+    }
+}
+
+internal sealed record ReceivedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body);

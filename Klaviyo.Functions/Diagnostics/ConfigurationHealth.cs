@@ -1,0 +1,81 @@
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Diagnostics;
+
+/// <summary>One configuration check: its name, whether it passed, and the settings at fault (names only, never values).</summary>
+public sealed record HealthCheckResult(string Name, bool Passed, IReadOnlyList<string> Settings);
+
+/// <summary>Checks the configuration the relay depends on, without calling out: every options class with a
+/// <c>SectionName</c> binds and validates, Service Bus is configured, and no Key Vault reference was left unresolved.</summary>
+public sealed partial class ConfigurationHealth(IServiceProvider services, IConfiguration configuration)
+{
+    private const string KeyVaultReferencePrefix = "@Microsoft.KeyVault(";
+
+    private static readonly Type[] OptionsTypes = [.. typeof(ConfigurationHealth).Assembly.GetTypes()
+        .Where(t => t is { IsClass: true, IsAbstract: false } && t.Name.EndsWith("Options", StringComparison.Ordinal)
+                    && t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static) is { IsLiteral: true })
+        .OrderBy(t => t.Name, StringComparer.Ordinal)];
+
+    public IReadOnlyList<HealthCheckResult> Check()
+    {
+        var results = new List<HealthCheckResult>();
+        foreach (var type in OptionsTypes)
+        {
+            results.Add(CheckOptions(type));
+        }
+        results.Add(CheckServiceBus());
+        results.Add(CheckKeyVaultReferences());
+        return results;
+    }
+
+    private HealthCheckResult CheckOptions(Type optionsType)
+    {
+        var section = (string)optionsType.GetField("SectionName")!.GetRawConstantValue()!;
+        var accessor = services.GetService(typeof(IOptions<>).MakeGenericType(optionsType));
+        try
+        {
+            _ = accessor?.GetType().GetProperty(nameof(IOptions<object>.Value))!.GetValue(accessor);
+            return new HealthCheckResult(section, true, []);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is OptionsValidationException invalid)
+        {
+            // Validators name the setting first ("Klaviyo__ListId: '…' must …"); keep the name, drop the rest.
+            var settings = invalid.Failures
+                .Select(f => SettingName().Match(f))
+                .Select(m => m.Success ? m.Value : section + "__*")
+                .Distinct(StringComparer.Ordinal)
+                .ToList();
+            return new HealthCheckResult(section, false, settings);
+        }
+        catch (TargetInvocationException)
+        {
+            // Binding failed (e.g. "abc" for an integer); the exception text would carry the value, so it is not reported.
+            return new HealthCheckResult(section, false, [section + "__*"]);
+        }
+    }
+
+    private HealthCheckResult CheckServiceBus()
+    {
+        var configured = !string.IsNullOrWhiteSpace(configuration["ServiceBus:fullyQualifiedNamespace"])
+                         || !string.IsNullOrWhiteSpace(configuration["ServiceBus"])
+                         || !string.IsNullOrWhiteSpace(configuration.GetConnectionString("ServiceBus"));
+        return new HealthCheckResult("ServiceBus", configured, configured ? [] : ["ServiceBus__fullyQualifiedNamespace"]);
+    }
+
+    private HealthCheckResult CheckKeyVaultReferences()
+    {
+        // App Service leaves the literal reference in place when it cannot resolve it (missing role, deleted secret).
+        var unresolved = configuration.AsEnumerable()
+            .Where(pair => pair.Value?.StartsWith(KeyVaultReferencePrefix, StringComparison.OrdinalIgnoreCase) == true)
+            .Select(pair => pair.Key.Replace(":", "__", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        return new HealthCheckResult("KeyVaultReferences", unresolved.Count == 0, unresolved);
+    }
+
+    [GeneratedRegex(@"^[A-Za-z][A-Za-z0-9]*__[A-Za-z0-9]+")]
+    private static partial Regex SettingName();
+}

@@ -1,0 +1,30 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+
+namespace Klaviyo.Functions.Diagnostics;
+
+/// <summary><c>GET /api/health</c>: 200 when every configuration check passes, otherwise 503. Anonymous so that
+/// probes need no key; the body names checks and settings, never values.</summary>
+public sealed class HealthFunction(ConfigurationHealth health)
+{
+    public const string Name = "Health";
+
+    [Function(Name)]
+    public IActionResult Run([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "health")] HttpRequest request)
+    {
+        var checks = health.Check();
+        var healthy = checks.All(c => c.Passed);
+        var body = new
+        {
+            status = healthy ? "healthy" : "unhealthy",
+            checks = checks.Select(c => new
+            {
+                name = c.Name,
+                status = c.Passed ? "pass" : "fail",
+                settings = c.Settings,
+            }),
+        };
+        return new JsonResult(body) { StatusCode = healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable };
+    }
+}

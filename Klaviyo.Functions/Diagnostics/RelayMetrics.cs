@@ -1,0 +1,50 @@
+using System.Diagnostics.Metrics;
+using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Relay;
+
+namespace Klaviyo.Functions.Diagnostics;
+
+/// <summary>Meter <c>Klaviyo.Relay</c>: one counter per outcome (spec section 6) and Klaviyo call latency.</summary>
+public sealed class RelayMetrics
+{
+    public const string MeterName = "Klaviyo.Relay";
+
+    private readonly Counter<long> _delivered;
+    private readonly Counter<long> _skipped;
+    private readonly Counter<long> _retryScheduled;
+    private readonly Counter<long> _deadLettered;
+    private readonly Counter<long> _inCallRetries;
+    private readonly Counter<long> _replayed;
+    private readonly Histogram<double> _klaviyoDuration;
+
+    public RelayMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _delivered = meter.CreateCounter<long>("klaviyo.relay.delivered", "{message}", "Messages whose every Klaviyo call answered 2xx.");
+        _skipped = meter.CreateCounter<long>("klaviyo.relay.skipped", "{message}", "Messages deliberately not sent (page without SendPageAsTrack, alias).");
+        _retryScheduled = meter.CreateCounter<long>("klaviyo.relay.retry_scheduled", "{message}", "Messages scheduled for a later attempt after a transient failure.");
+        _deadLettered = meter.CreateCounter<long>("klaviyo.relay.dead_lettered", "{message}", "Messages dead-lettered, by reason.");
+        _inCallRetries = meter.CreateCounter<long>("klaviyo.relay.klaviyo.in_call_retries", "{retry}", "Extra HTTP tries within one Klaviyo call.");
+        _replayed = meter.CreateCounter<long>("klaviyo.relay.replayed", "{message}", "Dead-lettered messages moved back to the queue.");
+        _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
+    }
+
+    public void Delivered() => _delivered.Add(1);
+
+    public void Skipped() => _skipped.Add(1);
+
+    public void RetryScheduled(int nextAttempt) => _retryScheduled.Add(1, new KeyValuePair<string, object?>("attempt", nextAttempt));
+
+    public void DeadLettered(DeadLetterReason reason) => _deadLettered.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
+
+    public void InCallRetry(KlaviyoEndpoint? endpoint) => _inCallRetries.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint?.ToString()));
+
+    public void Replayed(string? reason) => _replayed.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    /// <param name="statusCode">null when no answer came (timeout, connection failure).</param>
+    public void KlaviyoCallCompleted(KlaviyoEndpoint endpoint, int? statusCode, TimeSpan elapsed) =>
+        _klaviyoDuration.Record(
+            elapsed.TotalSeconds,
+            new KeyValuePair<string, object?>("endpoint", endpoint.ToString()),
+            new KeyValuePair<string, object?>("http.response.status_code", statusCode));
+}

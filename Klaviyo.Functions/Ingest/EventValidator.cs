@@ -1,0 +1,290 @@
+using System.Buffers;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Klaviyo.Functions.Events;
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Ingest;
+
+/// <summary>What validation of one request decided: every event ready for the queue, or a problem refusing all of them.</summary>
+public abstract record ValidationOutcome
+{
+    private ValidationOutcome() { }
+
+    public sealed record Valid(IReadOnlyList<QueuedEvent> Events) : ValidationOutcome;
+
+    public sealed record Refused(ValidationProblem Problem) : ValidationOutcome;
+}
+
+/// <summary>
+/// Splits a request body into events and decides, all or nothing, whether they may be enqueued (spec section 7).
+/// Each event is first rewritten the way it will be queued (type from the route, <c>messageId</c>, <c>receivedAt</c>),
+/// then put through the relay's own <see cref="KlaviyoTransformer"/>, so an event that could only ever be
+/// dead-lettered <c>InvalidEvent</c> is refused at the door instead.
+/// </summary>
+public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options)
+{
+    public const int MaxMessageIdLength = 128;
+
+    private const string TypeList = "identify, track, page, screen, group, alias";
+    private const string ShapeHint = "send an event object, an array of events or {\"batch\": [...]}";
+
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonDocumentOptions ReaderOptions = new() { MaxDepth = 64 };
+
+    public ValidationOutcome Validate(ReadOnlyMemory<byte> body, EventType? routeType, DateTimeOffset receivedAt)
+    {
+        if (body.Span.StartsWith("\uFEFF"u8))
+        {
+            body = body[3..];
+        }
+        if (body.Span.Trim(" \t\r\n"u8).IsEmpty)
+        {
+            return Refuse(new ProblemError(null, null, "", $"the body is empty: {ShapeHint}"));
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body, ReaderOptions);
+        }
+        catch (JsonException ex)
+        {
+            return Refuse(new ProblemError(null, null, "",
+                $"malformed JSON at line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}: {ex.Message.Split(" LineNumber:")[0]}"));
+        }
+
+        using (document)
+        {
+            if (!TryGetEvents(document.RootElement, out var events, out var shapeError))
+            {
+                return Refuse(shapeError);
+            }
+            return ValidateEvents(events, routeType, FormatTimestamp(receivedAt));
+        }
+    }
+
+    private static bool TryGetEvents(JsonElement root, out List<JsonElement> events, out ProblemError error)
+    {
+        events = [];
+        error = null!;
+        JsonElement list;
+        string field;
+        switch (root.ValueKind)
+        {
+            case JsonValueKind.Array:
+                list = root;
+                field = "";
+                break;
+            case JsonValueKind.Object when root.TryGetProperty("batch", out var batch) && !root.TryGetProperty("type", out _):
+                if (batch.ValueKind != JsonValueKind.Array)
+                {
+                    error = new ProblemError(null, null, "batch", "batch must be an array of events");
+                    return false;
+                }
+                list = batch;
+                field = "batch";
+                break;
+            case JsonValueKind.Object:
+                events.Add(root);
+                return true;
+            default:
+                error = new ProblemError(null, null, "", $"the body is {Describe(root.ValueKind)}: {ShapeHint}");
+                return false;
+        }
+
+        foreach (var element in list.EnumerateArray())
+        {
+            events.Add(element);
+        }
+        if (events.Count == 0)
+        {
+            error = new ProblemError(null, null, field, field.Length == 0 ? "the array holds no events" : "batch holds no events");
+            return false;
+        }
+        return true;
+    }
+
+    private ValidationOutcome ValidateEvents(List<JsonElement> events, EventType? routeType, string receivedAt)
+    {
+        var maxEventBytes = options.Value.MaxEventBytes;
+        var errors = new List<ProblemError>();
+        var tooLarge = new List<ProblemError>();
+        var queued = new List<QueuedEvent>(events.Count);
+        var seen = new Dictionary<string, int>(events.Count, StringComparer.Ordinal);
+
+        for (var index = 0; index < events.Count; index++)
+        {
+            var element = events[index];
+            if (element.ValueKind != JsonValueKind.Object)
+            {
+                errors.Add(new ProblemError(index, null, "", $"an event must be a JSON object, not {Describe(element.ValueKind)}"));
+                continue;
+            }
+
+            var errorCount = errors.Count;
+            var messageId = ReadMessageId(element, index, errors);
+
+            var size = JsonMarshal.GetRawUtf8Value(element).Length;
+            if (size > maxEventBytes)
+            {
+                tooLarge.Add(new ProblemError(index, messageId, "", $"the event is {size} bytes of UTF-8 JSON; the limit is {maxEventBytes}"));
+                continue;
+            }
+
+            if (messageId is not null && !seen.TryAdd(messageId, index))
+            {
+                errors.Add(new ProblemError(index, messageId, "messageId", $"messageId '{messageId}' is already used by event {seen[messageId]} of this request"));
+            }
+
+            if (!TryReadType(element, routeType, index, messageId, errors, out var type, out var injectType))
+            {
+                continue;
+            }
+
+            // An event whose messageId is wrong still gets the transform's checks, under a stand-in id, so the
+            // answer lists every problem at once.
+            var effectiveId = messageId ?? (errors.Count > errorCount ? "invalid-message-id" : Guid.NewGuid().ToString());
+            var body = WriteQueuedEvent(element, injectType ? type.WireName() : null, effectiveId, receivedAt);
+            var problem = CheckDeliverable(body);
+            if (problem is not null)
+            {
+                errors.Add(problem with { Index = index, MessageId = messageId });
+                continue;
+            }
+            if (errors.Count == errorCount)
+            {
+                queued.Add(new QueuedEvent(effectiveId, type.WireName(), body));
+            }
+        }
+
+        if (tooLarge.Count > 0)
+        {
+            return new ValidationOutcome.Refused(ValidationProblem.EventsTooLarge(maxEventBytes, tooLarge));
+        }
+        if (errors.Count > 0)
+        {
+            return new ValidationOutcome.Refused(ValidationProblem.InvalidEvents(errors));
+        }
+        return new ValidationOutcome.Valid(queued);
+    }
+
+    /// <summary>The event's own messageId (a number is kept as its JSON text); null when absent or invalid.</summary>
+    private static string? ReadMessageId(JsonElement element, int index, List<ProblemError> errors)
+    {
+        if (!element.TryGetProperty("messageId", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+        string? id = value.ValueKind switch
+        {
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.Number => value.GetRawText(),
+            _ => null,
+        };
+        if (id is null)
+        {
+            errors.Add(new ProblemError(index, null, "messageId", $"messageId must be a string or a number, not {Describe(value.ValueKind)}"));
+            return null;
+        }
+        if (id.Length is 0 or > MaxMessageIdLength)
+        {
+            errors.Add(new ProblemError(index, null, "messageId", $"messageId must be 1 to {MaxMessageIdLength} characters long, not {id.Length}"));
+            return null;
+        }
+        return id;
+    }
+
+    private static bool TryReadType(JsonElement element, EventType? routeType, int index, string? messageId, List<ProblemError> errors, out EventType type, out bool injectType)
+    {
+        injectType = false;
+        type = default;
+        if (!element.TryGetProperty("type", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            if (routeType is { } fromRoute)
+            {
+                type = fromRoute;
+                injectType = true;
+                return true;
+            }
+            errors.Add(new ProblemError(index, messageId, "type", $"type is required: one of {TypeList}"));
+            return false;
+        }
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            errors.Add(new ProblemError(index, messageId, "type", $"type must be a string, one of {TypeList}"));
+            return false;
+        }
+        var name = value.GetString();
+        if (!EventTypes.TryParse(name, out type))
+        {
+            errors.Add(new ProblemError(index, messageId, "type", $"'{name}' is not one of {TypeList}"));
+            return false;
+        }
+        if (routeType is { } route && route != type)
+        {
+            errors.Add(new ProblemError(index, messageId, "type", $"type '{name}' disagrees with the route /api/v1/{route.WireName()}"));
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>The queue body: the event as sent, with <c>type</c> (when the route gave it), <c>messageId</c> and
+    /// <c>receivedAt</c> written last (a client-sent <c>receivedAt</c> is replaced: it is the ingest's stamp).</summary>
+    private static byte[] WriteQueuedEvent(JsonElement element, string? type, string messageId, string receivedAt)
+    {
+        var buffer = new ArrayBufferWriter<byte>(JsonMarshal.GetRawUtf8Value(element).Length + 128);
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            writer.WriteStartObject();
+            foreach (var property in element.EnumerateObject())
+            {
+                if (property.NameEquals("messageId") || property.NameEquals("receivedAt") || (type is not null && property.NameEquals("type")))
+                {
+                    continue;
+                }
+                property.WriteTo(writer);
+            }
+            if (type is not null)
+            {
+                writer.WriteString("type", type);
+            }
+            writer.WriteString("messageId", messageId);
+            writer.WriteString("receivedAt", receivedAt);
+            writer.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The one transform step: the relay's permanent errors (spec sections 4–5) under current settings.</summary>
+    private ProblemError? CheckDeliverable(byte[] queuedBody)
+    {
+        using var document = JsonDocument.Parse(queuedBody);
+        return transformer.Transform(document.RootElement) switch
+        {
+            TransformResult.Invalid invalid => new ProblemError(null, null, invalid.Field, invalid.Rule),
+            TransformResult.Malformed malformed => new ProblemError(null, null, "", malformed.Reason),
+            _ => null,
+        };
+    }
+
+    public static string FormatTimestamp(DateTimeOffset value) =>
+        value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    private static string Describe(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => "an object",
+    };
+
+    private static ValidationOutcome Refuse(ProblemError error) =>
+        new ValidationOutcome.Refused(ValidationProblem.InvalidEvents([error]));
+}

@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+
+namespace Klaviyo.Functions.Ingest;
+
+/// <summary>The HTTP front door (spec section 7): translates HttpRequest to <see cref="IngestRequest"/> and back.</summary>
+public sealed class IngestFunction(IngestHandler handler)
+{
+    public const string EventsFunctionName = "Ingest";
+    public const string BatchFunctionName = "IngestBatch";
+    public const string TypedFunctionName = "IngestTyped";
+
+    /// <summary><c>POST /api/events</c>: one event, an array of events or <c>{"batch": [...]}</c>.</summary>
+    [Function(EventsFunctionName)]
+    public Task<IActionResult> Events(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "events")] HttpRequest request) =>
+        RunAsync(request, routeType: null);
+
+    /// <summary><c>POST /api/v1/batch</c>, RudderStack's batch endpoint.</summary>
+    [Function(BatchFunctionName)]
+    public Task<IActionResult> Batch(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/batch")] HttpRequest request) =>
+        RunAsync(request, routeType: null);
+
+    /// <summary><c>POST /api/v1/{type}</c>: the route gives <c>type</c> to events that have none.</summary>
+    [Function(TypedFunctionName)]
+    public Task<IActionResult> Typed(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/{type:regex(^(identify|track|page|screen|group|alias)$)}")] HttpRequest request,
+        string type) =>
+        RunAsync(request, type);
+
+    private async Task<IActionResult> RunAsync(HttpRequest request, string? routeType)
+    {
+        var signature = request.Headers[SignatureVerifier.HeaderName];
+        var result = await handler.HandleAsync(
+            new IngestRequest(request.Body, request.ContentType, request.ContentLength, signature.Count == 0 ? null : signature.ToString(), routeType),
+            request.HttpContext.RequestAborted);
+        return new IngestActionResult(result);
+    }
+}

@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Ingest;
+
+/// <summary>Settings of section <c>Ingest</c> (app settings <c>Ingest__Name</c>); spec section 7.</summary>
+public sealed class IngestOptions
+{
+    public const string SectionName = "Ingest";
+
+    public const int MinBytes = 1024;
+
+    /// <summary>The Functions host refuses HTTP bodies over 100 MB anyway.</summary>
+    public const int MaxRequestBytesCeiling = 100 * 1024 * 1024;
+
+    /// <summary>A Standard-tier Service Bus message holds at most 256 KB.</summary>
+    public const int MaxEventBytesCeiling = 256 * 1024;
+
+    /// <summary>When set, every request must carry <c>X-Signature: sha256=&lt;hex HMAC-SHA256 of the raw body&gt;</c>
+    /// keyed with this secret's UTF-8 bytes. Default empty (no signature required). Never logged.</summary>
+    public string SigningSecret { get; set; } = "";
+
+    /// <summary>Largest request body in bytes; larger is 413. Default 4 MB (4,194,304); 1,024 to 104,857,600.</summary>
+    public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Largest single event in bytes of UTF-8 JSON; larger is 413. Default 32 KB (32,768); 1,024 to 262,144.</summary>
+    public int MaxEventBytes { get; set; } = 32 * 1024;
+
+    /// <summary>How long a request waits for Service Bus before answering 503. Default 30 s; 1 s to 3 min.</summary>
+    public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The <c>Retry-After</c> of a 503. Default 10 s; 1 s to 1 h.</summary>
+    public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(10);
+
+    public bool RequiresSignature => !string.IsNullOrEmpty(SigningSecret);
+
+    public override string ToString() =>
+        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
+}
+
+/// <summary>Validates <see cref="IngestOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
+public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
+{
+    private const string Prefix = IngestOptions.SectionName + "__";
+
+    public ValidateOptionsResult Validate(string? name, IngestOptions options)
+    {
+        var failures = new List<string>();
+        if (options.SigningSecret.Length > 0 && string.IsNullOrWhiteSpace(options.SigningSecret))
+        {
+            failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} must not be blank (leave it unset to accept unsigned requests)");
+        }
+
+        Range(failures, nameof(IngestOptions.MaxRequestBytes), options.MaxRequestBytes, IngestOptions.MinBytes, IngestOptions.MaxRequestBytesCeiling);
+        Range(failures, nameof(IngestOptions.MaxEventBytes), options.MaxEventBytes, IngestOptions.MinBytes, IngestOptions.MaxEventBytesCeiling);
+        if (options.MaxEventBytes > options.MaxRequestBytes)
+        {
+            failures.Add($"{Prefix}{nameof(IngestOptions.MaxEventBytes)} ({options.MaxEventBytes}) must not exceed {Prefix}{nameof(IngestOptions.MaxRequestBytes)} ({options.MaxRequestBytes})");
+        }
+
+        Range(failures, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));
+        Range(failures, nameof(IngestOptions.RetryAfter), options.RetryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void Range<T>(List<string> failures, string setting, T value, T min, T max)
+        where T : IComparable<T>
+    {
+        if (value.CompareTo(min) < 0 || value.CompareTo(max) > 0)
+        {
+            failures.Add($"{Prefix}{setting}: {value} is not between {min} and {max}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Klaviyo.Functions.Ingest;
+
+/// <summary>One problem of a refused request. <see cref="Index"/> is the event's position (a single-object body is 0);
+/// null for a problem with the request as a whole (malformed JSON, an empty batch).</summary>
+public sealed record ProblemError(
+    [property: JsonPropertyName("index")] int? Index,
+    [property: JsonPropertyName("messageId")] string? MessageId,
+    [property: JsonPropertyName("field")] string Field,
+    [property: JsonPropertyName("message")] string Message);
+
+/// <summary>An RFC 9457 problem document (<c>application/problem+json</c>) with the relay's <c>errors</c> extension.</summary>
+public sealed record ValidationProblem(
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("title")] string Title,
+    [property: JsonPropertyName("status")] int Status,
+    [property: JsonPropertyName("detail")] string Detail,
+    [property: JsonPropertyName("errors")] IReadOnlyList<ProblemError> Errors)
+{
+    public const string ContentType = "application/problem+json";
+
+    private const string TypePrefix = "urn:klaviyo-relay:problem:";
+
+    public static ValidationProblem InvalidEvents(IReadOnlyList<ProblemError> errors) => new(
+        TypePrefix + "invalid-events", "The request holds invalid events", 400,
+        $"{errors.Count} problem(s) found; nothing was enqueued. Fix every listed problem and send the request again.", errors);
+
+    public static ValidationProblem RequestTooLarge(int maxBytes) => new(
+        TypePrefix + "request-too-large", "The request is too large", 413,
+        $"The body is larger than {maxBytes} bytes (setting Ingest__MaxRequestBytes); nothing was enqueued. Split it into smaller requests.", []);
+
+    public static ValidationProblem EventsTooLarge(int maxBytes, IReadOnlyList<ProblemError> errors) => new(
+        TypePrefix + "event-too-large", "An event is too large", 413,
+        $"{errors.Count} event(s) are larger than {maxBytes} bytes of UTF-8 JSON (setting Ingest__MaxEventBytes); nothing was enqueued.", errors);
+
+    public static ValidationProblem UnsupportedMediaType(string? contentType) => new(
+        TypePrefix + "unsupported-media-type", "Unsupported content type", 415,
+        $"Content-Type '{contentType}' is not accepted: send application/json (or application/*+json, text/plain).", []);
+
+    public static ValidationProblem BadSignature(bool missing) => new(
+        TypePrefix + "bad-signature", "The request signature is missing or wrong", 401,
+        missing
+            ? $"The {SignatureVerifier.HeaderName} header is required: sha256=<hex HMAC-SHA256 of the raw body>."
+            : $"The {SignatureVerifier.HeaderName} header does not match the body: expected sha256=<hex HMAC-SHA256 of the raw body>.",
+        []);
+
+    public static ValidationProblem UnknownRoute(string type) => new(
+        TypePrefix + "unknown-type", "Unknown event type in the route", 404,
+        $"'{type}' is not one of identify, track, page, screen, group, alias.", []);
+
+    public static ValidationProblem QueueUnavailable() => new(
+        TypePrefix + "queue-unavailable", "The event queue is unavailable", 503,
+        "The events could not all be enqueued, so none is reported accepted. Send the same request again after Retry-After; events with the same messageId are de-duplicated by the queue.", []);
+
+    public static ValidationProblem QueueRefusedSize() => new(
+        TypePrefix + "queue-refused-size", "The queue refused an event as too large", 413,
+        "Service Bus refused a message as larger than the queue's message size; lower Ingest__MaxEventBytes to the tier's limit.", []);
+
+    public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, SerializerOptions);
+
+    private static readonly JsonSerializerOptions SerializerOptions = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+}

@@ -1,0 +1,39 @@
+namespace Klaviyo.Functions.Klaviyo;
+
+/// <summary>One JSON:API error object as Klaviyo sends it (<c>errors[]</c>); spec section 6 description material.</summary>
+public sealed record KlaviyoError(string? Code, string? Title, string? Detail, string? Pointer, string? Parameter);
+
+/// <summary>A Klaviyo answer, classified (spec section 6). Expected failures are values, not exceptions.</summary>
+public abstract record KlaviyoResponse
+{
+    private KlaviyoResponse() { }
+
+    /// <summary>2xx. <paramref name="DataId"/> is the answer's <c>data.id</c> when the body has one (profile-import).</summary>
+    public sealed record Success(int StatusCode, string? DataId) : KlaviyoResponse;
+
+    /// <summary>Worth trying again later: 408, 429, 5xx, timeout or connection failure, after in-call retries.
+    /// <paramref name="StatusCode"/> is null when no answer came.</summary>
+    public sealed record Transient(int? StatusCode, TimeSpan? RetryAfter, string Description) : KlaviyoResponse;
+
+    /// <summary>A non-retryable answer other than 401/403.</summary>
+    public sealed record Rejected(int StatusCode, IReadOnlyList<KlaviyoError> Errors) : KlaviyoResponse;
+
+    /// <summary>401 or 403: the key is wrong, or lacks the endpoint's scope.</summary>
+    public sealed record Unauthorized(int StatusCode, IReadOnlyList<KlaviyoError> Errors) : KlaviyoResponse;
+
+    /// <summary>Klaviyo's errors as one line: <c>code: detail (pointer /data/…)</c>, joined by "; ".</summary>
+    public static string Describe(IReadOnlyList<KlaviyoError> errors) =>
+        string.Join("; ", errors.Select(e =>
+        {
+            var text = string.Join(": ", new[] { e.Code, e.Detail ?? e.Title }.Where(s => !string.IsNullOrEmpty(s)));
+            if (!string.IsNullOrEmpty(e.Pointer))
+            {
+                text += $" (pointer {e.Pointer})";
+            }
+            else if (!string.IsNullOrEmpty(e.Parameter))
+            {
+                text += $" (parameter {e.Parameter})";
+            }
+            return text;
+        }));
+}

@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Relay;
+
+/// <summary>Settings of section <c>Relay</c> (app settings <c>Relay__Name</c>); spec sections 6 and 8.</summary>
+public sealed class RelayOptions
+{
+    public const string SectionName = "Relay";
+
+    /// <summary>Attempts in all (the first delivery counts) before dead-lettering <c>RetriesExhausted</c>. Default 10, 1–100.</summary>
+    public int MaxAttempts { get; set; } = 10;
+
+    /// <summary>How many instances share the Klaviyo account's rate limits; each instance's limiter gets 1/N of
+    /// every published limit. Set it to the Flex <c>maximumInstanceCount</c>. Default 1, 1–1000.</summary>
+    public int ExpectedInstanceCount { get; set; } = 1;
+
+    /// <summary>Extra tries within one delivery for 429/408/5xx/timeouts/connection failures. Default 2, 0–2.</summary>
+    public int MaxInCallRetries { get; set; } = 2;
+
+    /// <summary>Most time spent waiting between in-call tries (including Retry-After); a longer Retry-After
+    /// becomes a scheduled retry. Default 5 s, 0–5 s.</summary>
+    public TimeSpan InCallRetryBudget { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>First in-call back-off (doubled per try, jittered). Default 0.5 s, 1 ms–5 s.</summary>
+    public TimeSpan InCallRetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Timeout of one HTTP try. Default 10 s, 0.1 s–2 min.</summary>
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
+    public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
+}
+
+/// <summary>Validates <see cref="RelayOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
+public sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
+{
+    private const string Prefix = RelayOptions.SectionName + "__";
+
+    public ValidateOptionsResult Validate(string? name, RelayOptions options)
+    {
+        var failures = new List<string>();
+        Range(failures, nameof(RelayOptions.MaxAttempts), options.MaxAttempts, 1, 100);
+        Range(failures, nameof(RelayOptions.ExpectedInstanceCount), options.ExpectedInstanceCount, 1, 1000);
+        Range(failures, nameof(RelayOptions.MaxInCallRetries), options.MaxInCallRetries, 0, 2);
+        Range(failures, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+        Range(failures, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
+        Range(failures, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void Range<T>(List<string> failures, string setting, T value, T min, T max)
+        where T : IComparable<T>
+    {
+        if (value.CompareTo(min) < 0 || value.CompareTo(max) > 0)
+        {
+            failures.Add($"{Prefix}{setting}: {value} is not between {min} and {max}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+namespace Klaviyo.Functions.Relay;
+
+/// <summary>Why a message was dead-lettered (spec section 6). The names are the dead-letter reasons on the queue.</summary>
+public enum DeadLetterReason
+{
+    /// <summary>A permanent error of spec sections 4–5 (for example no user identifier, a bad <c>value</c>).</summary>
+    InvalidEvent,
+    /// <summary>The body is not an event at all (not JSON, not an object).</summary>
+    MalformedMessage,
+    /// <summary>Klaviyo answered with a non-retryable failure (400, 404, 409, 410, 422, 3xx, a 2xx without the expected id).</summary>
+    KlaviyoRejected,
+    /// <summary>Klaviyo answered 401 or 403: the key is wrong or lacks a scope.</summary>
+    KlaviyoUnauthorized,
+    /// <summary>Transient failures on every one of <c>Relay__MaxAttempts</c> attempts.</summary>
+    RetriesExhausted,
+}
+
+/// <summary>What the relay decided for one queue message; the function only translates it into a settlement.</summary>
+public abstract record RelayOutcome
+{
+    private RelayOutcome() { }
+
+    /// <summary>Every Klaviyo call answered 2xx: complete.</summary>
+    public sealed record Delivered(int Calls) : RelayOutcome;
+
+    /// <summary>Deliberately not sent (page without SendPageAsTrack, alias): complete.</summary>
+    public sealed record Skipped(string Reason) : RelayOutcome;
+
+    /// <summary>A transient failure: schedule a copy after <paramref name="Delay"/> as attempt <paramref name="NextAttempt"/>, then complete.</summary>
+    public sealed record RetryLater(TimeSpan Delay, int NextAttempt, string Cause) : RelayOutcome;
+
+    /// <summary>Cannot be delivered as it is: dead-letter with the reason and a description a person can act on.</summary>
+    public sealed record DeadLetter(DeadLetterReason Reason, string Description) : RelayOutcome;
+}

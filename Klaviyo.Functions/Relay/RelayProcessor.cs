@@ -1,0 +1,119 @@
+using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Relay;
+
+/// <summary>
+/// Decides what happens to one queue message (spec section 6): transform, call Klaviyo in plan order, and return a
+/// <see cref="RelayOutcome"/>. Logs and counts every outcome. No I/O besides Klaviyo; the function settles.
+/// </summary>
+public sealed class RelayProcessor(
+    KlaviyoTransformer transformer,
+    KlaviyoClient klaviyo,
+    RetrySchedule schedule,
+    IOptions<RelayOptions> options,
+    RelayMetrics metrics,
+    ILogger<RelayProcessor> logger)
+{
+    /// <summary>Dead-letter descriptions are bounded (Service Bus allows 4 KB); the start holds what matters.</summary>
+    public const int MaxDescriptionLength = 1024;
+
+    /// <param name="body">The queue message body: the event as UTF-8 JSON.</param>
+    /// <param name="messageId">The event's messageId (for logs).</param>
+    /// <param name="attempt">1-based attempt number of this delivery.</param>
+    public Task<RelayOutcome> ProcessAsync(ReadOnlyMemory<byte> body, string messageId, int attempt, CancellationToken cancellationToken = default)
+    {
+        var result = transformer.Transform(body.Span);
+        return result switch
+        {
+            TransformResult.Planned planned => ExecuteAsync(planned.Plan, messageId, attempt, cancellationToken),
+            TransformResult.Skipped skipped => Task.FromResult(Finish(new RelayOutcome.Skipped(skipped.Reason), messageId, attempt)),
+            TransformResult.Invalid invalid => Task.FromResult(Finish(new RelayOutcome.DeadLetter(DeadLetterReason.InvalidEvent, invalid.Message), messageId, attempt)),
+            TransformResult.Malformed malformed => Task.FromResult(Finish(new RelayOutcome.DeadLetter(DeadLetterReason.MalformedMessage, malformed.Reason), messageId, attempt)),
+            _ => throw new InvalidOperationException($"Unknown transform result {result.GetType().Name}."),
+        };
+    }
+
+    /// <summary>Runs a plan's calls in order. Any failure ends the plan; a retry later re-runs it whole (every call is idempotent).</summary>
+    public async Task<RelayOutcome> ExecuteAsync(RequestPlan plan, string messageId, int attempt, CancellationToken cancellationToken = default)
+    {
+        foreach (var warning in plan.Warnings)
+        {
+            Log.PlanWarning(logger, messageId, warning);
+        }
+
+        string? profileId = null;
+        var calls = 0;
+        foreach (var step in plan.Steps)
+        {
+            var request = step.Build(profileId);
+            var response = await klaviyo.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            calls++;
+            RelayOutcome? failed = response switch
+            {
+                KlaviyoResponse.Success { DataId: null } when step.YieldsProfileId => new RelayOutcome.DeadLetter(
+                    DeadLetterReason.KlaviyoRejected, $"POST {request.Path} answered 2xx without data.id (the profile id later calls need)"),
+                KlaviyoResponse.Success => null,
+                KlaviyoResponse.Transient transient => RetryOrGiveUp(transient, attempt),
+                KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
+                    DeadLetterReason.KlaviyoUnauthorized,
+                    Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
+                KlaviyoResponse.Rejected rejected => new RelayOutcome.DeadLetter(
+                    DeadLetterReason.KlaviyoRejected, Describe(request, rejected.StatusCode, rejected.Errors)),
+                _ => throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}."),
+            };
+            if (failed is not null)
+            {
+                return Finish(failed, messageId, attempt);
+            }
+            if (step.YieldsProfileId)
+            {
+                profileId = ((KlaviyoResponse.Success)response).DataId;
+            }
+        }
+        return Finish(new RelayOutcome.Delivered(calls), messageId, attempt);
+    }
+
+    private RelayOutcome RetryOrGiveUp(KlaviyoResponse.Transient transient, int attempt)
+    {
+        var maxAttempts = options.Value.MaxAttempts;
+        if (attempt >= maxAttempts)
+        {
+            return new RelayOutcome.DeadLetter(
+                DeadLetterReason.RetriesExhausted, $"{maxAttempts} attempt(s) failed; last: {transient.Description}");
+        }
+        return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, transient.RetryAfter), attempt + 1, transient.Description);
+    }
+
+    private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
+        $"POST {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
+
+    private RelayOutcome Finish(RelayOutcome outcome, string messageId, int attempt)
+    {
+        switch (outcome)
+        {
+            case RelayOutcome.Delivered delivered:
+                metrics.Delivered();
+                Log.Delivered(logger, messageId, attempt, delivered.Calls);
+                return outcome;
+            case RelayOutcome.Skipped skipped:
+                metrics.Skipped();
+                Log.Skipped(logger, messageId, skipped.Reason);
+                return outcome;
+            case RelayOutcome.RetryLater retry:
+                metrics.RetryScheduled(retry.NextAttempt);
+                Log.RetryLater(logger, messageId, attempt, retry.NextAttempt, retry.Delay, retry.Cause);
+                return outcome;
+            case RelayOutcome.DeadLetter dead:
+                var bounded = dead.Description.Length <= MaxDescriptionLength ? dead : dead with { Description = dead.Description[..(MaxDescriptionLength - 1)] + "…" };
+                metrics.DeadLettered(bounded.Reason);
+                Log.DeadLettered(logger, messageId, attempt, bounded.Reason.ToString(), bounded.Description);
+                return bounded;
+            default:
+                throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+
+namespace Klaviyo.Functions.Relay;
+
+/// <summary>
+/// <c>POST /api/dead-letters/replay?max=100&amp;reason=KlaviyoRejected</c> with the host's master key: moves up to
+/// <c>max</c> dead letters (optionally one reason only) back to the queue with a fresh attempt count.
+/// </summary>
+public sealed class ReplayDeadLettersFunction(DeadLetterReplayer replayer)
+{
+    public const string Name = "ReplayDeadLetters";
+    public const int DefaultMax = 100;
+
+    /// <summary>The answer: how many moved, how many were looked at, and each moved event.</summary>
+    public sealed record Response(int Moved, int Scanned, string? Reason, IReadOnlyList<ReplayedMessage> Messages);
+
+    [Function(Name)]
+    public async Task<IActionResult> RunAsync(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = "dead-letters/replay")] HttpRequest request,
+        CancellationToken cancellationToken)
+    {
+        var max = DefaultMax;
+        if (request.Query.TryGetValue("max", out var maxValue)
+            && (!int.TryParse(maxValue.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out max) || max < 1 || max > DeadLetterReplayer.MaxCount))
+        {
+            return Problem("max", $"max must be a whole number from 1 to {DeadLetterReplayer.MaxCount}");
+        }
+
+        string? reason = null;
+        if (request.Query.TryGetValue("reason", out var reasonValue))
+        {
+            reason = reasonValue.ToString().Trim();
+            if (reason.Length is 0 or > 256)
+            {
+                return Problem("reason", "reason must be a dead-letter reason such as KlaviyoRejected (1–256 characters)");
+            }
+        }
+
+        var result = await replayer.ReplayAsync(max, reason, cancellationToken).ConfigureAwait(false);
+        return new OkObjectResult(new Response(result.Moved.Count, result.Scanned, reason, result.Moved));
+    }
+
+    private static BadRequestObjectResult Problem(string field, string message) =>
+        new(new ProblemDetails
+        {
+            Type = "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.1",
+            Title = "Invalid replay request",
+            Status = StatusCodes.Status400BadRequest,
+            Detail = message,
+            Extensions = { ["field"] = field },
+        })
+        { ContentTypes = { "application/problem+json" } };
+}

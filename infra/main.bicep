@@ -1,0 +1,219 @@
+// Klaviyo relay: everything one resource group needs. Deploy with `azd up` (azure.yaml) or
+// `az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json -p klaviyoPrivateApiKey=...`.
+targetScope = 'resourceGroup'
+
+@description('Short environment name (azd: AZURE_ENV_NAME); part of every resource name.')
+@minLength(1)
+@maxLength(20)
+param environmentName string
+
+@description('Azure region; defaults to the resource group\'s. Flex Consumption must be available there.')
+param location string = resourceGroup().location
+
+@description('Klaviyo private API key (pk_...). Stored in Key Vault; the app reads it through a Key Vault reference.')
+@secure()
+param klaviyoPrivateApiKey string
+
+@description('Optional ingest signing secret. When set, POST /api/events also requires X-Signature: sha256=<HMAC of the body>.')
+@secure()
+param ingestSigningSecret string = ''
+
+@description('Klaviyo__PublicApiKey: accepted for RudderStack parity; cloud mode does not use it.')
+param klaviyoPublicApiKey string = ''
+
+@description('Klaviyo__ListId: default list for identify (letters and digits); empty for none.')
+param klaviyoListId string = ''
+
+@description('Klaviyo__Consent: comma-separated channels to subscribe: email, sms.')
+param klaviyoConsent string = 'email'
+
+@description('Klaviyo__SmsConsent: also subscribe the phone number to SMS marketing.')
+param klaviyoSmsConsent bool = false
+
+@description('Klaviyo__EnforceEmailAsPrimary: never send external_id; carry userId as profile property _id.')
+param klaviyoEnforceEmailAsPrimary bool = false
+
+@description('Klaviyo__SendPageAsTrack: send page events as Klaviyo events (otherwise skipped).')
+param klaviyoSendPageAsTrack bool = false
+
+@description('Klaviyo__AdditionalPageInfo: with SendPageAsTrack, attach the page properties.')
+param klaviyoAdditionalPageInfo bool = false
+
+@description('Klaviyo__FlattenProperties: flatten nested profile and event properties to dotted keys.')
+param klaviyoFlattenProperties bool = false
+
+@description('Klaviyo__Revision: Klaviyo API revision header.')
+param klaviyoRevision string = '2026-07-15'
+
+@description('Klaviyo__BaseUrl: Klaviyo API base URL (change only for a proxy).')
+param klaviyoBaseUrl string = 'https://a.klaviyo.com'
+
+@description('Relay__MaxAttempts: scheduled delivery attempts per event before it is dead-lettered as RetriesExhausted.')
+@minValue(1)
+@maxValue(100)
+param relayMaxAttempts int = 10
+
+@description('Extra app settings (name: string value) merged over the declared ones, e.g. Relay__* limiter sizes or Ingest__* limits.')
+param additionalAppSettings object = {}
+
+@description('Most instances Flex Consumption may scale to. Also Relay__ExpectedInstanceCount: each instance takes that share of Klaviyo\'s per-account rate limits.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per Flex instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Service Bus tier (Standard or Premium; Basic lacks duplicate detection).')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param serviceBusSku string = 'Standard'
+
+@description('Events queue name (app setting EventsQueueName).')
+param eventsQueueName string = 'klaviyo-events'
+
+@description('Tags for every resource.')
+param tags object = {}
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var allTags = union(tags, { 'azd-env-name': environmentName })
+var names = {
+  identity: 'id-${environmentName}-${token}'
+  storage: 'st${take(token, 13)}'
+  deploymentContainer: 'app-package-${take(token, 13)}'
+  serviceBus: 'sb-${environmentName}-${token}'
+  keyVault: 'kv-${take(token, 13)}'
+  workspace: 'log-${environmentName}-${token}'
+  appInsights: 'appi-${environmentName}-${token}'
+  plan: 'plan-${environmentName}-${token}'
+  app: 'func-${environmentName}-${token}'
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: names.identity
+  location: location
+  tags: allTags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: allTags
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  params: {
+    location: location
+    tags: allTags
+    namespaceName: names.serviceBus
+    sku: serviceBusSku
+    queueName: eventsQueueName
+    // Twice the relay's own attempts: the broker's limit is a backstop for crash loops, not the retry policy.
+    maxDeliveryCount: max(20, 2 * relayMaxAttempts)
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    tags: allTags
+    accountName: names.storage
+    deploymentContainerName: names.deploymentContainer
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    location: location
+    tags: allTags
+    vaultName: names.keyVault
+    klaviyoPrivateApiKey: klaviyoPrivateApiKey
+    ingestSigningSecret: ingestSigningSecret
+    storeIngestSigningSecret: !empty(ingestSigningSecret)
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    principalId: identity.properties.principalId
+    identityId: identity.id
+    // Names from the variable (known before deployment) rather than module outputs, so what-if can predict them.
+    serviceBusNamespaceName: names.serviceBus
+    storageAccountName: names.storage
+    keyVaultName: names.keyVault
+    appInsightsName: names.appInsights
+  }
+  dependsOn: [
+    serviceBus
+    storage
+    keyVault
+    monitoring
+  ]
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    tags: allTags
+    planName: names.plan
+    appName: names.app
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    eventsQueueName: serviceBus.outputs.queueName
+    klaviyoPrivateApiKeySecretUri: keyVault.outputs.klaviyoPrivateApiKeySecretUri
+    ingestSigningSecretUri: keyVault.outputs.ingestSigningSecretUri
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    klaviyoPublicApiKey: klaviyoPublicApiKey
+    klaviyoListId: klaviyoListId
+    klaviyoConsent: klaviyoConsent
+    klaviyoSmsConsent: klaviyoSmsConsent
+    klaviyoEnforceEmailAsPrimary: klaviyoEnforceEmailAsPrimary
+    klaviyoSendPageAsTrack: klaviyoSendPageAsTrack
+    klaviyoAdditionalPageInfo: klaviyoAdditionalPageInfo
+    klaviyoFlattenProperties: klaviyoFlattenProperties
+    klaviyoRevision: klaviyoRevision
+    klaviyoBaseUrl: klaviyoBaseUrl
+    relayMaxAttempts: relayMaxAttempts
+    additionalAppSettings: additionalAppSettings
+  }
+  // The app resolves Key Vault references and opens storage/Service Bus as soon as it exists: grant the roles first.
+  dependsOn: [
+    roles
+  ]
+}
+
+output AZURE_LOCATION string = location
+output ingestUrl string = 'https://${functionApp.outputs.defaultHostName}/api/events'
+output healthUrl string = 'https://${functionApp.outputs.defaultHostName}/api/health'
+output functionAppName string = functionApp.outputs.appName
+output flexPlanName string = functionApp.outputs.planName
+output serviceBusNamespace string = serviceBus.outputs.namespaceName
+output serviceBusFullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
+output eventsQueueName string = serviceBus.outputs.queueName
+output storageAccountName string = storage.outputs.accountName
+output keyVaultName string = keyVault.outputs.vaultName
+output appInsightsName string = monitoring.outputs.appInsightsName
+output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName
+output identityName string = identity.name
+output identityClientId string = identity.properties.clientId
