@@ -1,4 +1,7 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text.Json;
+using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Klaviyo;
 using Microsoft.Extensions.Options;
 
@@ -9,6 +12,10 @@ namespace Klaviyo.Functions.Transform;
 /// </summary>
 public sealed class KlaviyoTransformer
 {
+    public const string AliasSkipReason = "alias events are not sent: Klaviyo has no alias call";
+
+    private static readonly JsonDocumentOptions s_documentOptions = new() { MaxDepth = 64 };
+
     public KlaviyoTransformer(IOptions<KlaviyoOptions> options, TimeProvider timeProvider)
         : this(options.Value, timeProvider)
     {
@@ -27,12 +34,129 @@ public sealed class KlaviyoTransformer
     /// <summary>Transforms a UTF-8 JSON event. Never throws for bad input: malformed JSON is <see cref="TransformResult.Malformed"/>.</summary>
     public TransformResult Transform(ReadOnlySpan<byte> utf8Json)
     {
-        throw new NotImplementedException("issue 2");
+        if (utf8Json.IsEmpty)
+        {
+            return new TransformResult.Malformed("the body is empty, not a JSON event");
+        }
+        // The document reads from a pooled copy; plans never keep references into it.
+        var buffer = ArrayPool<byte>.Shared.Rent(utf8Json.Length);
+        try
+        {
+            utf8Json.CopyTo(buffer);
+            JsonDocument document;
+            try
+            {
+                document = JsonDocument.Parse(buffer.AsMemory(0, utf8Json.Length), s_documentOptions);
+            }
+            catch (JsonException ex)
+            {
+                return new TransformResult.Malformed($"the body is not valid JSON: {ex.Message}");
+            }
+            using (document)
+            {
+                return Transform(document.RootElement, utf8Json.Length);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>Transforms an already parsed event.</summary>
     public TransformResult Transform(JsonElement @event)
     {
-        throw new NotImplementedException("issue 2");
+        int size;
+        try
+        {
+            size = @event.ValueKind == JsonValueKind.Undefined ? 0 : JsonMarshal.GetRawUtf8Value(@event).Length;
+        }
+        catch (ObjectDisposedException)
+        {
+            return new TransformResult.Malformed("the event's JSON document was disposed");
+        }
+        return Transform(@event, size);
     }
+
+    private TransformResult Transform(JsonElement @event, int size)
+    {
+        try
+        {
+            return TransformCore(@event, size);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A bug, not bad input: keep the message (dead-lettered, replayable) and name only the exception type,
+            // never its text, which could carry event data.
+            return new TransformResult.Invalid("event", $"could not be transformed ({ex.GetType().Name})");
+        }
+    }
+
+    private TransformResult TransformCore(JsonElement root, int size)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return new TransformResult.Malformed($"the event is a JSON {Describe(root.ValueKind)}, not an object");
+        }
+
+        var typeElement = JsonRead.Get(root, "type"u8);
+        if (!typeElement.IsPresent())
+        {
+            return new TransformResult.Invalid("type", "is required");
+        }
+        if (typeElement.ValueKind != JsonValueKind.String)
+        {
+            return new TransformResult.Invalid("type", "must be a string");
+        }
+        var typeName = typeElement.GetString();
+        if (!EventTypes.TryParse(typeName, out var type))
+        {
+            return new TransformResult.Invalid("type", $"'{Truncate(typeName!)}' is not one of identify, track, page, screen, group, alias");
+        }
+
+        if (type == EventType.Alias)
+        {
+            return new TransformResult.Skipped(AliasSkipReason);
+        }
+        if (type == EventType.Page && !Options.SendPageAsTrack)
+        {
+            return new TransformResult.Skipped(PageMapping.SkipReason);
+        }
+
+        if (TransformLimits.CheckStrings(root, size) is { } sizeError)
+        {
+            return sizeError;
+        }
+        if (EventView.Create(root, type, out var view) is { } shapeError)
+        {
+            return shapeError;
+        }
+        if (Identity.Resolve(view!, Options, out var identity) is { } identityError)
+        {
+            return identityError;
+        }
+        view!.Identity = identity;
+
+        return type switch
+        {
+            EventType.Identify => IdentifyMapping.Map(view, Options),
+            EventType.Track => TrackMapping.Map(view, Options, TimeProvider.GetUtcNow()),
+            EventType.Screen => ScreenMapping.Map(view, Options, TimeProvider.GetUtcNow()),
+            EventType.Page => PageMapping.Map(view, Options, TimeProvider.GetUtcNow()),
+            EventType.Group => GroupMapping.Map(view, Options),
+            _ => new TransformResult.Invalid("type", "is not supported"),
+        };
+    }
+
+    private static string Describe(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Array => "array",
+        JsonValueKind.String => "string",
+        JsonValueKind.Number => "number",
+        JsonValueKind.True or JsonValueKind.False => "boolean",
+        JsonValueKind.Null => "null",
+        _ => "value",
+    };
+
+    private static string Truncate(string value) => value.Length <= 40 ? value : string.Concat(value.AsSpan(0, 40), "…");
 }

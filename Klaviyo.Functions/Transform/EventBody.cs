@@ -1,0 +1,293 @@
+using System.Globalization;
+using System.Text.Json;
+using Klaviyo.Functions.Klaviyo;
+
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>
+/// Writes the <c>POST /api/events</c> body (<c>EventCreateQueryV2</c>) shared by track, screen and page (spec 5):
+/// metric, properties, value / value_currency, unique_id, time and the profile.
+/// </summary>
+internal static class EventBody
+{
+    /// <summary>Klaviyo's limit on a metric name is "under 128 characters".</summary>
+    public const int MaxMetricNameLength = 127;
+
+    /// <summary>Klaviyo accepts at most 400 event properties.</summary>
+    public const int MaxProperties = 400;
+
+    // Read into value / value_currency or the profile, so not repeated in the event's properties (spec 5).
+    private static readonly Utf8KeyTable s_consumed = new("email", "phone", "revenue", "value", "total", "currency");
+
+    private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
+    private static readonly JsonEncodedText s_type = JsonEncodedText.Encode("type");
+    private static readonly JsonEncodedText s_event = JsonEncodedText.Encode("event");
+    private static readonly JsonEncodedText s_metric = JsonEncodedText.Encode("metric");
+    private static readonly JsonEncodedText s_attributes = JsonEncodedText.Encode("attributes");
+    private static readonly JsonEncodedText s_name = JsonEncodedText.Encode("name");
+    private static readonly JsonEncodedText s_profile = JsonEncodedText.Encode("profile");
+    private static readonly JsonEncodedText s_properties = JsonEncodedText.Encode("properties");
+    private static readonly JsonEncodedText s_time = JsonEncodedText.Encode("time");
+    private static readonly JsonEncodedText s_value = JsonEncodedText.Encode("value");
+    private static readonly JsonEncodedText s_valueCurrency = JsonEncodedText.Encode("value_currency");
+    private static readonly JsonEncodedText s_uniqueId = JsonEncodedText.Encode("unique_id");
+    private static readonly JsonEncodedText s_items = JsonEncodedText.Encode("Items");
+
+    /// <summary>Checks a metric name against Klaviyo's length limit.</summary>
+    public static TransformResult.Invalid? CheckMetricName(string name, string field) =>
+        name.Length > MaxMetricNameLength
+            ? new TransformResult.Invalid(field, "metric name must be shorter than 128 characters")
+            : null;
+
+    /// <summary>
+    /// Builds the event request. <paramref name="properties"/> is the object whose keys become event properties
+    /// (<c>default</c> for <c>{}</c>); <paramref name="ecommerce"/> renames them when set.
+    /// </summary>
+    public static TransformResult Build(EventView view, KlaviyoOptions options, DateTimeOffset now, string metricName,
+        JsonElement properties, EcommerceEvent? ecommerce)
+    {
+        if (EventTime.Resolve(view.Root, now, out var time) is { } timeError)
+        {
+            return timeError;
+        }
+        if (ReadValue(properties, out var value, out var valueText) is { } valueError)
+        {
+            return valueError;
+        }
+        if (ReadCurrency(properties, out var currency) is { } currencyError)
+        {
+            return currencyError;
+        }
+        if (ReadUniqueId(view, ecommerce, out var uniqueId) is { } uniqueIdError)
+        {
+            return uniqueIdError;
+        }
+
+        var writer = BodyBuffers.Body();
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_event);
+        writer.WritePropertyName(s_attributes);
+        writer.WriteStartObject();
+
+        writer.WritePropertyName(s_properties);
+        var error = options.FlattenProperties
+            ? PropertyFlattener.WriteFlattened(writer, w => WriteProperties(w, properties, ecommerce))
+            : WriteProperties(writer, properties, ecommerce);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        if (time is { } t)
+        {
+            writer.WriteString(s_time, t);
+        }
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            writer.WritePropertyName(s_value);
+            value.WriteTo(writer);
+        }
+        else if (valueText is { } parsed)
+        {
+            writer.WriteNumber(s_value, parsed);
+        }
+        if (currency.IsPresent())
+        {
+            writer.WritePropertyName(s_valueCurrency);
+            currency.WriteTo(writer);
+        }
+        if (uniqueId.IsPresent())
+        {
+            writer.WritePropertyName(s_uniqueId);
+            JsonRead.WriteAsString(writer, uniqueId);
+        }
+
+        writer.WritePropertyName(s_metric);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_metric);
+        writer.WritePropertyName(s_attributes);
+        writer.WriteStartObject();
+        writer.WriteString(s_name, metricName);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+
+        writer.WritePropertyName(s_profile);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        if (ProfileBuilder.Write(writer, view, options, forEvent: true) is { } profileError)
+        {
+            return profileError;
+        }
+        writer.WriteEndObject();
+
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+
+        var request = new KlaviyoRequest(KlaviyoEndpoint.CreateEvent, KlaviyoApi.CreateEventPath, BodyBuffers.ToArray(writer));
+        return new TransformResult.Planned(new RequestPlan([PlanStep.Fixed(request)], view.Warnings));
+    }
+
+    // value: revenue ?? value ?? total; a JSON number or an invariant-culture numeric string (spec 5).
+    private static TransformResult.Invalid? ReadValue(JsonElement properties, out JsonElement number, out double? parsed)
+    {
+        number = default;
+        parsed = null;
+        var value = JsonRead.Get(properties, "revenue"u8);
+        var field = "properties.revenue";
+        if (!value.IsPresent())
+        {
+            value = JsonRead.Get(properties, "value"u8);
+            field = "properties.value";
+        }
+        if (!value.IsPresent())
+        {
+            value = JsonRead.Get(properties, "total"u8);
+            field = "properties.total";
+        }
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Undefined:
+                return null;
+            case JsonValueKind.Number when value.TryGetDouble(out var d) && double.IsFinite(d):
+                number = value;
+                return null;
+            case JsonValueKind.String when double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d):
+                parsed = d;
+                return null;
+            default:
+                return new TransformResult.Invalid(field, "must be a number");
+        }
+    }
+
+    private static TransformResult.Invalid? ReadCurrency(JsonElement properties, out JsonElement currency)
+    {
+        currency = JsonRead.Get(properties, "currency"u8);
+        if (currency.IsPresent() && currency.ValueKind != JsonValueKind.String)
+        {
+            return new TransformResult.Invalid("properties.currency", "must be a string");
+        }
+        if (JsonRead.IsEmptyString(currency))
+        {
+            currency = default;
+        }
+        return null;
+    }
+
+    // unique_id: order_id for Started Checkout when present, otherwise messageId (spec 5).
+    private static TransformResult.Invalid? ReadUniqueId(EventView view, EcommerceEvent? ecommerce, out JsonElement uniqueId)
+    {
+        if (ecommerce == EcommerceEvent.StartedCheckout)
+        {
+            uniqueId = JsonRead.Get(view.Properties, "order_id"u8);
+            if (uniqueId.IsPresent() && !JsonRead.IsEmptyString(uniqueId))
+            {
+                return JsonRead.CheckText(uniqueId, "properties.order_id");
+            }
+        }
+        uniqueId = JsonRead.Get(view.Root, "messageId"u8);
+        if (JsonRead.IsEmptyString(uniqueId))
+        {
+            uniqueId = default;
+        }
+        return JsonRead.CheckText(uniqueId, "messageId");
+    }
+
+    private static TransformResult.Invalid? WriteProperties(Utf8JsonWriter writer, JsonElement properties, EcommerceEvent? ecommerce)
+    {
+        writer.WriteStartObject();
+        var count = 0;
+        if (properties.ValueKind == JsonValueKind.Object)
+        {
+            var hasItems = ecommerce is { MapsItems: true } && JsonRead.Get(properties, "items"u8).IsPresent();
+            foreach (var property in properties.EnumerateObject())
+            {
+                if (property.Value.ValueKind == JsonValueKind.Null || s_consumed.Contains(property))
+                {
+                    continue;
+                }
+                count++;
+                if (ecommerce is null)
+                {
+                    property.WriteTo(writer);
+                    continue;
+                }
+                if (ecommerce.MapsItems && (property.NameEquals("items"u8) || (!hasItems && property.NameEquals("products"u8))))
+                {
+                    writer.WritePropertyName(s_items);
+                    if (WriteItems(writer, property) is { } error)
+                    {
+                        return error;
+                    }
+                    continue;
+                }
+                var index = ecommerce.Properties.SourceIndex(property);
+                if (index >= 0)
+                {
+                    writer.WritePropertyName(ecommerce.Properties.Target(index));
+                    property.Value.WriteTo(writer);
+                }
+                else if (!ecommerce.Properties.IsShadowed(properties, property)
+                    && !(ecommerce.MapsItems && property.NameEquals("Items"u8) && (hasItems || JsonRead.Get(properties, "products"u8).IsPresent())))
+                {
+                    property.WriteTo(writer);
+                }
+                else
+                {
+                    count--;
+                }
+            }
+        }
+        writer.WriteEndObject();
+        return count > MaxProperties
+            ? new TransformResult.Invalid("properties", $"must have at most {MaxProperties} properties")
+            : null;
+    }
+
+    private static TransformResult.Invalid? WriteItems(Utf8JsonWriter writer, JsonProperty items)
+    {
+        if (items.Value.ValueKind != JsonValueKind.Array)
+        {
+            return new TransformResult.Invalid("properties." + items.Name, "must be an array");
+        }
+        writer.WriteStartArray();
+        var index = 0;
+        foreach (var item in items.Value.EnumerateArray())
+        {
+            if (item.ValueKind == JsonValueKind.Null)
+            {
+                index++;
+                continue;
+            }
+            if (item.ValueKind != JsonValueKind.Object)
+            {
+                return new TransformResult.Invalid(string.Create(CultureInfo.InvariantCulture, $"properties.{items.Name}[{index}]"), "must be an object");
+            }
+            writer.WriteStartObject();
+            var hasTotal = JsonRead.Get(item, "total"u8).IsPresent();
+            foreach (var property in item.EnumerateObject())
+            {
+                var source = EcommerceEvent.ItemTable.SourceIndex(property);
+                // total and row_total both feed RowTotal; total wins and row_total is then kept as sent.
+                if (source >= 0 && !(hasTotal && property.NameEquals("row_total"u8)))
+                {
+                    writer.WritePropertyName(EcommerceEvent.ItemTable.Target(source));
+                    property.Value.WriteTo(writer);
+                }
+                else if (!EcommerceEvent.ItemTable.IsShadowed(item, property))
+                {
+                    property.WriteTo(writer);
+                }
+            }
+            writer.WriteEndObject();
+            index++;
+        }
+        writer.WriteEndArray();
+        return null;
+    }
+}

@@ -1,0 +1,60 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>
+/// The event's <c>time</c> (spec 5, track): <c>timestamp</c> ?? <c>originalTimestamp</c> ?? the ingest's <c>receivedAt</c>,
+/// sent as ISO-8601 UTC. Klaviyo refuses times before 1990 or more than a year ahead, so those are permanent errors here.
+/// </summary>
+internal static class EventTime
+{
+    public static readonly DateTimeOffset Earliest = new(1990, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>Resolves the time; <paramref name="utc"/> is null when the event carries none (Klaviyo then uses arrival).</summary>
+    public static TransformResult.Invalid? Resolve(JsonElement root, DateTimeOffset now, out DateTime? utc)
+    {
+        utc = null;
+        var value = JsonRead.Get(root, "timestamp"u8);
+        var field = "timestamp";
+        if (!value.IsPresent())
+        {
+            value = JsonRead.Get(root, "originalTimestamp"u8);
+            field = "originalTimestamp";
+        }
+        if (!value.IsPresent())
+        {
+            value = JsonRead.Get(root, "receivedAt"u8);
+            field = "receivedAt";
+        }
+        if (!value.IsPresent())
+        {
+            return null;
+        }
+        if (value.ValueKind != JsonValueKind.String || !TryParse(value, out var time))
+        {
+            return new TransformResult.Invalid(field, "must be an ISO-8601 date-time");
+        }
+        if (time < Earliest)
+        {
+            return new TransformResult.Invalid(field, "must not be before 1990-01-01");
+        }
+        if (time > now.AddYears(1))
+        {
+            return new TransformResult.Invalid(field, "must not be more than a year in the future");
+        }
+        utc = time.UtcDateTime;
+        return null;
+    }
+
+    private static bool TryParse(JsonElement value, out DateTimeOffset time)
+    {
+        // The common case (ISO 8601 as SDKs send it) parses without allocating.
+        if (value.TryGetDateTimeOffset(out time))
+        {
+            return true;
+        }
+        return DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture,
+            DateTimeStyles.AssumeUniversal | DateTimeStyles.AllowWhiteSpaces, out time);
+    }
+}

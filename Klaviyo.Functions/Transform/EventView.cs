@@ -1,0 +1,85 @@
+using System.Text.Json;
+using Klaviyo.Functions.Events;
+
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>
+/// The parts of one event the mappings read, checked for JSON type once (spec 4). Absent and <c>null</c> objects are
+/// <c>default</c>. Valid only while the event's <see cref="JsonDocument"/> is alive: plans never capture it.
+/// </summary>
+internal sealed class EventView
+{
+    public required EventType Type { get; init; }
+    public required JsonElement Root { get; init; }
+    public JsonElement Context { get; private init; }
+    public JsonElement Traits { get; private init; }
+    public JsonElement ContextTraits { get; private init; }
+    public JsonElement Properties { get; private init; }
+
+    /// <summary>Identify only: <c>traits.properties</c>, the control object (listId, subscribe, consent, smsConsent).</summary>
+    public JsonElement ControlProperties { get; private init; }
+
+    /// <summary><c>context.location</c>.</summary>
+    public JsonElement Location { get; private init; }
+
+    /// <summary>Spec 4.2: identify reads <c>traits</c> merged over <c>context.traits</c>; the others <c>context.traits</c>.</summary>
+    public JsonElement TraitPrimary => Type == EventType.Identify ? Traits : ContextTraits;
+
+    public JsonElement TraitSecondary => Type == EventType.Identify ? ContextTraits : default;
+
+    public string TraitPrimaryName => Type == EventType.Identify ? "traits" : "context.traits";
+
+    public Identity Identity { get; set; } = null!;
+
+    public List<string>? Warnings { get; private set; }
+
+    public void Warn(string warning) => (Warnings ??= []).Add(warning);
+
+    /// <summary>Looks <paramref name="key"/> up in the trait object; <paramref name="field"/> names where it was found.</summary>
+    public JsonElement Trait(ReadOnlySpan<byte> key, string keyName, out string field)
+    {
+        var value = JsonRead.Get(TraitPrimary, key);
+        if (value.IsPresent())
+        {
+            field = TraitPrimaryName + "." + keyName;
+            return value;
+        }
+        value = JsonRead.Get(TraitSecondary, key);
+        field = value.IsPresent() ? "context.traits." + keyName : "";
+        return value;
+    }
+
+    /// <summary>Looks a key up in the trait object when only presence and value matter (no field name needed).</summary>
+    public JsonElement Trait(ReadOnlySpan<byte> key)
+    {
+        var value = JsonRead.Get(TraitPrimary, key);
+        return value.IsPresent() ? value : JsonRead.Get(TraitSecondary, key);
+    }
+
+    public static TransformResult.Invalid? Create(JsonElement root, EventType type, out EventView? view)
+    {
+        view = null;
+        if (JsonRead.Object(root, "context"u8, "context", out var context) is { } e1) { return e1; }
+        if (JsonRead.Object(root, "traits"u8, "traits", out var traits) is { } e2) { return e2; }
+        if (JsonRead.Object(root, "properties"u8, "properties", out var properties) is { } e3) { return e3; }
+        if (JsonRead.Object(context, "traits"u8, "context.traits", out var contextTraits) is { } e4) { return e4; }
+        if (JsonRead.Object(context, "location"u8, "context.location", out var location) is { } e5) { return e5; }
+        var control = default(JsonElement);
+        if (type == EventType.Identify && JsonRead.Object(traits, "properties"u8, "traits.properties", out control) is { } e6)
+        {
+            return e6;
+        }
+        view = new EventView
+        {
+            Type = type,
+            Root = root,
+            Context = context,
+            Traits = traits,
+            ContextTraits = contextTraits,
+            Properties = properties,
+            ControlProperties = control,
+            Location = location,
+        };
+        return null;
+    }
+}

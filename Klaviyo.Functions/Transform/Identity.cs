@@ -1,0 +1,141 @@
+using System.Text.Json;
+using Klaviyo.Functions.Events;
+using Klaviyo.Functions.Klaviyo;
+
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>The profile identifiers of one event (spec 4.1).</summary>
+internal sealed class Identity
+{
+    public const string NoIdentifierRule = "no user identifier: need userId, anonymousId, email or phone";
+
+    /// <summary><c>userId</c> ?? <c>traits.userId</c> ?? <c>context.traits.userId</c>.</summary>
+    public string? UserId { get; private init; }
+
+    /// <summary>What is sent as <c>external_id</c>: the user id, else the anonymous id when nothing else identifies the user.</summary>
+    public string? ExternalId { get; private init; }
+
+    public string? AnonymousId { get; private init; }
+
+    public string? Email { get; private init; }
+
+    /// <summary>The phone number in E.164 form, when it normalises to one.</summary>
+    public string? Phone { get; private init; }
+
+    /// <summary>A phone value that is not E.164: kept as profile property <c>phone</c>, not an identifier.</summary>
+    public JsonElement UnusablePhone { get; private init; }
+
+    public JsonElement Kx { get; private init; }
+
+    public static TransformResult.Invalid? Resolve(EventView view, KlaviyoOptions options, out Identity identity)
+    {
+        identity = null!;
+        // Group traits describe the group, not the user (spec 5, group): identity comes from context.traits there.
+        var traits = view.Type == EventType.Group ? default : view.Traits;
+        var contextTraits = view.ContextTraits;
+
+        if (UserIdOf(view.Root, traits, contextTraits, out var userId) is { } e1) { return e1; }
+        if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out var anonymousId) is { } e2) { return e2; }
+        if (FirstString(traits, contextTraits, view.Properties, "email"u8, "email", out var email, out _, out _) is { } e3) { return e3; }
+        if (FirstString(traits, contextTraits, view.Properties, "phone"u8, "phone", out var phoneText, out var phoneElement, out var phoneField) is { } e4) { return e4; }
+
+        var kx = JsonRead.Get(traits, "_kx"u8);
+        var kxField = "traits._kx";
+        if (!kx.IsPresent())
+        {
+            kx = JsonRead.Get(contextTraits, "_kx"u8);
+            kxField = "context.traits._kx";
+        }
+        if (kx.IsPresent() && kx.ValueKind != JsonValueKind.String)
+        {
+            return new TransformResult.Invalid(kxField, "must be a string");
+        }
+
+        string? phone = null;
+        var unusable = default(JsonElement);
+        if (phoneText is not null)
+        {
+            phone = PhoneNormalizer.ToE164(phoneText);
+            if (phone is null)
+            {
+                unusable = phoneElement;
+                view.Warn($"{phoneField} is not an E.164 phone number; sent as profile property 'phone', not as phone_number");
+            }
+        }
+
+        if (userId is null && anonymousId is null && email is null && phone is null)
+        {
+            return new TransformResult.Invalid("userId", NoIdentifierRule);
+        }
+        if (options.EnforceEmailAsPrimary && email is null && phone is null)
+        {
+            return new TransformResult.Invalid("email", "EnforceEmailAsPrimary is on: need email or an E.164 phone");
+        }
+
+        string? externalId = null;
+        if (!options.EnforceEmailAsPrimary)
+        {
+            externalId = userId ?? (email is null && phone is null ? anonymousId : null);
+        }
+
+        identity = new Identity
+        {
+            UserId = userId,
+            ExternalId = externalId,
+            AnonymousId = anonymousId,
+            Email = email,
+            Phone = phone,
+            UnusablePhone = unusable,
+            Kx = kx.IsPresent() && !JsonRead.IsEmptyString(kx) ? kx : default,
+        };
+        return null;
+    }
+
+    private static TransformResult.Invalid? UserIdOf(JsonElement root, JsonElement traits, JsonElement contextTraits, out string? value)
+    {
+        var error = JsonRead.Text(JsonRead.Get(root, "userId"u8), "userId", out value);
+        if (error is not null || value is not null)
+        {
+            return error;
+        }
+        error = JsonRead.Text(JsonRead.Get(traits, "userId"u8), "traits.userId", out value);
+        if (error is not null || value is not null)
+        {
+            return error;
+        }
+        return JsonRead.Text(JsonRead.Get(contextTraits, "userId"u8), "context.traits.userId", out value);
+    }
+
+    // Email and phone: the first non-empty string of traits, context.traits, properties.
+    private static TransformResult.Invalid? FirstString(
+        JsonElement traits, JsonElement contextTraits, JsonElement properties, ReadOnlySpan<byte> key, string keyName,
+        out string? value, out JsonElement element, out string field)
+    {
+        value = null;
+        element = default;
+        field = "";
+        for (var source = 0; source < 3; source++)
+        {
+            var parent = source switch { 0 => traits, 1 => contextTraits, _ => properties };
+            var candidate = JsonRead.Get(parent, key);
+            if (!candidate.IsPresent())
+            {
+                continue;
+            }
+            var prefix = source switch { 0 => "traits.", 1 => "context.traits.", _ => "properties." };
+            if (candidate.ValueKind != JsonValueKind.String && !(keyName == "phone" && candidate.ValueKind == JsonValueKind.Number))
+            {
+                return new TransformResult.Invalid(prefix + keyName, "must be a string");
+            }
+            if (JsonRead.IsEmptyString(candidate))
+            {
+                continue;
+            }
+            value = candidate.ValueKind == JsonValueKind.String ? candidate.GetString() : candidate.GetRawText();
+            element = candidate;
+            field = prefix + keyName;
+            return null;
+        }
+        return null;
+    }
+}

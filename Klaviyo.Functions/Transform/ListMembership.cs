@@ -1,0 +1,219 @@
+using System.Text.Json;
+using Klaviyo.Functions.Klaviyo;
+
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>
+/// Step 2 of identify and group (spec 5): subscribe the profile to the list when <c>subscribe == true</c> and a
+/// channel can be resolved, otherwise add it to the list without touching consent. Built from the profile id that
+/// step 1 (profile-import) answers with; captures only strings, never the event's JSON.
+/// </summary>
+internal sealed class ListMembership
+{
+    private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
+    private static readonly JsonEncodedText s_type = JsonEncodedText.Encode("type");
+    private static readonly JsonEncodedText s_id = JsonEncodedText.Encode("id");
+    private static readonly JsonEncodedText s_profile = JsonEncodedText.Encode("profile");
+    private static readonly JsonEncodedText s_list = JsonEncodedText.Encode("list");
+    private static readonly JsonEncodedText s_job = JsonEncodedText.Encode("profile-subscription-bulk-create-job");
+    private static readonly JsonEncodedText s_attributes = JsonEncodedText.Encode("attributes");
+    private static readonly JsonEncodedText s_profiles = JsonEncodedText.Encode("profiles");
+    private static readonly JsonEncodedText s_relationships = JsonEncodedText.Encode("relationships");
+    private static readonly JsonEncodedText s_email = JsonEncodedText.Encode("email");
+    private static readonly JsonEncodedText s_sms = JsonEncodedText.Encode("sms");
+    private static readonly JsonEncodedText s_phoneNumber = JsonEncodedText.Encode("phone_number");
+    private static readonly JsonEncodedText s_subscriptions = JsonEncodedText.Encode("subscriptions");
+    private static readonly JsonEncodedText s_marketing = JsonEncodedText.Encode("marketing");
+    private static readonly JsonEncodedText s_consent = JsonEncodedText.Encode("consent");
+    private static readonly JsonEncodedText s_subscribed = JsonEncodedText.Encode("SUBSCRIBED");
+
+    private readonly string _listId;
+    private readonly string? _email;
+    private readonly string? _phone;
+    private readonly bool _emailChannel;
+    private readonly bool _smsChannel;
+
+    private ListMembership(string listId, string? email, string? phone, bool emailChannel, bool smsChannel)
+    {
+        _listId = listId;
+        _email = email;
+        _phone = phone;
+        _emailChannel = emailChannel;
+        _smsChannel = smsChannel;
+    }
+
+    /// <summary>
+    /// The step for <paramref name="listId"/>: a subscription when <paramref name="subscribe"/> and a channel resolves
+    /// (email consent with an email; SMS consent with an E.164 phone), otherwise an add-to-list.
+    /// </summary>
+    public static PlanStep Step(EventView view, string listId, bool subscribe, ConsentChannels consent, bool smsConsent)
+    {
+        var identity = view.Identity;
+        var emailChannel = (consent & ConsentChannels.Email) != 0 && identity.Email is not null;
+        var smsChannel = (smsConsent || (consent & ConsentChannels.Sms) != 0) && identity.Phone is not null;
+        if (subscribe && (emailChannel || smsChannel))
+        {
+            var subscription = new ListMembership(listId, identity.Email, identity.Phone, emailChannel, smsChannel);
+            return PlanStep.WithProfileId(KlaviyoEndpoint.SubscribeProfiles, subscription.BuildSubscription);
+        }
+        if (subscribe)
+        {
+            view.Warn("subscribe is true but no consent channel matches an email or E.164 phone; the profile is added to the list without a subscription");
+        }
+        var membership = new ListMembership(listId, null, null, false, false);
+        return PlanStep.WithProfileId(KlaviyoEndpoint.AddProfilesToList, membership.BuildAddToList);
+    }
+
+    private KlaviyoRequest BuildSubscription(string profileId)
+    {
+        var writer = BodyBuffers.Body();
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_job);
+        writer.WritePropertyName(s_attributes);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_profiles);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartArray();
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_profile);
+        writer.WriteString(s_id, profileId);
+        writer.WritePropertyName(s_attributes);
+        writer.WriteStartObject();
+        if (_email is not null)
+        {
+            writer.WriteString(s_email, _email);
+        }
+        if (_phone is not null)
+        {
+            writer.WriteString(s_phoneNumber, _phone);
+        }
+        writer.WritePropertyName(s_subscriptions);
+        writer.WriteStartObject();
+        if (_emailChannel)
+        {
+            WriteSubscribed(writer, s_email);
+        }
+        if (_smsChannel)
+        {
+            WriteSubscribed(writer, s_sms);
+        }
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WritePropertyName(s_relationships);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_list);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_list);
+        writer.WriteString(s_id, _listId);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, BodyBuffers.ToArray(writer));
+    }
+
+    private static void WriteSubscribed(Utf8JsonWriter writer, JsonEncodedText channel)
+    {
+        writer.WritePropertyName(channel);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_marketing);
+        writer.WriteStartObject();
+        writer.WriteString(s_consent, s_subscribed);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private KlaviyoRequest BuildAddToList(string profileId)
+    {
+        var writer = BodyBuffers.Body();
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartArray();
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_profile);
+        writer.WriteString(s_id, profileId);
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        return new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, KlaviyoApi.AddProfilesToListPath(_listId), BodyBuffers.ToArray(writer));
+    }
+
+    /// <summary>
+    /// Reads a list id (a string or number of letters and digits; it goes into a URL path, so nothing else passes).
+    /// An empty string counts as absent.
+    /// </summary>
+    public static TransformResult.Invalid? ReadListId(JsonElement value, string field, out string? listId)
+    {
+        if (JsonRead.Text(value, field, out listId) is { } error)
+        {
+            return error;
+        }
+        if (listId is not null && !IsListId(listId))
+        {
+            listId = null;
+            return new TransformResult.Invalid(field, "must be a Klaviyo list id (letters and digits only)");
+        }
+        return null;
+    }
+
+    public static bool IsListId(string value)
+    {
+        foreach (var c in value)
+        {
+            if (!char.IsAsciiLetterOrDigit(c))
+            {
+                return false;
+            }
+        }
+        return value.Length is > 0 and <= 64;
+    }
+
+    /// <summary>Reads a consent value: a string (comma-separated) or an array of strings naming <c>email</c> / <c>sms</c>.</summary>
+    public static TransformResult.Invalid? ReadConsent(JsonElement value, string field, out ConsentChannels? consent)
+    {
+        consent = null;
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Undefined:
+                return null;
+            case JsonValueKind.String:
+                var channels = KlaviyoOptions.ParseConsent(value.GetString(), out var unknown, out _);
+                if (unknown.Count > 0)
+                {
+                    return new TransformResult.Invalid(field, $"'{unknown[0]}' is not one of email, sms");
+                }
+                consent = channels;
+                return null;
+            case JsonValueKind.Array:
+                var all = ConsentChannels.None;
+                var index = 0;
+                foreach (var item in value.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.String)
+                    {
+                        return new TransformResult.Invalid($"{field}[{index}]", "must be a string");
+                    }
+                    all |= KlaviyoOptions.ParseConsent(item.GetString(), out unknown, out _);
+                    if (unknown.Count > 0)
+                    {
+                        return new TransformResult.Invalid($"{field}[{index}]", $"'{unknown[0]}' is not one of email, sms");
+                    }
+                    index++;
+                }
+                consent = all;
+                return null;
+            default:
+                return new TransformResult.Invalid(field, "must be a string or an array of strings");
+        }
+    }
+}

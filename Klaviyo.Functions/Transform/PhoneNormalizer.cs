@@ -1,0 +1,101 @@
+using PhoneNumbers;
+
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>
+/// E.164 normalisation (spec 4.1). Syntactic, not a full libphonenumber parse per event:
+/// strip spaces, dashes, dots and brackets; a leading <c>00</c> becomes <c>+</c>; the result is E.164 when it is
+/// <c>+</c> and 7–15 digits, the first not 0, starting with a country calling code libphonenumber supports.
+/// Whether the rest is a number that exists in that country is Klaviyo's call, not ours.
+/// </summary>
+internal static class PhoneNormalizer
+{
+    public const int MinDigits = 7;
+    public const int MaxDigits = 15;
+
+    // Computed once: calling codes are at most three digits and prefix-free.
+    private static readonly bool[] s_callingCodes = LoadCallingCodes();
+
+    private static bool[] LoadCallingCodes()
+    {
+        var codes = new bool[1000];
+        foreach (var code in PhoneNumberUtil.GetInstance().GetSupportedCallingCodes())
+        {
+            if (code is > 0 and < 1000)
+            {
+                codes[code] = true;
+            }
+        }
+        return codes;
+    }
+
+    /// <summary>Returns the E.164 form of <paramref name="raw"/>, or null when it is not one after normalising.</summary>
+    public static string? ToE164(string raw)
+    {
+        if (raw.Length > 64)
+        {
+            return null;
+        }
+        Span<char> buffer = stackalloc char[raw.Length + 1];
+        var length = 0;
+        foreach (var c in raw)
+        {
+            switch (c)
+            {
+                case ' ' or '-' or '.' or '(' or ')' or '[' or ']' or '\u00A0' or '\t':
+                    continue;
+                default:
+                    buffer[length++] = c;
+                    break;
+            }
+        }
+        scoped ReadOnlySpan<char> digits;
+        if (length > 0 && buffer[0] == '+')
+        {
+            digits = buffer[1..length];
+        }
+        else if (length > 2 && buffer[0] == '0' && buffer[1] == '0')
+        {
+            digits = buffer[2..length];
+        }
+        else
+        {
+            return null;
+        }
+        if (digits.Length is < MinDigits or > MaxDigits || digits[0] == '0' || !IsAsciiDigits(digits) || !HasCallingCode(digits))
+        {
+            return null;
+        }
+        if (length == raw.Length && raw[0] == '+')
+        {
+            return raw;
+        }
+        return string.Concat("+", digits);
+    }
+
+    private static bool IsAsciiDigits(ReadOnlySpan<char> value)
+    {
+        foreach (var c in value)
+        {
+            if (!char.IsAsciiDigit(c))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static bool HasCallingCode(ReadOnlySpan<char> digits)
+    {
+        var code = 0;
+        for (var i = 0; i < 3; i++)
+        {
+            code = code * 10 + (digits[i] - '0');
+            if (s_callingCodes[code])
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+}
