@@ -122,7 +122,8 @@ public static class DeliberateDifferences
         new("value-must-be-a-number",
             "value must be a number or a numeric string; the reference parses leniently (parseFloat(\"12abc\") = 12)",
             "§5 track",
-            (c, m) => m.Field == SemanticView.Outcome && c.Vector.ExpectedError is null && c.RelayRefusedOn("value")),
+            (c, m) => m.Field == SemanticView.Outcome && c.Vector.ExpectedError is null
+                && c.Result is TransformResult.Invalid { Field: "properties.revenue" or "properties.value" or "properties.total" }),
         new("value-precedence",
             "value is revenue ?? value ?? total; the reference takes revenue ?? total ?? value",
             "§5 track",
@@ -139,7 +140,7 @@ public static class DeliberateDifferences
         new("identify-consent-from-traits-properties",
             "identify reads consent from traits.properties.consent, then the Consent setting; a top-level traits.consent is not a control key there",
             "§5 identify",
-            (c, m) => c.Type == "identify" && c.Has("traits", "consent") && m.Field.StartsWith("subscribe", StringComparison.Ordinal)),
+            (c, m) => c.Type == "identify" && c.Has("traits", "consent") && IsListCall(m)),
         new("locale-added",
             "the profile carries locale from context.locale",
             "§4.2",
@@ -152,16 +153,67 @@ public static class DeliberateDifferences
         new("subscription-email-sources",
             "the subscription email comes from traits/context.traits/properties only, never from context.externalId",
             "§4.1",
-            (c, m) => m.Field.StartsWith("subscribe", StringComparison.Ordinal) && m.Field.EndsWith(".email", StringComparison.Ordinal) && m.Actual is null
-                && c.At("context", "externalId").ValueKind == JsonValueKind.Array),
-        new("listid-letters-and-digits",
-            "the ListId setting must be letters and digits (the reference vector's list id was adapted to compare the rest)",
-            "§3",
-            (c, m) => false),
+            (c, m) => c.At("context", "externalId").ValueKind == JsonValueKind.Array
+                && !c.Has("traits", "email") && !c.Has("context", "traits", "email") && !c.Has("properties", "email")
+                && IsListCall(m)),
+        new("group-subscribe-flag-from-traits",
+            "group reads subscribe from traits.subscribe only (consent falls back to context.traits); without it the profile is added to the list",
+            "§5 group",
+            (c, m) => c.Type == "group" && !c.Has("traits", "subscribe") && IsListCall(m)),
+        new("identity-from-event-properties",
+            "track reads email and phone also from properties (properties.email, properties.phone)",
+            "§4.1",
+            (c, m) => m.Field is "event.profile.email" or "event.profile.phone_number" && m.Expected is null
+                && m.Actual == c.At("properties", m.Field == "event.profile.email" ? "email" : "phone").ToString()),
+        new("unusable-phone-kept-as-property",
+            "a phone that is not E.164 is kept as profile property phone (with a warning)",
+            "§4.1",
+            (c, m) => m.Field.EndsWith(".properties.phone", StringComparison.Ordinal) && m.Expected is null && m.Actual is not null),
+        new("event-properties-kept",
+            "event properties are sent as given except email, phone, revenue, value, total, currency (the reference also drops event and value_currency)",
+            "§5 track",
+            (c, m) => m.Field is "event.properties.event" or "event.properties.value_currency" && m.Expected is null),
+        new("patch-fields-are-properties",
+            "integrations.Klaviyo fieldsToAppend/Unappend/Unset are not read: the named traits are ordinary profile properties",
+            "§4.2",
+            (c, m) => m.Field.Contains(".properties.", StringComparison.Ordinal) && m.Expected is null
+                && PatchFieldNames(c).Contains(m.Field[(m.Field.LastIndexOf(".properties.", StringComparison.Ordinal) + ".properties.".Length)..])),
+        new("external-id-is-user-id",
+            "external_id is userId even for RETL events (context.mappedToDestination); the reference replaces it with context.externalId[0].id",
+            "§4.1",
+            (c, m) => m.Field.EndsWith("external_id", StringComparison.Ordinal) && m.Actual == c.At("userId").ToString()
+                && c.Has("context", "mappedToDestination")),
     ];
+
+    /// <summary>Applied to the inputs, not to a mismatch: list ids that are not letters and digits are adapted before comparing.</summary>
+    public static readonly (string Id, string Description, string SpecSection) ListIdLettersAndDigits =
+        ("listid-letters-and-digits",
+            "list ids (the ListId setting, groupId, traits.properties.listId) must be letters and digits, as Klaviyo's are; they go into the add-to-list URL path. Vector ids like group_list_id are adapted to compare the rest",
+            "§3, §2");
 
     /// <summary>The difference that explains <paramref name="m"/>, or null.</summary>
     public static DeliberateDifference? Explain(ConformanceCase c, Mismatch m) => All.FirstOrDefault(d => d.Covers(c, m));
+
+    /// <summary>A mismatch in the list call: which endpoint, or any field of a subscribe / add-to-list request.</summary>
+    private static bool IsListCall(Mismatch m) =>
+        m.Field is "endpoint.subscribe" or "endpoint.list-add" or "endpoint.unsubscribe"
+        || m.Field.StartsWith("subscribe", StringComparison.Ordinal) || m.Field.StartsWith("list-add", StringComparison.Ordinal);
+
+    private static HashSet<string> PatchFieldNames(ConformanceCase c)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var key in new[] { "Klaviyo", "KLAVIYO", "klaviyo" })
+        {
+            foreach (var list in new[] { "fieldsToAppend", "fieldsToUnappend", "fieldsToUnset" })
+            {
+                if (c.At("integrations", key, list) is { ValueKind: JsonValueKind.Array } names0)
+                {
+                    names.UnionWith(names0.EnumerateArray().Select(n => n.ToString()));
+                }
+            }
+        }
+        return names;
+    }
 
     private static bool IsKind(Mismatch m, string kind, bool expectedSide)
     {
