@@ -149,6 +149,7 @@ public static class DeliberateDifferences
             "external_id comes from userId, traits.userId, context.traits.userId (not traits.id); anonymousId only when no other identifier exists",
             "§4.1",
             (c, m) => m.Field.EndsWith("external_id", StringComparison.Ordinal)
+                && !c.Has("userId") && !c.Has("traits", "userId") && !c.Has("context", "traits", "userId")
                 && (m.Actual is null || m.Actual == c.At("anonymousId").ToString())),
         new("subscription-email-sources",
             "the subscription email comes from traits/context.traits/properties only, never from context.externalId",
