@@ -19,14 +19,18 @@ public sealed partial class ConfigurationHealth(IServiceProvider services, IConf
                     && t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static) is { IsLiteral: true })
         .OrderBy(t => t.Name, StringComparer.Ordinal)];
 
-    public IReadOnlyList<HealthCheckResult> Check()
+    /// <param name="includeServiceBus">False in local mode, which has an in-process queue instead of Service Bus.</param>
+    public IReadOnlyList<HealthCheckResult> Check(bool includeServiceBus = true)
     {
         var results = new List<HealthCheckResult>();
         foreach (var type in OptionsTypes)
         {
             results.Add(CheckOptions(type));
         }
-        results.Add(CheckServiceBus());
+        if (includeServiceBus)
+        {
+            results.Add(CheckServiceBus());
+        }
         results.Add(CheckKeyVaultReferences());
         return results;
     }

@@ -13,7 +13,13 @@ public sealed class HealthFunction(ConfigurationHealth health)
     [Function(Name)]
     public IActionResult Run([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "health")] HttpRequest request)
     {
-        var checks = health.Check();
+        var (status, body) = Describe(health.Check());
+        return new JsonResult(body) { StatusCode = status };
+    }
+
+    /// <summary>The status and body for a set of checks (shared with local mode's <c>/api/health</c>).</summary>
+    public static (int Status, object Body) Describe(IReadOnlyList<HealthCheckResult> checks)
+    {
         var healthy = checks.All(c => c.Passed);
         var body = new
         {
@@ -25,6 +31,6 @@ public sealed class HealthFunction(ConfigurationHealth health)
                 settings = c.Settings,
             }),
         };
-        return new JsonResult(body) { StatusCode = healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable };
+        return (healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, body);
     }
 }

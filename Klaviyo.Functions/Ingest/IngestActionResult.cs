@@ -9,16 +9,19 @@ public sealed class IngestActionResult(IngestResult result) : IActionResult
 {
     public IngestResult Result { get; } = result;
 
-    public async Task ExecuteResultAsync(ActionContext context)
+    public Task ExecuteResultAsync(ActionContext context) => WriteAsync(context.HttpContext, Result);
+
+    /// <summary>Shared with local mode, which serves the same answers without the Functions host.</summary>
+    public static async Task WriteAsync(HttpContext httpContext, IngestResult result)
     {
-        var response = context.HttpContext.Response;
-        response.StatusCode = Result.Status;
-        response.ContentType = Result.ContentType;
-        response.ContentLength = Result.Body.Length;
-        if (Result.RetryAfter is { } retryAfter)
+        var response = httpContext.Response;
+        response.StatusCode = result.Status;
+        response.ContentType = result.ContentType;
+        response.ContentLength = result.Body.Length;
+        if (result.RetryAfter is { } retryAfter)
         {
             response.Headers.RetryAfter = ((long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         }
-        await response.Body.WriteAsync(Result.Body, context.HttpContext.RequestAborted);
+        await response.Body.WriteAsync(result.Body, httpContext.RequestAborted);
     }
 }

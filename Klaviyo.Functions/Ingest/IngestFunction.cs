@@ -26,16 +26,23 @@ public sealed class IngestFunction(IngestHandler handler)
     /// <summary><c>POST /api/v1/{type}</c>: the route gives <c>type</c> to events that have none.</summary>
     [Function(TypedFunctionName)]
     public Task<IActionResult> Typed(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/{type:regex(^(identify|track|page|screen|group|alias)$)}")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = TypedRoute)] HttpRequest request,
         string type) =>
         RunAsync(request, type);
 
     private async Task<IActionResult> RunAsync(HttpRequest request, string? routeType)
     {
-        var signature = request.Headers[SignatureVerifier.HeaderName];
-        var result = await handler.HandleAsync(
-            new IngestRequest(request.Body, request.ContentType, request.ContentLength, signature.Count == 0 ? null : signature.ToString(), routeType),
-            request.HttpContext.RequestAborted);
+        var result = await handler.HandleAsync(ToIngestRequest(request, routeType), request.HttpContext.RequestAborted);
         return new IngestActionResult(result);
     }
+
+    /// <summary>The parts of an HTTP request the handler decides on (shared with local mode).</summary>
+    public static IngestRequest ToIngestRequest(HttpRequest request, string? routeType)
+    {
+        var signature = request.Headers[SignatureVerifier.HeaderName];
+        return new IngestRequest(request.Body, request.ContentType, request.ContentLength, signature.Count == 0 ? null : signature.ToString(), routeType);
+    }
+
+    /// <summary>The route template of <c>/api/v1/{type}</c> (shared with local mode).</summary>
+    public const string TypedRoute = "v1/{type:regex(^(identify|track|page|screen|group|alias)$)}";
 }

@@ -105,7 +105,7 @@ public sealed partial class IngestHandler(
         OperationCanceledException => !requestAborted.IsCancellationRequested,
         ServiceBusException or RequestFailedException or TimeoutException or UnauthorizedAccessException
             or AuthenticationFailedException or CredentialUnavailableException or SocketException
-            or IOException or HttpRequestException or ObjectDisposedException => true,
+            or IOException or HttpRequestException or ObjectDisposedException or QueueUnavailableException => true,
         _ => false,
     };
 

@@ -11,13 +11,20 @@ public static class IngestServiceCollectionExtensions
     /// <summary>Registers the ingest handler, its options (section <c>Ingest</c>, validated at start-up) and the event queue.</summary>
     public static IServiceCollection AddIngest(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddIngestHandler();
+        services.AddEventQueue(configuration);
+        return services;
+    }
+
+    /// <summary>The handler and its options without a queue: local mode brings its own <c>IEventQueue</c>.</summary>
+    internal static IServiceCollection AddIngestHandler(this IServiceCollection services)
+    {
         services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SignatureVerifier>();
         services.TryAddSingleton<EventValidator>();
         services.TryAddSingleton<IngestHandler>();
-        services.AddEventQueue(configuration);
         return services;
     }
 }

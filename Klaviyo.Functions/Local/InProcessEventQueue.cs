@@ -106,4 +106,4 @@ public sealed class InProcessEventQueue : IEventQueue, IDisposable
 }
 
 /// <summary>The local queue no longer accepts events (the app is stopping). The ingest answers 503.</summary>
-public sealed class QueueClosedException() : InvalidOperationException("The local queue is closed: the relay is shutting down.");
+public sealed class QueueClosedException() : QueueUnavailableException("The local queue is closed: the relay is shutting down.");

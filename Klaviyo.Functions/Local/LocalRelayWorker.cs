@@ -1,0 +1,123 @@
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Local;
+
+/// <summary>
+/// Local mode's stand-in for the queue trigger: takes events from the in-process queue, runs the same
+/// <see cref="RelayProcessor"/>, and settles as <see cref="RelayFunction"/> does — a scheduled copy for a retry,
+/// a line in the dead-letter file for a dead letter. On stop it lets in-flight events finish (up to
+/// <see cref="LocalOptions.ShutdownGrace"/>) and writes what is still queued to the file as <c>Shutdown</c>.
+/// </summary>
+public sealed partial class LocalRelayWorker(
+    InProcessEventQueue queue,
+    RelayProcessor processor,
+    DeadLetterFile deadLetters,
+    LocalCounters counters,
+    IOptions<LocalOptions> options,
+    TimeProvider time,
+    ILogger<LocalRelayWorker> logger) : IHostedService
+{
+    public const string ShutdownReason = "Shutdown";
+
+    private static readonly IReadOnlyDictionary<string, object> NoProperties = new Dictionary<string, object>();
+    private readonly CancellationTokenSource _abort = new();
+    private Task[] _consumers = [];
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _consumers = [.. Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(ConsumeAsync, CancellationToken.None))];
+        LogStarted(logger, options.Value.Concurrency, deadLetters.Path);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Stop accepting (the ingest now answers 503) and take back what no consumer has started.
+        var left = queue.Close().ToList();
+        var consumers = Task.WhenAll(_consumers);
+        if (await Task.WhenAny(consumers, Task.Delay(options.Value.ShutdownGrace, time, cancellationToken)).ConfigureAwait(false) != consumers)
+        {
+            await _abort.CancelAsync().ConfigureAwait(false);
+        }
+        await consumers.ConfigureAwait(false);
+        left.AddRange(queue.Close());
+        foreach (var queued in left)
+        {
+            await WriteOutAsync(queued).ConfigureAwait(false);
+        }
+        Console.WriteLine(counters.Summary(deadLetters.Path));
+    }
+
+    private async Task ConsumeAsync()
+    {
+        await foreach (var queued in queue.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            try
+            {
+                await RelayAsync(queued).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+            {
+                await WriteOutAsync(queued).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // A bug, not an outcome: keep the event (Service Bus would redeliver it) rather than drop it.
+                LogUnexpected(logger, ex, RelayMessage.EventMessageId(queued.MessageId, NoProperties));
+                await deadLetters.AppendAsync(RelayMessage.EventMessageId(queued.MessageId, NoProperties), "ProcessingFailed",
+                    ex.GetType().Name, queued.Attempt, queued.Body).ConfigureAwait(false);
+                counters.AddDeadLettered();
+            }
+        }
+    }
+
+    private async Task RelayAsync(QueuedEvent queued)
+    {
+        var messageId = RelayMessage.EventMessageId(queued.MessageId, NoProperties);
+        var outcome = await processor.ProcessAsync(queued.Body, messageId, queued.Attempt, _abort.Token).ConfigureAwait(false);
+        switch (outcome)
+        {
+            case RelayOutcome.Delivered:
+                counters.AddDelivered();
+                break;
+            case RelayOutcome.Skipped:
+                counters.AddSkipped();
+                break;
+            case RelayOutcome.RetryLater retry:
+                var copy = queued with { MessageId = RelayMessage.RetryMessageId(queued.MessageId, retry.NextAttempt), Attempt = retry.NextAttempt };
+                try
+                {
+                    await queue.ScheduleAsync(copy, time.GetUtcNow() + retry.Delay).ConfigureAwait(false);
+                    counters.AddRetried();
+                }
+                catch (QueueClosedException)
+                {
+                    await WriteOutAsync(copy).ConfigureAwait(false);
+                }
+                break;
+            case RelayOutcome.DeadLetter dead:
+                await deadLetters.AppendAsync(messageId, dead.Reason.ToString(), dead.Description, queued.Attempt, queued.Body).ConfigureAwait(false);
+                counters.AddDeadLettered();
+                break;
+            default:
+                throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
+        }
+    }
+
+    private async Task WriteOutAsync(QueuedEvent queued)
+    {
+        await deadLetters.AppendAsync(RelayMessage.EventMessageId(queued.MessageId, NoProperties), ShutdownReason,
+            "The local relay stopped before this event was delivered; post it again to retry.", queued.Attempt, queued.Body).ConfigureAwait(false);
+        counters.AddWrittenOut();
+    }
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s), dead letters to {Path}")]
+    private static partial void LogStarted(ILogger logger, int concurrency, string path);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Relaying {MessageId} failed unexpectedly; written to the dead-letter file as ProcessingFailed")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string messageId);
+}
