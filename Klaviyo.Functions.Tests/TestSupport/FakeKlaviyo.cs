@@ -48,7 +48,11 @@ internal sealed class FakeKlaviyo : IDisposable
     }
 
     /// <summary>Answers the listed statuses in turn, then the last one for ever.</summary>
-    public FakeKlaviyo AnswerInTurn(string path, params (int Status, string? Body)[] answers)
+    public FakeKlaviyo AnswerInTurn(string path, params (int Status, string? Body)[] answers) =>
+        AnswerInTurnWithHeaders(path, [.. answers.Select(a => (a.Status, a.Body, (IDictionary<string, string>?)null))]);
+
+    /// <summary>As <see cref="AnswerInTurn"/>, with response headers (for example Retry-After) per answer.</summary>
+    public FakeKlaviyo AnswerInTurnWithHeaders(string path, params (int Status, string? Body, IDictionary<string, string>? Headers)[] answers)
     {
         var scenario = $"{path}-{Guid.NewGuid():N}";
         for (var i = 0; i < answers.Length; i++)
@@ -56,7 +60,7 @@ internal sealed class FakeKlaviyo : IDisposable
             var request = Server.Given(Request.Create().WithPath(path).UsingPost()).InScenario(scenario);
             var builder = i == 0 ? request : request.WhenStateIs($"s{i}");
             var next = i < answers.Length - 1 ? builder.WillSetStateTo($"s{i + 1}") : builder;
-            next.RespondWith(Build(answers[i].Status, answers[i].Body, null, null));
+            next.RespondWith(Build(answers[i].Status, answers[i].Body, answers[i].Headers, null));
         }
         return this;
     }

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Klaviyo.Functions.LoadRunner;
+using Klaviyo.Functions.Tests.TestSupport;
 
 // Load runs of local mode over loopback with the standard mix (../shared/bench/event-mix.jsonl).
 //   ingest   [--seconds N] [--concurrency C]  : closed-loop max accepted rate (batches of 100), then p50/p99 at half that rate
@@ -29,7 +30,7 @@ var settings = new Dictionary<string, string>
     ["Logging__LogLevel__Default"] = "Warning",
     ["Logging__LogLevel__Klaviyo.Functions.Local"] = "Information",
 };
-await using var app = await LocalApp.StartAsync(settings);
+await using var app = await LocalAppProcess.StartAsync(settings);
 using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
 
 if (mode == "ingest")

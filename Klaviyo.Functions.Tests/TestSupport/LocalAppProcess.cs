@@ -3,15 +3,16 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Klaviyo.Functions.LoadRunner;
+namespace Klaviyo.Functions.Tests.TestSupport;
 
-/// <summary>The built relay app started in local mode as a child process on a free loopback port.</summary>
-public sealed class LocalApp : IAsyncDisposable
+/// <summary>The built relay app started in local mode (<c>dotnet Klaviyo.Functions.dll --local</c>) as a child process
+/// on a free loopback port. Shared by the end-to-end tests and the load runner (linked there).</summary>
+public sealed class LocalAppProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
-    private LocalApp(Process process, string baseUrl)
+    private LocalAppProcess(Process process, string baseUrl)
     {
         _process = process;
         BaseUrl = baseUrl;
@@ -35,7 +36,8 @@ public sealed class LocalApp : IAsyncDisposable
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            foreach (var config in new[] { "Release", "Debug" })
+            var own = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
+            foreach (var config in new[] { own, own == "Release" ? "Debug" : "Release" })
             {
                 var candidate = Path.Combine(dir.FullName, "Klaviyo.Functions", "bin", config, "net10.0", "Klaviyo.Functions.dll");
                 if (File.Exists(candidate))
@@ -47,7 +49,9 @@ public sealed class LocalApp : IAsyncDisposable
         throw new FileNotFoundException("Build Klaviyo.Functions first (dotnet build -c Release).");
     }
 
-    public static async Task<LocalApp> StartAsync(IDictionary<string, string> settings, TimeSpan? startTimeout = null)
+    /// <summary>Starts the app with <paramref name="settings"/> as environment variables (<c>Klaviyo__PrivateApiKey</c>, …)
+    /// and waits until <c>/api/health</c> answers.</summary>
+    public static async Task<LocalAppProcess> StartAsync(IDictionary<string, string> settings, TimeSpan? startTimeout = null)
     {
         var port = FreePort();
         var baseUrl = $"http://127.0.0.1:{port}";
@@ -67,7 +71,7 @@ public sealed class LocalApp : IAsyncDisposable
             info.Environment[key] = value;
         }
         var process = Process.Start(info)!;
-        var app = new LocalApp(process, baseUrl);
+        var app = new LocalAppProcess(process, baseUrl);
         process.OutputDataReceived += (_, e) => app.Append(e.Data);
         process.ErrorDataReceived += (_, e) => app.Append(e.Data);
         process.BeginOutputReadLine();
