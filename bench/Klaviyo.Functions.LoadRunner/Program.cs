@@ -6,7 +6,8 @@ using Klaviyo.Functions.LoadRunner;
 using Klaviyo.Functions.Tests.TestSupport;
 
 // Load runs of local mode over loopback with the standard mix (../shared/bench/event-mix.jsonl).
-//   ingest   [--seconds N] [--concurrency C]  : closed-loop max accepted rate (batches of 100), then p50/p99 at half that rate
+//   ingest   [--seconds N] [--concurrency C] [--open-rate R] : closed-loop max accepted rate (batches of 100), then
+//                                               p50/p99 at half that rate (or at R events/s)
 //   delivery [--seconds N] [--rate R]         : offers R events/s against a fake enforcing Klaviyo's limits, then reports
 //                                               per-endpoint sustained rate vs steady limit, 429 share, and accounting
 var mode = args.FirstOrDefault() ?? "ingest";
@@ -30,19 +31,29 @@ var settings = new Dictionary<string, string>
     ["Logging__LogLevel__Default"] = "Warning",
     ["Logging__LogLevel__Klaviyo.Functions.Local"] = "Information",
 };
-await using var app = await LocalAppProcess.StartAsync(settings);
-using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
-
 if (mode == "ingest")
 {
-    var closed = await ClosedLoop(http, batches, concurrency, TimeSpan.FromSeconds(seconds));
-    Console.WriteLine($"ingest closed loop: {closed.Accepted / closed.Elapsed.TotalSeconds:N0} events/s accepted ({closed.Accepted:N0} events, {closed.Failed} failed requests, concurrency {concurrency}, {closed.Elapsed.TotalSeconds:N1} s); p50 {P(closed.Latencies, 50):N1} ms, p99 {P(closed.Latencies, 99):N1} ms");
-    var half = closed.Accepted / closed.Elapsed.TotalSeconds / 2;
-    var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds));
-    Console.WriteLine($"ingest open loop at {half:N0} events/s: p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms ({open.Accepted:N0} accepted, {open.Failed} failed requests)");
+    // Each phase gets a fresh app, so the second does not inherit the first one's backlog.
+    double acceptedPerSecond;
+    await using (var app = await LocalAppProcess.StartAsync(settings))
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+        var closed = await ClosedLoop(http, batches, concurrency, TimeSpan.FromSeconds(seconds));
+        acceptedPerSecond = closed.Accepted / closed.Elapsed.TotalSeconds;
+        Console.WriteLine($"ingest closed loop: {acceptedPerSecond:N0} events/s accepted ({closed.Accepted:N0} events, {closed.Failed} failed requests, concurrency {concurrency}, {closed.Elapsed.TotalSeconds:N1} s); p50 {P(closed.Latencies, 50):N1} ms, p99 {P(closed.Latencies, 99):N1} ms");
+    }
+    var half = IntArg("--open-rate", 0) is > 0 and var fixedRate ? fixedRate : acceptedPerSecond / 2;
+    await using (var app = await LocalAppProcess.StartAsync(settings))
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+        var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds));
+        Console.WriteLine($"ingest open loop at {half:N0} events/s: p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms ({open.Accepted:N0} accepted, {open.Failed} failed requests)");
+    }
 }
 else
 {
+    await using var app = await LocalAppProcess.StartAsync(settings);
+    using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
     var offered = await OpenLoopEvents(http, events, rate, TimeSpan.FromSeconds(seconds));
     Console.WriteLine($"delivery: offered {offered:N0} events at {rate}/s for {seconds} s; stopping the app (Ctrl+C) and reading its counts");
     await app.StopAsync(TimeSpan.FromSeconds(60));
