@@ -50,6 +50,7 @@ internal static class ProfileBuilder
     private static readonly JsonEncodedText s_properties = JsonEncodedText.Encode("properties");
     private static readonly JsonEncodedText s_phone = JsonEncodedText.Encode("phone");
     private static readonly JsonEncodedText s_id = JsonEncodedText.Encode("_id");
+    private static readonly JsonEncodedText s_dataId = JsonEncodedText.Encode("id");
 
     /// <summary>Writes the profile resource object; a permanent error stops the body (the caller discards it).</summary>
     public static TransformResult.Invalid? Write(Utf8JsonWriter writer, EventView view, KlaviyoOptions options, bool forEvent)
@@ -57,6 +58,10 @@ internal static class ProfileBuilder
         var identity = view.Identity;
         writer.WriteStartObject();
         writer.WriteString(s_type, s_profile);
+        if (identity.KlaviyoProfileId is not null)
+        {
+            writer.WriteString(s_dataId, identity.KlaviyoProfileId);
+        }
         writer.WritePropertyName(s_attributes);
         writer.WriteStartObject();
 
