@@ -92,7 +92,7 @@ public static class DeliberateDifferences
                 && (IsKind(m, "unsubscribe", expectedSide: true) || IsKind(m, "list-add", expectedSide: false))
                 && (c.Vector.ExpectedRequests ?? []).Any(r => SemanticView.Kind(r.EndpointPath) == "unsubscribe")),
         new("group-imports-profile-first",
-            "group imports the profile (from context.traits) before the list call, so the list call can use its id",
+            "group imports the profile (identity per §4.1, attributes from context.traits) before the list call, so the list call can use its id",
             "§5 group",
             (c, m) => c.Type == "group" && IsKind(m, "import", expectedSide: false)),
         new("group-without-subscribe-adds-to-list",

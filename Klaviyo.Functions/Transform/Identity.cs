@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Klaviyo;
 
 namespace Klaviyo.Functions.Transform;
@@ -37,16 +36,14 @@ internal sealed class Identity
     public static TransformResult.Invalid? Resolve(EventView view, KlaviyoOptions options, out Identity identity)
     {
         identity = null!;
-        // Group traits describe the group, not the user (spec 5, group): identity comes from context.traits there.
-        var traits = view.Type == EventType.Group ? default : view.Traits;
+        // Every type, group included, takes identity from spec 4.1's sources in order: a group whose email is only in
+        // traits subscribes that email. Group profile attributes still come from context.traits (spec 4.2).
+        var traits = view.Traits;
         var contextTraits = view.ContextTraits;
 
         if (UserIdOf(view.Root, traits, contextTraits, out var userId) is { } e1)
-
         {
-
             return e1;
-
         }
         if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out var anonymousId) is { } e2)
         {
