@@ -92,18 +92,23 @@ public static class DeliberateDifferences
                 && (IsKind(m, "unsubscribe", expectedSide: true) || IsKind(m, "list-add", expectedSide: false))
                 && (c.Vector.ExpectedRequests ?? []).Any(r => SemanticView.Kind(r.EndpointPath) == "unsubscribe")),
         new("group-imports-profile-first",
-            "group imports the profile (from context.traits) before the list call, so the list call can use its id",
+            "group imports the profile (identity per §4.1, attributes from context.traits) before the list call, so the list call can use its id",
             "§5 group",
             (c, m) => c.Type == "group" && IsKind(m, "import", expectedSide: false)),
         new("group-without-subscribe-adds-to-list",
             "group without a subscribe flag adds the profile to the list; the reference refuses it",
             "§5 group",
             (c, m) => m.Field == SemanticView.Outcome && c.Type == "group" && c.ReferenceRefuses("Subscribe flag should be included") && c.RelayPlanned),
+        new("list-without-subscribe-adds-to-list",
+            "identify with a list id but no subscribe flag of true adds the profile to the list (consent unchanged); the reference sends no list call",
+            "§5 identify",
+            (c, m) => c.Type == "identify" && !SubscribeIsTrue(c) && IsKind(m, "list-add", expectedSide: false)
+                && !(c.Vector.ExpectedRequests ?? []).Any(r => SemanticView.Kind(r.EndpointPath) is "subscribe" or "unsubscribe" or "list-add")),
         new("no-channel-adds-to-list",
             "a subscribe whose consent resolves to no channel with a matching identifier adds to the list instead; the reference (v3) refuses it",
             "§5 identify",
             (c, m) => (m.Field == SemanticView.Outcome && c.ReferenceRefuses("No subscriptions could be resolved") && c.RelayPlanned)
-                || ((IsKind(m, "subscribe", expectedSide: true) || IsKind(m, "list-add", expectedSide: false))
+                || (SubscribeIsTrue(c) && (IsKind(m, "subscribe", expectedSide: true) || IsKind(m, "list-add", expectedSide: false))
                     && !(c.Vector.ExpectedRequests ?? []).Any(r => SemanticView.Kind(r.EndpointPath) == "subscribe" && HasChannels(r.Body)))),
         new("control-keys-consumed",
             "the control keys subscribe, consent, smsConsent and listId are consumed, not sent as profile properties",
@@ -214,6 +219,16 @@ public static class DeliberateDifferences
             }
         }
         return names;
+    }
+
+    /// <summary>The relay's subscribe flag (spec §5): identify's control object (traits.properties over context.traits.properties), group's traits.subscribe.</summary>
+    private static bool SubscribeIsTrue(ConformanceCase c)
+    {
+        var flag = c.Type == "group"
+            ? c.At("traits", "subscribe")
+            : c.Has("traits", "properties", "subscribe") ? c.At("traits", "properties", "subscribe") : c.At("context", "traits", "properties", "subscribe");
+        return flag.ValueKind == JsonValueKind.True
+            || (flag.ValueKind == JsonValueKind.String && string.Equals(flag.GetString(), "true", StringComparison.OrdinalIgnoreCase));
     }
 
     private static bool IsKind(Mismatch m, string kind, bool expectedSide)

@@ -110,6 +110,22 @@ public sealed class RudderVectorConformanceTests
         return adapted ? JsonDocument.Parse(root.ToJsonString()).RootElement.Clone() : @event;
     }
 
+    /// <summary>Every body the relay would send must match Klaviyo's OpenAPI schema (spec §2); never a deliberate difference.</summary>
+    private static string? SchemaErrors(RequestPlan plan)
+    {
+        foreach (var step in plan.Steps)
+        {
+            var request = step.Build(SemanticView.ProfileIdPlaceholder);
+            var errors = KlaviyoSchemas.Validate(request.Endpoint, request.Body);
+            if (errors.Count > 0)
+            {
+                var schema = global::Klaviyo.Functions.Klaviyo.KlaviyoApi.SchemaName(request.Endpoint);
+                return $"{request} does not match {schema}: {string.Join("; ", errors)}";
+            }
+        }
+        return null;
+    }
+
     private enum VerdictKind { Passed, Deliberate, Failed }
 
     private sealed record Verdict(VerdictKind Kind, string Summary);
@@ -134,6 +150,11 @@ public sealed class RudderVectorConformanceTests
         catch (Exception ex) when (ex is not NotImplementedException)
         {
             return new Verdict(VerdictKind.Failed, $"first mismatch outcome: the transform threw {ex.GetType().Name}: {ex.Message}");
+        }
+
+        if (result is TransformResult.Planned planned && SchemaErrors(planned.Plan) is { } schemaError)
+        {
+            return new Verdict(VerdictKind.Failed, "schema: " + schemaError);
         }
 
         var expected = vector.ExpectsError

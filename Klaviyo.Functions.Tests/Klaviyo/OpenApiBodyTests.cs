@@ -49,10 +49,10 @@ public sealed class OpenApiBodyTests
     private static ReadOnlyMemory<byte> Utf8(string json) => Encoding.UTF8.GetBytes(json);
 
     [TestMethod]
-    [DataRow(KlaviyoEndpoint.CreateEvent, ValidEvent)]
-    [DataRow(KlaviyoEndpoint.ProfileImport, ValidProfile)]
-    [DataRow(KlaviyoEndpoint.SubscribeProfiles, ValidSubscribe)]
-    [DataRow(KlaviyoEndpoint.AddProfilesToList, ValidListAdd)]
+    [DataRow(KlaviyoEndpoint.CreateEvent, ValidEvent, DisplayName = "Validate_DocumentedBody_HasNoErrors (event)")]
+    [DataRow(KlaviyoEndpoint.ProfileImport, ValidProfile, DisplayName = "Validate_DocumentedBody_HasNoErrors (profile-import)")]
+    [DataRow(KlaviyoEndpoint.SubscribeProfiles, ValidSubscribe, DisplayName = "Validate_DocumentedBody_HasNoErrors (subscription job)")]
+    [DataRow(KlaviyoEndpoint.AddProfilesToList, ValidListAdd, DisplayName = "Validate_DocumentedBody_HasNoErrors (add to list)")]
     public void Validate_DocumentedBody_HasNoErrors(KlaviyoEndpoint endpoint, string body)
     {
         var errors = KlaviyoSchemas.Validate(endpoint, Utf8(body));
@@ -101,11 +101,11 @@ public sealed class OpenApiBodyTests
     }
 
     [TestMethod]
-    [DataRow(KlaviyoEndpoint.CreateEvent, ValidEvent, "\"type\": \"event\"", "\"type\": \"events\"")]
-    [DataRow(KlaviyoEndpoint.CreateEvent, ValidEvent, "\"type\": \"metric\"", "\"type\": \"metrics\"")]
-    [DataRow(KlaviyoEndpoint.ProfileImport, ValidProfile, "\"type\": \"profile\"", "\"type\": \"Profile\"")]
-    [DataRow(KlaviyoEndpoint.SubscribeProfiles, ValidSubscribe, "\"type\": \"list\"", "\"type\": \"lists\"")]
-    [DataRow(KlaviyoEndpoint.AddProfilesToList, ValidListAdd, "\"type\": \"profile\"", "\"type\": \"list\"")]
+    [DataRow(KlaviyoEndpoint.CreateEvent, ValidEvent, "\"type\": \"event\"", "\"type\": \"events\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (event: type events)")]
+    [DataRow(KlaviyoEndpoint.CreateEvent, ValidEvent, "\"type\": \"metric\"", "\"type\": \"metrics\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (event: metric type metrics)")]
+    [DataRow(KlaviyoEndpoint.ProfileImport, ValidProfile, "\"type\": \"profile\"", "\"type\": \"Profile\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (profile-import: type Profile)")]
+    [DataRow(KlaviyoEndpoint.SubscribeProfiles, ValidSubscribe, "\"type\": \"list\"", "\"type\": \"lists\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (subscription job: list type lists)")]
+    [DataRow(KlaviyoEndpoint.AddProfilesToList, ValidListAdd, "\"type\": \"profile\"", "\"type\": \"list\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (add to list: member type list)")]
     public void Validate_WrongTypeEnum_IsRejected(KlaviyoEndpoint endpoint, string valid, string from, string to)
     {
         var body = valid.Replace(from, to, StringComparison.Ordinal);
@@ -188,14 +188,14 @@ public sealed class OpenApiBodyTests
                     "metric": { "data": { "type": "metric", "attributes": { "name": "Viewed Product" } } },
                     "properties": { "sku": "A1" }, "time": "2026-11-20T14:03:11Z", "unique_id": "m-1" } } ] } } }
         ] } } } }
-        """)]
+        """, DisplayName = "Validate_DocumentedBulkBody_HasNoErrors (events bulk create job)")]
     [DataRow(KlaviyoSchemas.ProfileImportJobCreateQuery, """
         { "data": { "type": "profile-bulk-import-job",
           "attributes": { "profiles": { "data": [
              { "type": "profile", "attributes": { "email": "a@example.com", "properties": { "plan": "pro" } } },
              { "type": "profile", "attributes": { "phone_number": "+15005550006", "external_id": "u-7" } } ] } },
           "relationships": { "lists": { "data": [ { "type": "list", "id": "Y6nRLr" } ] } } } }
-        """)]
+        """, DisplayName = "Validate_DocumentedBulkBody_HasNoErrors (profile bulk import job)")]
     public void Validate_DocumentedBulkBody_HasNoErrors(string schema, string body)
     {
         var errors = KlaviyoSchemas.Validate(schema, Utf8(body));

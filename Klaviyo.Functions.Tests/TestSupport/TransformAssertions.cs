@@ -8,7 +8,7 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 
 /// <summary>
 /// The one door through which tests look at a planned transform result: every request body a test sees passes
-/// through <see cref="Requests"/> (the place to plug the OpenAPI schema check into).
+/// through <see cref="Requests"/>, which checks it against Klaviyo's OpenAPI schema (<see cref="KlaviyoSchemas"/>).
 /// </summary>
 internal static class TransformAssertions
 {
@@ -62,10 +62,11 @@ internal static class TransformAssertions
 
     private static void CheckBody(KlaviyoRequest request)
     {
-        // Every body is one JSON object in UTF-8; the OpenAPI schema check (KlaviyoSchemas) is plugged in here.
+        // Every body is one JSON object in UTF-8 that Klaviyo's OpenAPI schema for its endpoint accepts.
         var text = Encoding.UTF8.GetString(request.Body.Span);
         using var document = JsonDocument.Parse(text);
         Assert.AreEqual(JsonValueKind.Object, document.RootElement.ValueKind, $"{request.Path}: body is not a JSON object");
+        KlaviyoSchemas.AssertValid(request);
     }
 
     private sealed class UnreachableException : Exception;

@@ -187,6 +187,77 @@ public sealed class IdentifyMappingTests
     }
 
     [TestMethod]
+    public void Identify_WithControlsOnlyInContextTraitsProperties_SubscribesToList()
+    {
+        var json = """
+            {"type":"identify","userId":"u-1","traits":{"email":"a@example.com"},
+             "context":{"traits":{"properties":{"listId":"CtxList1","subscribe":true,"consent":["email"]}}}}
+            """;
+        var requests = Requests(Transforms.Run(json), profileId: "01ABC");
+
+        Assert.HasCount(2, requests);
+        Assert.AreEqual(KlaviyoEndpoint.SubscribeProfiles, requests[1].Endpoint);
+        Assert.AreEqual("CtxList1", (string?)Body(requests[1])["data"]!["relationships"]!["list"]!["data"]!["id"]);
+        var profile = Attributes(requests[1])["profiles"]!["data"]![0]!["attributes"]!;
+        Assert.AreEqual("a@example.com", (string?)profile["email"]);
+        Assert.AreEqual("SUBSCRIBED", (string?)profile["subscriptions"]!["email"]!["marketing"]!["consent"]);
+    }
+
+    [TestMethod]
+    public void Identify_WithControlsInBothLayers_TraitsPropertiesWinKeyByKey()
+    {
+        // listId from traits.properties, subscribe and consent only in context.traits.properties.
+        var json = """
+            {"type":"identify","userId":"u-1","traits":{"email":"a@example.com","phone":"+14155552671","properties":{"listId":"Upper1","consent":"sms"}},
+             "context":{"traits":{"properties":{"listId":"Lower1","subscribe":true,"consent":"email"}}}}
+            """;
+        var requests = Requests(Transforms.Run(json));
+
+        Assert.AreEqual(KlaviyoEndpoint.SubscribeProfiles, requests[1].Endpoint);
+        Assert.AreEqual("Upper1", (string?)Body(requests[1])["data"]!["relationships"]!["list"]!["data"]!["id"]);
+        var subscriptions = Attributes(requests[1])["profiles"]!["data"]![0]!["attributes"]!["subscriptions"]!.AsObject();
+        Assert.IsTrue(subscriptions.ContainsKey("sms"), "traits.properties.consent wins");
+        Assert.IsFalse(subscriptions.ContainsKey("email"), "context.traits.properties.consent is shadowed");
+    }
+
+    [TestMethod]
+    public void Identify_WithContextTraitsProperties_MergesOtherKeysAndSendsNoPropertiesObject()
+    {
+        var json = """
+            {"type":"identify","userId":"u-1","traits":{"plan":"pro","properties":{"vip":true,"tier":"gold"}},
+             "context":{"traits":{"properties":{"listId":"L1","subscribe":false,"consent":["email","sms"],"smsConsent":true,"tier":"silver","region_code":"eu","plan":"ignored"}}}}
+            """;
+        var properties = Attributes(Requests(Transforms.Run(json))[0])["properties"]!.AsObject();
+
+        Assert.IsTrue(JsonNode.DeepEquals(JsonNode.Parse("""{"plan":"pro","vip":true,"tier":"gold","region_code":"eu"}"""), properties), properties.ToJsonString());
+    }
+
+    [TestMethod]
+    public void Identify_WithOnlyContextTraitsPropertiesKeys_DoesNotLeakThemAsPropertiesKey()
+    {
+        var json = """{"type":"identify","userId":"u-1","context":{"traits":{"properties":{"subscribe":false}}}}""";
+        var properties = Attributes(Single(Transforms.Run(json), KlaviyoEndpoint.ProfileImport))["properties"]!.AsObject();
+
+        Assert.IsEmpty(properties, properties.ToJsonString());
+    }
+
+    [TestMethod]
+    public void Identify_WithBadControlInContextTraitsProperties_IsInvalidNamingThatField()
+    {
+        var invalid = Invalid(Transforms.Run("""{"type":"identify","userId":"u-1","context":{"traits":{"properties":{"listId":"L1","subscribe":"yes"}}}}"""));
+
+        Assert.AreEqual("context.traits.properties.subscribe", invalid.Field);
+    }
+
+    [TestMethod]
+    public void Identify_WithContextTraitsPropertiesNotAnObject_IsInvalid()
+    {
+        var invalid = Invalid(Transforms.Run("""{"type":"identify","userId":"u-1","context":{"traits":{"properties":"x"}}}"""));
+
+        Assert.AreEqual("context.traits.properties", invalid.Field);
+    }
+
+    [TestMethod]
     public void Identify_WithPropertiesListId_UsesItOverSetting()
     {
         var json = """{"type":"identify","userId":"u-1","properties":{"listId":"FROMPROPS"}}""";

@@ -102,4 +102,69 @@ public sealed class IdentityTests
     {
         Assert.AreEqual("kx-1", (string?)EventProfile("""{"type":"track","event":"X","userId":"u","context":{"traits":{"_kx":"kx-1"}}}""")["_kx"]);
     }
+
+    private const string ProfileIdEntry = """{"type":"klaviyo-profileId","id":"01KPROFILE"}""";
+
+    [TestMethod]
+    public void Identify_WithKlaviyoProfileIdExternalId_SendsItAsDataId()
+    {
+        var json = """{"type":"identify","userId":"u-1","context":{"externalId":[{"type":"other","id":"x"},ENTRY]}}""".Replace("ENTRY", ProfileIdEntry, StringComparison.Ordinal);
+        var body = Body(Single(Transforms.Run(json), KlaviyoEndpoint.ProfileImport));
+
+        Assert.AreEqual("01KPROFILE", (string?)body["data"]!["id"]);
+        Assert.AreEqual("u-1", (string?)body["data"]!["attributes"]!["external_id"], "the identifiers are still sent");
+    }
+
+    [TestMethod]
+    public void Track_WithKlaviyoProfileIdExternalId_SendsItAsProfileDataId()
+    {
+        var json = """{"type":"track","event":"X","userId":"u-1","context":{"externalId":[ENTRY]}}""".Replace("ENTRY", ProfileIdEntry, StringComparison.Ordinal);
+        var profile = Attributes(Single(Transforms.Run(json), KlaviyoEndpoint.CreateEvent))["profile"]!["data"]!;
+
+        Assert.AreEqual("01KPROFILE", (string?)profile["id"]);
+        Assert.AreEqual("profile", (string?)profile["type"]);
+    }
+
+    [TestMethod]
+    public void Group_WithKlaviyoProfileIdExternalId_SendsItOnProfileImport()
+    {
+        var json = """{"type":"group","groupId":"L1","userId":"u-1","context":{"externalId":[ENTRY]}}""".Replace("ENTRY", ProfileIdEntry, StringComparison.Ordinal);
+        var requests = Requests(Transforms.Run(json));
+
+        Assert.AreEqual(KlaviyoEndpoint.ProfileImport, requests[0].Endpoint);
+        Assert.AreEqual("01KPROFILE", (string?)Body(requests[0])["data"]!["id"]);
+    }
+
+    [TestMethod]
+    public void Track_WithNumericKlaviyoProfileId_SendsItAsString()
+    {
+        var json = """{"type":"track","event":"X","userId":"u-1","context":{"externalId":[{"type":"klaviyo-profileId","id":12345678}]}}""";
+
+        Assert.AreEqual("12345678", (string?)Attributes(Single(Transforms.Run(json), KlaviyoEndpoint.CreateEvent))["profile"]!["data"]!["id"]);
+    }
+
+    [TestMethod]
+    [DataRow("""[{"type":"klaviyo-profileId","id":""}]""", true, DisplayName = "empty id")]
+    [DataRow("""[{"type":"klaviyo-profileId","id":{"v":1}}]""", true, DisplayName = "object id")]
+    [DataRow("""[{"type":"klaviyo-profileId"}]""", true, DisplayName = "no id")]
+    [DataRow("""[{"type":"KLAVIYO-profile_v2","id":"a@b.co"}]""", false, DisplayName = "other type")]
+    [DataRow("""[{"type":7,"id":"x"}, "loose", null]""", false, DisplayName = "odd entries")]
+    [DataRow("""{"type":"klaviyo-profileId","id":"x"}""", false, DisplayName = "not an array")]
+    public void Identify_WithUnusableKlaviyoProfileId_SendsNoDataId(string externalId, bool warns)
+    {
+        var result = Transforms.Run("""{"type":"identify","userId":"u-1","context":{"externalId":EXT}}""".Replace("EXT", externalId, StringComparison.Ordinal));
+        var body = Body(Single(result, KlaviyoEndpoint.ProfileImport));
+
+        Assert.IsNull(body["data"]!["id"]);
+        Assert.AreEqual(warns, Planned(result).Plan.Warnings.Any(w => w.Contains("klaviyo-profileId", StringComparison.Ordinal)));
+    }
+
+    [TestMethod]
+    public void Track_WithOnlyKlaviyoProfileId_IsInvalidForNoIdentifier()
+    {
+        var json = """{"type":"track","event":"X","context":{"externalId":[ENTRY]}}""".Replace("ENTRY", ProfileIdEntry, StringComparison.Ordinal);
+        var invalid = Invalid(Transforms.Run(json));
+
+        Assert.AreEqual(global::Klaviyo.Functions.Transform.Identity.NoIdentifierRule, invalid.Rule, "a Klaviyo profile id is not one of the spec's identifiers");
+    }
 }

@@ -150,6 +150,48 @@ public sealed class GroupMappingTests
     }
 
     [TestMethod]
+    public void Group_WithEmailAndPhoneOnlyInTraits_SubscribesThemAndKeepsProfileAttributesFromContextTraits()
+    {
+        var json = """
+            {"type":"group","userId":"u-1","groupId":"LIST3",
+             "traits":{"email":"t@example.com","phone":"+1 415 555 2671","_kx":"kx-t","subscribe":true,"consent":["email","sms"],"industry":"retail"},
+             "context":{"traits":{"firstName":"Jane","plan":"pro"}}}
+            """;
+        var requests = Requests(Transforms.Run(json), profileId: "01G");
+
+        var profile = Attributes(requests[0]);
+        Assert.AreEqual("t@example.com", (string?)profile["email"]);
+        Assert.AreEqual("+14155552671", (string?)profile["phone_number"]);
+        Assert.AreEqual("kx-t", (string?)profile["_kx"]);
+        Assert.AreEqual("Jane", (string?)profile["first_name"]);
+        Assert.IsTrue(JsonNode.DeepEquals(JsonNode.Parse("""{"plan":"pro"}"""), profile["properties"]), "group traits are not profile properties");
+        Assert.AreEqual(KlaviyoEndpoint.SubscribeProfiles, requests[1].Endpoint);
+        var subscribed = Attributes(requests[1])["profiles"]!["data"]![0]!["attributes"]!;
+        Assert.AreEqual("t@example.com", (string?)subscribed["email"]);
+        Assert.AreEqual("+14155552671", (string?)subscribed["phone_number"]);
+        Assert.IsTrue(JsonNode.DeepEquals(JsonNode.Parse("""{"email":{"marketing":{"consent":"SUBSCRIBED"}},"sms":{"marketing":{"consent":"SUBSCRIBED"}}}"""), subscribed["subscriptions"]));
+    }
+
+    [TestMethod]
+    public void Group_WithEmailInTraitsAndContextTraits_TraitsWin()
+    {
+        var json = """{"type":"group","groupId":"LIST3","traits":{"email":"t@example.com","subscribe":true},"context":{"traits":{"email":"c@example.com"}}}""";
+        var requests = Requests(Transforms.Run(json));
+
+        Assert.AreEqual("t@example.com", (string?)Attributes(requests[0])["email"]);
+        Assert.AreEqual("t@example.com", (string?)Attributes(requests[1])["profiles"]!["data"]![0]!["attributes"]!["email"]);
+    }
+
+    [TestMethod]
+    public void Group_WithOnlyTraitsEmail_IsNotRefusedForNoIdentifier()
+    {
+        var requests = Requests(Transforms.Run("""{"type":"group","groupId":"LIST3","traits":{"email":"t@example.com"}}"""));
+
+        Assert.AreEqual("t@example.com", (string?)Attributes(requests[0])["email"]);
+        Assert.AreEqual("/api/lists/LIST3/relationships/profiles", requests[1].Path);
+    }
+
+    [TestMethod]
     [DataRow("""{"type":"group","userId":"u-1"}""", "is required for group events (it is the Klaviyo list id)")]
     [DataRow("""{"type":"group","userId":"u-1","groupId":""}""", "is required for group events (it is the Klaviyo list id)")]
     [DataRow("""{"type":"group","userId":"u-1","groupId":"../admin"}""", "must be a Klaviyo list id (letters and digits only)")]

@@ -16,8 +16,14 @@ internal sealed class EventView
     public JsonElement ContextTraits { get; private init; }
     public JsonElement Properties { get; private init; }
 
-    /// <summary>Identify only: <c>traits.properties</c>, the control object (listId, subscribe, consent, smsConsent).</summary>
+    /// <summary>
+    /// Identify only: <c>traits.properties</c>, the control object (listId, subscribe, consent, smsConsent). It is
+    /// merged key by key over <see cref="ContextControlProperties"/>, as the trait object is (spec 4.2).
+    /// </summary>
     public JsonElement ControlProperties { get; private init; }
+
+    /// <summary>Identify only: <c>context.traits.properties</c>, the control object's lower layer.</summary>
+    public JsonElement ContextControlProperties { get; private init; }
 
     /// <summary><c>context.location</c>.</summary>
     public JsonElement Location { get; private init; }
@@ -56,6 +62,26 @@ internal sealed class EventView
         return value.IsPresent() ? value : JsonRead.Get(TraitSecondary, key);
     }
 
+    /// <summary>
+    /// Looks a control key up in the merged control object (<c>traits.properties</c> over
+    /// <c>context.traits.properties</c>); <paramref name="field"/> names where it was found, or the upper layer when absent.
+    /// </summary>
+    public JsonElement Control(ReadOnlySpan<byte> key, string keyName, out string field)
+    {
+        var value = JsonRead.Get(ControlProperties, key);
+        if (!value.IsPresent())
+        {
+            var lower = JsonRead.Get(ContextControlProperties, key);
+            if (lower.IsPresent())
+            {
+                field = "context.traits.properties." + keyName;
+                return lower;
+            }
+        }
+        field = "traits.properties." + keyName;
+        return value;
+    }
+
     public static TransformResult.Invalid? Create(JsonElement root, EventType type, out EventView? view)
     {
         view = null;
@@ -80,9 +106,17 @@ internal sealed class EventView
             return e5;
         }
         var control = default(JsonElement);
-        if (type == EventType.Identify && JsonRead.Object(traits, "properties"u8, "traits.properties", out control) is { } e6)
+        var contextControl = default(JsonElement);
+        if (type == EventType.Identify)
         {
-            return e6;
+            if (JsonRead.Object(traits, "properties"u8, "traits.properties", out control) is { } e6)
+            {
+                return e6;
+            }
+            if (JsonRead.Object(contextTraits, "properties"u8, "context.traits.properties", out contextControl) is { } e7)
+            {
+                return e7;
+            }
         }
         view = new EventView
         {
@@ -93,6 +127,7 @@ internal sealed class EventView
             ContextTraits = contextTraits,
             Properties = properties,
             ControlProperties = control,
+            ContextControlProperties = contextControl,
             Location = location,
         };
         return null;

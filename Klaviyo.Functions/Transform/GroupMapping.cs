@@ -4,7 +4,8 @@ using Klaviyo.Functions.Klaviyo;
 namespace Klaviyo.Functions.Transform;
 
 /// <summary>
-/// group (spec 5): the list is <c>groupId</c>. Profile-import from <c>context.traits</c>, then subscribe when
+/// group (spec 5): the list is <c>groupId</c>. Profile-import (identity per spec 4.1, attributes from
+/// <c>context.traits</c>), then subscribe when
 /// <c>traits.subscribe == true</c>, else add to the list. Consent and SMS consent: traits, then context.traits, then settings.
 /// </summary>
 internal static class GroupMapping
@@ -23,11 +24,8 @@ internal static class GroupMapping
         }
 
         if (JsonRead.Flag(JsonRead.Get(view.Traits, "subscribe"u8), "traits.subscribe", out var subscribe) is { } e1)
-
         {
-
             return e1;
-
         }
         if (ReadConsent(view, out var consent) is { } e2)
         {

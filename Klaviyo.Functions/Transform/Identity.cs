@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Klaviyo;
 
 namespace Klaviyo.Functions.Transform;
@@ -27,19 +26,24 @@ internal sealed class Identity
 
     public JsonElement Kx { get; private init; }
 
+    /// <summary>
+    /// The Klaviyo profile id from <c>context.externalId[]</c> (<c>type == "klaviyo-profileId"</c>), sent as the
+    /// profile's <c>data.id</c>. Not an identifier for the "no user identifier" rule: it only names a profile Klaviyo
+    /// already has, alongside the identifiers.
+    /// </summary>
+    public string? KlaviyoProfileId { get; private init; }
+
     public static TransformResult.Invalid? Resolve(EventView view, KlaviyoOptions options, out Identity identity)
     {
         identity = null!;
-        // Group traits describe the group, not the user (spec 5, group): identity comes from context.traits there.
-        var traits = view.Type == EventType.Group ? default : view.Traits;
+        // Every type, group included, takes identity from spec 4.1's sources in order: a group whose email is only in
+        // traits subscribes that email. Group profile attributes still come from context.traits (spec 4.2).
+        var traits = view.Traits;
         var contextTraits = view.ContextTraits;
 
         if (UserIdOf(view.Root, traits, contextTraits, out var userId) is { } e1)
-
         {
-
             return e1;
-
         }
         if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out var anonymousId) is { } e2)
         {
@@ -102,7 +106,38 @@ internal sealed class Identity
             Phone = phone,
             UnusablePhone = unusable,
             Kx = kx.IsPresent() && !JsonRead.IsEmptyString(kx) ? kx : default,
+            KlaviyoProfileId = KlaviyoProfileIdOf(view),
         };
+        return null;
+    }
+
+    // The first context.externalId entry of type "klaviyo-profileId" whose id is a non-empty string or a number.
+    // RudderStack's destinations fill context.externalId; a malformed entry is ignored with a warning, not refused.
+    private static string? KlaviyoProfileIdOf(EventView view)
+    {
+        var externalIds = JsonRead.Get(view.Context, "externalId"u8);
+        if (externalIds.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+        var ignored = false;
+        foreach (var entry in externalIds.EnumerateArray())
+        {
+            if (JsonRead.Get(entry, "type"u8) is not { ValueKind: JsonValueKind.String } type || !type.ValueEquals("klaviyo-profileId"u8))
+            {
+                continue;
+            }
+            var id = JsonRead.Get(entry, "id"u8);
+            if (JsonRead.IsText(id))
+            {
+                return id.ValueKind == JsonValueKind.String ? id.GetString() : id.GetRawText();
+            }
+            ignored = true;
+        }
+        if (ignored)
+        {
+            view.Warn("context.externalId: the klaviyo-profileId entry has no id that is a non-empty string or a number; the profile is sent without data.id");
+        }
         return null;
     }
 

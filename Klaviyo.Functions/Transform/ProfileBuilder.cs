@@ -50,6 +50,7 @@ internal static class ProfileBuilder
     private static readonly JsonEncodedText s_properties = JsonEncodedText.Encode("properties");
     private static readonly JsonEncodedText s_phone = JsonEncodedText.Encode("phone");
     private static readonly JsonEncodedText s_id = JsonEncodedText.Encode("_id");
+    private static readonly JsonEncodedText s_dataId = JsonEncodedText.Encode("id");
 
     /// <summary>Writes the profile resource object; a permanent error stops the body (the caller discards it).</summary>
     public static TransformResult.Invalid? Write(Utf8JsonWriter writer, EventView view, KlaviyoOptions options, bool forEvent)
@@ -57,6 +58,10 @@ internal static class ProfileBuilder
         var identity = view.Identity;
         writer.WriteStartObject();
         writer.WriteString(s_type, s_profile);
+        if (identity.KlaviyoProfileId is not null)
+        {
+            writer.WriteString(s_dataId, identity.KlaviyoProfileId);
+        }
         writer.WritePropertyName(s_attributes);
         writer.WriteStartObject();
 
@@ -333,20 +338,33 @@ internal static class ProfileBuilder
             foreach (var property in secondary.EnumerateObject())
             {
                 if (property.Value.ValueKind == JsonValueKind.Null || s_consumed.Contains(property)
-                    || (enforce && property.NameEquals("_id"u8)) || HasKey(primary, property))
+                    || (isIdentify && property.NameEquals("properties"u8)) || (enforce && property.NameEquals("_id"u8)) || HasKey(primary, property))
                 {
                     continue;
                 }
                 property.WriteTo(writer);
             }
         }
-        if (view.ControlProperties.ValueKind == JsonValueKind.Object)
+        // identify's control object is traits.properties merged over context.traits.properties: controls consumed,
+        // other keys merged into properties unless the trait object already has them.
+        var control = view.ControlProperties;
+        var contextControl = view.ContextControlProperties;
+        if (control.ValueKind == JsonValueKind.Object)
         {
-            foreach (var property in view.ControlProperties.EnumerateObject())
+            foreach (var property in control.EnumerateObject())
             {
-                if (property.Value.ValueKind == JsonValueKind.Null || s_controls.Contains(property)
-                    || (enforce && property.NameEquals("_id"u8))
-                    || (!s_consumed.Contains(property) && (HasKey(primary, property) || HasKey(secondary, property))))
+                if (SkipsControlObjectKey(property, primary, secondary, enforce))
+                {
+                    continue;
+                }
+                property.WriteTo(writer);
+            }
+        }
+        if (contextControl.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var property in contextControl.EnumerateObject())
+            {
+                if (SkipsControlObjectKey(property, primary, secondary, enforce) || HasKey(control, property))
                 {
                     continue;
                 }
@@ -365,6 +383,11 @@ internal static class ProfileBuilder
         writer.WriteEndObject();
         return null;
     }
+
+    private static bool SkipsControlObjectKey(JsonProperty property, JsonElement primary, JsonElement secondary, bool enforce) =>
+        property.Value.ValueKind == JsonValueKind.Null || s_controls.Contains(property)
+        || (enforce && property.NameEquals("_id"u8))
+        || (!s_consumed.Contains(property) && (HasKey(primary, property) || HasKey(secondary, property)));
 
     // True when obj has the property's key with a non-null value (a duplicate that must not be written twice).
     private static bool HasKey(JsonElement obj, JsonProperty property)
