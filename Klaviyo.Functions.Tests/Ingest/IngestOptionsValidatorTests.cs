@@ -54,6 +54,14 @@ public sealed class IngestOptionsValidatorTests
     }
 
     [TestMethod]
+    public void Validate_UnresolvedKeyVaultSigningSecret_Fails()
+    {
+        var failure = Failures(new IngestOptions { SigningSecret = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/signing/)" }).Single();
+
+        Assert.StartsWith("Ingest__SigningSecret is an unresolved Key Vault reference", failure);
+    }
+
+    [TestMethod]
     public void Validate_ZeroRetryAfterAndHourLongSendTimeout_NamesBoth()
     {
         var failures = Failures(new IngestOptions { RetryAfter = TimeSpan.Zero, SendTimeout = TimeSpan.FromHours(1) });

@@ -67,6 +67,16 @@ public sealed class KlaviyoOptionsValidatorTests
     }
 
     [TestMethod]
+    public void Validate_WithUnresolvedKeyVaultReference_FailsWithoutEchoingIt()
+    {
+        var options = Valid();
+        options.PrivateApiKey = "@Microsoft.KeyVault(SecretUri=https://kv-relay.vault.azure.net/secrets/klaviyo-private-key/)";
+        var failure = new KlaviyoOptionsValidator().Validate(null, options).Failures!.Single();
+        Assert.StartsWith("Klaviyo__PrivateApiKey is an unresolved Key Vault reference", failure);
+        Assert.DoesNotContain("kv-relay", failure);
+    }
+
+    [TestMethod]
     public void ToString_NeverShowsTheKey()
     {
         var options = Valid();

@@ -45,6 +45,10 @@ public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
     public ValidateOptionsResult Validate(string? name, IngestOptions options)
     {
         var failures = new List<string>();
+        if (options.SigningSecret.StartsWith(Klaviyo.KlaviyoOptionsValidator.UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase))
+        {
+            failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} is an unresolved Key Vault reference: check the secret URI and that the app's identity has Key Vault Secrets User");
+        }
         if (options.SigningSecret.Length > 0 && string.IsNullOrWhiteSpace(options.SigningSecret))
         {
             failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} must not be blank (leave it unset to accept unsigned requests)");

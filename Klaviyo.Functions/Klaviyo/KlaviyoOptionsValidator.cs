@@ -6,6 +6,7 @@ namespace Klaviyo.Functions.Klaviyo;
 public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
 {
     private const string Prefix = KlaviyoOptions.SectionName + "__";
+    public const string UnresolvedKeyVaultReference = "@Microsoft.KeyVault(";
 
     public ValidateOptionsResult Validate(string? name, KlaviyoOptions options)
     {
@@ -13,6 +14,11 @@ public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
         if (string.IsNullOrWhiteSpace(options.PrivateApiKey))
         {
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} is required");
+        }
+        else if (options.PrivateApiKey.StartsWith(UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase))
+        {
+            // App Service leaves the literal reference in place when it cannot resolve it; failing here beats a 401 per event.
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} is an unresolved Key Vault reference: check the secret URI and that the app's identity has Key Vault Secrets User");
         }
         else if (options.PrivateApiKey.Any(char.IsWhiteSpace))
         {
