@@ -57,4 +57,20 @@ public sealed class KlaviyoRateLimitsTests
         Assert.AreSequenceEqual(["/api/events", "/api/profile-import"], klaviyo.ReceivedPaths);
         Assert.IsGreaterThan(TimeSpan.FromSeconds(100), host.Services.GetRequiredService<KlaviyoRateLimits>().PausedFor(KlaviyoEndpoint.CreateEvent));
     }
+
+    [TestMethod]
+    public async Task Limiter_WithAPauseEndingWithinASecond_WaitsItOutAndCallsKlaviyo()
+    {
+        // No in-call retries: a held-back 429 would be the final answer, so only waiting out the tail can deliver.
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:MaxInCallRetries"] = "0" });
+        host.Services.GetRequiredService<KlaviyoRateLimits>().Pause(KlaviyoEndpoint.CreateEvent, TimeSpan.FromMilliseconds(300));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var response = await host.Client.SendAsync(Plans.Event(), TestContext.CancellationToken);
+
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(response);
+        Assert.IsGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(250), clock.Elapsed, "the call went out before the pause ended");
+        Assert.HasCount(1, klaviyo.Received);
+    }
 }

@@ -108,6 +108,9 @@ public sealed class KlaviyoRateLimits : IDisposable
 /// </summary>
 internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProvider time) : DelegatingHandler
 {
+    /// <summary>A pause this short is waited out in the call rather than answered with a held-back 429.</summary>
+    internal static readonly TimeSpan ShortPause = TimeSpan.FromSeconds(1);
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         if (!request.Options.TryGetValue(KlaviyoRateLimits.EndpointOption, out var endpoint))
@@ -116,9 +119,15 @@ internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProv
         }
 
         var paused = limits.PausedFor(endpoint);
-        if (paused > TimeSpan.Zero)
+        if (paused > ShortPause)
         {
             return HeldBack(request, paused, "paused after Klaviyo answered 429");
+        }
+        if (paused > TimeSpan.Zero)
+        {
+            // The tail of a pause is waited out here: answering it with a held-back 429 of a few milliseconds lets the
+            // retry come back before the pause ends (timers and clocks differ by that much) and spends the retries.
+            await Task.Delay(paused, time, cancellationToken).ConfigureAwait(false);
         }
 
         using var lease = await limits.AcquireAsync(endpoint, cancellationToken).ConfigureAwait(false);
