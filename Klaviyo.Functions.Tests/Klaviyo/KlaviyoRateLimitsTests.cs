@@ -73,4 +73,23 @@ public sealed class KlaviyoRateLimitsTests
         Assert.IsGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(250), clock.Elapsed, "the call went out before the pause ended");
         Assert.HasCount(1, klaviyo.Received);
     }
+
+    [TestMethod]
+    public async Task Limiter_CallsRefusedByTheBurstWindow_DoNotSpendTheMinuteWindow()
+    {
+        // 15 instances: list membership gets 1/s (one more may queue) and 10/min.
+        using var host = RelayTestHost.Create("http://127.0.0.1:1", new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "15" });
+        var limits = host.Services.GetRequiredService<KlaviyoRateLimits>();
+
+        var burst = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => limits.AcquireAsync(KlaviyoEndpoint.AddProfilesToList, TestContext.CancellationToken).AsTask()));
+        await Task.Delay(TimeSpan.FromSeconds(1.2), TestContext.CancellationToken);
+        using var later = await limits.AcquireAsync(KlaviyoEndpoint.AddProfilesToList, TestContext.CancellationToken);
+
+        Assert.AreEqual(2, burst.Count(l => l.IsAcquired), "one at once, one after queueing for the next second");
+        Assert.IsTrue(later.IsAcquired, "the ten refused calls must not have used up the minute's ten permits");
+        foreach (var lease in burst)
+        {
+            lease.Dispose();
+        }
+    }
 }

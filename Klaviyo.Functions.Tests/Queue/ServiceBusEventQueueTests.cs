@@ -87,12 +87,13 @@ public sealed class ServiceBusEventQueueTests
     }
 
     [TestMethod]
-    public async Task ScheduleAsync_Retry_UsesAttemptMessageIdAndProperties()
+    public async Task ScheduleAsync_RetryCopy_KeepsTheCopysMessageIdAndCarriesTheEventId()
     {
         var sender = new RecordingSender();
         var at = new DateTimeOffset(2026, 11, 28, 13, 0, 0, TimeSpan.Zero);
+        var copy = Event("evt-1/attempt-3", subject: "identify", attempt: 3) with { EventMessageId = "evt-1" };
 
-        await new ServiceBusEventQueue(sender).ScheduleAsync(Event("evt-1", subject: "identify", attempt: 3), at, TestContext.CancellationToken);
+        await new ServiceBusEventQueue(sender).ScheduleAsync(copy, at, TestContext.CancellationToken);
 
         var (message, scheduledAt) = sender.Scheduled.Single();
         Assert.AreEqual(at, scheduledAt);
@@ -104,16 +105,27 @@ public sealed class ServiceBusEventQueueTests
     }
 
     [TestMethod]
-    public void AttemptMessageId_LongEventId_StaysWithin128AndIsDeterministic()
+    public async Task SendAsync_CopyOfA128CharacterEventId_IsAcceptedWithABoundedDeterministicId()
     {
-        var longId = new string('m', 128);
+        var sender = new RecordingSender(maxBatchBytes: 4096);
+        var eventId = new string('m', 128);
+        var copy = Event(eventId + "/replay-42") with { EventMessageId = eventId };
 
-        var first = ServiceBusEventQueue.AttemptMessageId(longId, 10);
+        await new ServiceBusEventQueue(sender).SendAsync([copy], TestContext.CancellationToken);
 
-        Assert.IsLessThanOrEqualTo(128, first.Length);
-        Assert.EndsWith("/attempt-10", first);
-        Assert.AreEqual(first, ServiceBusEventQueue.AttemptMessageId(longId, 10));
-        Assert.AreNotEqual(first, ServiceBusEventQueue.AttemptMessageId(new string('n', 128), 10));
-        _ = new ServiceBusMessage { MessageId = first };
+        var message = sender.SentBatches.Single().Single();
+        Assert.IsLessThanOrEqualTo(ServiceBusEventQueue.MaxMessageIdLength, message.MessageId.Length);
+        Assert.EndsWith("/replay-42", message.MessageId);
+        Assert.AreEqual(eventId, message.ApplicationProperties[MessageProperties.EventMessageId]);
+        Assert.AreEqual(message.MessageId, ServiceBusEventQueue.BoundedMessageId(eventId + "/replay-42"));
+        Assert.AreNotEqual(message.MessageId, ServiceBusEventQueue.BoundedMessageId(eventId + "/replay-43"));
+    }
+
+    [TestMethod]
+    public void BoundedMessageId_Within128_IsUnchanged()
+    {
+        var id = new string('m', 118) + "/attempt-2";
+
+        Assert.AreEqual(id, ServiceBusEventQueue.BoundedMessageId(id));
     }
 }

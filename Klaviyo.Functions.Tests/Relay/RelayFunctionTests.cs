@@ -1,4 +1,6 @@
+using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 
 namespace Klaviyo.Functions.Tests.Relay;
@@ -217,6 +219,29 @@ public sealed class RelayFunctionTests
         using var __ = host;
 
         var copy = host.Queue.Scheduled.Single().Event;
-        Assert.AreEqual(new QueuedEvent("m-1/attempt-6", "track", copy.Body, 6), copy);
+        Assert.AreEqual(new QueuedEvent("m-1/attempt-6", "track", copy.Body, 6, "m-1"), copy);
+    }
+
+    [TestMethod]
+    public async Task Relay_RetryThroughServiceBus_CopyHasOneAttemptSuffixAndTheEventsOwnId()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var sender = new RecordingSender();
+        var function = new RelayFunction(host.Processor, new ServiceBusEventQueue(sender), TimeProvider.System);
+
+        await function.RunAsync(RelayTestHost.Message(Track, "m-1"), new RecordingMessageActions(), TestContext.CancellationToken);
+        var first = sender.Scheduled.Single().Message;
+        var redelivered = ServiceBusModelFactory.ServiceBusReceivedMessage(
+            body: first.Body, messageId: first.MessageId, subject: first.Subject, properties: first.ApplicationProperties,
+            lockTokenGuid: Guid.NewGuid(), deliveryCount: 1);
+        await function.RunAsync(redelivered, new RecordingMessageActions(), TestContext.CancellationToken);
+
+        Assert.AreEqual("m-1/attempt-2", first.MessageId);
+        Assert.AreEqual("m-1", first.ApplicationProperties[MessageProperties.EventMessageId]);
+        var second = sender.Scheduled[1].Message;
+        Assert.AreEqual("m-1/attempt-3", second.MessageId);
+        Assert.AreEqual("m-1", second.ApplicationProperties[MessageProperties.EventMessageId]);
+        Assert.Contains("Event m-1 attempt 2 failed transiently", host.AllLogText());
     }
 }

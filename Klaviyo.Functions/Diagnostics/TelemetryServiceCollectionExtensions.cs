@@ -9,9 +9,6 @@ namespace Klaviyo.Functions.Diagnostics;
 
 public static class TelemetryServiceCollectionExtensions
 {
-    /// <summary>The meter the relay's outcome counters and Klaviyo latency histogram live on (Diagnostics/RelayMetrics).</summary>
-    public const string RelayMeterName = "Klaviyo.Relay";
-
     private const string ApplicationInsightsLoggerProvider =
         "Microsoft.Extensions.Logging.ApplicationInsights.ApplicationInsightsLoggerProvider";
 
@@ -42,7 +39,7 @@ public static class TelemetryServiceCollectionExtensions
             }
         });
 
-        services.AddHostedService(provider => ActivatorUtilities.CreateInstance<MeterToApplicationInsightsExporter>(provider, RelayMeterName));
+        services.AddHostedService(provider => ActivatorUtilities.CreateInstance<MeterToApplicationInsightsExporter>(provider, RelayMetrics.MeterName));
         services.AddSingleton<ConfigurationHealth>();
         return services;
     }

@@ -29,8 +29,10 @@ public sealed class KlaviyoRateLimits : IDisposable
         foreach (var endpoint in Enum.GetValues<KlaviyoEndpoint>())
         {
             var (perSecond, perMinute) = InstanceShare(endpoint, options.Value.ExpectedInstanceCount);
-            // Steady first and without a queue: an exhausted minute window is a scheduled retry, not a 60 s wait.
-            // Burst may queue up to one window's worth, a wait of at most about a second.
+            // Steady without a queue: an exhausted minute window is a scheduled retry, not a 60 s wait. Burst may queue
+            // up to one window's worth, a wait of at most about a second. Burst goes first: a fixed-window permit is
+            // spent even when a later limiter in the chain refuses, and a wasted burst permit is back within a
+            // second, a wasted steady one only after the minute.
             var steady = new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
             {
                 PermitLimit = perMinute,
@@ -44,7 +46,7 @@ public sealed class KlaviyoRateLimits : IDisposable
                 QueueLimit = perSecond,
                 QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
             });
-            _limiters[endpoint] = RateLimiter.CreateChained(steady, burst);
+            _limiters[endpoint] = RateLimiter.CreateChained(burst, steady);
         }
     }
 

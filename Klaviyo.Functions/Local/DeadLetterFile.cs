@@ -1,6 +1,6 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Klaviyo.Functions.Ingest;
 
 namespace Klaviyo.Functions.Local;
 
@@ -51,7 +51,7 @@ public sealed class DeadLetterFile : IDisposable
             writer.WriteString("reason", reason);
             writer.WriteString("description", description);
             writer.WriteNumber("attempt", attempt);
-            writer.WriteString("deadLetteredAt", at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+            writer.WriteString("deadLetteredAt", EventValidator.FormatTimestamp(at));
             writer.WritePropertyName("event");
             if (IsJson(eventBody.Span))
             {

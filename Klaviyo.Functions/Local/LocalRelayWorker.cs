@@ -23,7 +23,6 @@ public sealed partial class LocalRelayWorker(
 {
     public const string ShutdownReason = "Shutdown";
 
-    private static readonly IReadOnlyDictionary<string, object> NoProperties = new Dictionary<string, object>();
     private readonly CancellationTokenSource _abort = new();
     private Task[] _consumers = [];
 
@@ -67,8 +66,8 @@ public sealed partial class LocalRelayWorker(
             catch (Exception ex)
             {
                 // A bug, not an outcome: keep the event (Service Bus would redeliver it) rather than drop it.
-                LogUnexpected(logger, ex, RelayMessage.EventMessageId(queued.MessageId, NoProperties));
-                await deadLetters.AppendAsync(RelayMessage.EventMessageId(queued.MessageId, NoProperties), "ProcessingFailed",
+                LogUnexpected(logger, ex, EventMessageId(queued));
+                await deadLetters.AppendAsync(EventMessageId(queued), "ProcessingFailed",
                     ex.GetType().Name, queued.Attempt, queued.Body).ConfigureAwait(false);
                 counters.AddDeadLettered();
             }
@@ -77,7 +76,7 @@ public sealed partial class LocalRelayWorker(
 
     private async Task RelayAsync(QueuedEvent queued)
     {
-        var messageId = RelayMessage.EventMessageId(queued.MessageId, NoProperties);
+        var messageId = EventMessageId(queued);
         var outcome = await processor.ProcessAsync(queued.Body, messageId, queued.Attempt, _abort.Token).ConfigureAwait(false);
         switch (outcome)
         {
@@ -88,7 +87,7 @@ public sealed partial class LocalRelayWorker(
                 counters.AddSkipped();
                 break;
             case RelayOutcome.RetryLater retry:
-                var copy = queued with { MessageId = RelayMessage.RetryMessageId(queued.MessageId, retry.NextAttempt), Attempt = retry.NextAttempt };
+                var copy = queued with { MessageId = RelayMessage.RetryMessageId(queued.MessageId, retry.NextAttempt), Attempt = retry.NextAttempt, EventMessageId = messageId };
                 try
                 {
                     await queue.ScheduleAsync(copy, time.GetUtcNow() + retry.Delay).ConfigureAwait(false);
@@ -110,10 +109,12 @@ public sealed partial class LocalRelayWorker(
 
     private async Task WriteOutAsync(QueuedEvent queued)
     {
-        await deadLetters.AppendAsync(RelayMessage.EventMessageId(queued.MessageId, NoProperties), ShutdownReason,
+        await deadLetters.AppendAsync(EventMessageId(queued), ShutdownReason,
             "The local relay stopped before this event was delivered; post it again to retry.", queued.Attempt, queued.Body).ConfigureAwait(false);
         counters.AddWrittenOut();
     }
+
+    private static string EventMessageId(QueuedEvent queued) => queued.EventMessageId ?? queued.MessageId;
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s), dead letters to {Path}")]
     private static partial void LogStarted(ILogger logger, int concurrency, string path);

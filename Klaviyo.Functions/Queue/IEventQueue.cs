@@ -5,7 +5,9 @@ namespace Klaviyo.Functions.Queue;
 /// <param name="Subject">The event type (<c>identify</c>, <c>track</c>, …).</param>
 /// <param name="Body">UTF-8 JSON of the event.</param>
 /// <param name="Attempt">The relay attempt this message starts (1 for a fresh event); carried in <see cref="MessageProperties.Attempt"/>.</param>
-public sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1);
+/// <param name="EventMessageId">The event's own <c>messageId</c> when <paramref name="MessageId"/> is that of a retry or
+/// replay copy (<c>m-1/attempt-2</c>); null when they are the same. Carried in <see cref="MessageProperties.EventMessageId"/>.</param>
+public sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1, string? EventMessageId = null);
 
 /// <summary>
 /// The events queue as the app sees it. Azure: a Service Bus queue (<c>ServiceBusEventQueue</c>); local mode: an

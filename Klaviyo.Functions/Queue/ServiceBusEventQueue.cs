@@ -26,7 +26,7 @@ public sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueue
         {
             foreach (var queuedEvent in events)
             {
-                var message = ToMessage(queuedEvent, queuedEvent.MessageId);
+                var message = ToMessage(queuedEvent);
                 if (batch.TryAddMessage(message))
                 {
                     continue;
@@ -54,35 +54,38 @@ public sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueue
         }
     }
 
-    /// <summary>Schedules the copy for attempt <see cref="QueuedEvent.Attempt"/> with MessageId
-    /// <c>&lt;eventMessageId&gt;/attempt-&lt;n&gt;</c>, so scheduling the same retry twice is de-duplicated too.</summary>
+    /// <summary>Schedules a copy for a queue-level retry under its own MessageId (<c>&lt;id&gt;/attempt-&lt;n&gt;</c>, made by the
+    /// caller), so scheduling the same retry twice is de-duplicated too.</summary>
     public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) =>
-        sender.ScheduleMessageAsync(ToMessage(queuedEvent, AttemptMessageId(queuedEvent.MessageId, queuedEvent.Attempt)), enqueueAt, cancellationToken);
+        sender.ScheduleMessageAsync(ToMessage(queuedEvent), enqueueAt, cancellationToken);
 
     /// <summary>
-    /// <c>&lt;eventMessageId&gt;/attempt-&lt;n&gt;</c>; when that would exceed 128 characters the event id is replaced by
-    /// its SHA-256 in hex, which keeps the id deterministic (duplicate detection) and within the broker's limit.
+    /// The MessageId as given when it fits the broker's 128 characters. A longer one (a 128-character event id with
+    /// <c>/attempt-n</c> or <c>/replay-n</c>) becomes the SHA-256 of the whole id in hex plus its last <c>/…</c> part:
+    /// deterministic (duplicate detection still works) and accepted by the broker.
     /// </summary>
-    public static string AttemptMessageId(string eventMessageId, int attempt)
+    public static string BoundedMessageId(string messageId)
     {
-        var suffix = $"/attempt-{attempt}";
-        if (eventMessageId.Length + suffix.Length <= MaxMessageIdLength)
+        if (messageId.Length <= MaxMessageIdLength)
         {
-            return eventMessageId + suffix;
+            return messageId;
         }
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(eventMessageId))) + suffix;
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(messageId)));
+        var slash = messageId.LastIndexOf('/');
+        var tail = slash < 0 ? "" : messageId[slash..];
+        return hash.Length + tail.Length <= MaxMessageIdLength ? hash + tail : hash;
     }
 
-    private static ServiceBusMessage ToMessage(QueuedEvent queuedEvent, string messageId)
+    private static ServiceBusMessage ToMessage(QueuedEvent queuedEvent)
     {
         var message = new ServiceBusMessage(new BinaryData(queuedEvent.Body))
         {
-            MessageId = messageId,
+            MessageId = BoundedMessageId(queuedEvent.MessageId),
             ContentType = MessageProperties.JsonContentType,
             Subject = queuedEvent.Subject,
         };
         message.ApplicationProperties[MessageProperties.Attempt] = queuedEvent.Attempt;
-        message.ApplicationProperties[MessageProperties.EventMessageId] = queuedEvent.MessageId;
+        message.ApplicationProperties[MessageProperties.EventMessageId] = queuedEvent.EventMessageId ?? queuedEvent.MessageId;
         return message;
     }
 

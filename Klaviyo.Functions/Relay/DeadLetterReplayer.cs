@@ -50,7 +50,7 @@ public sealed class DeadLetterReplayer(IDeadLetterStore store, IEventQueue queue
                         continue; // released unchanged when the reader is disposed
                     }
                     var messageId = RelayMessage.EventMessageId(deadLetter.MessageId, deadLetter.Properties);
-                    var copy = new QueuedEvent(RelayMessage.ReplayMessageId(messageId, deadLetter.SequenceNumber), deadLetter.Subject ?? "", deadLetter.Body, Attempt: 1);
+                    var copy = new QueuedEvent(RelayMessage.ReplayMessageId(messageId, deadLetter.SequenceNumber), deadLetter.Subject ?? "", deadLetter.Body, Attempt: 1, EventMessageId: messageId);
                     await queue.SendAsync([copy], cancellationToken).ConfigureAwait(false);
                     await reader.RemoveAsync(deadLetter, cancellationToken).ConfigureAwait(false);
                     moved.Add(new ReplayedMessage(messageId, copy.MessageId, deadLetter.Reason, deadLetter.Description));
