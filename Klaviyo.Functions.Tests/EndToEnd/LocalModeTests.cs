@@ -141,6 +141,26 @@ public sealed class LocalModeTests
     }
 
     [TestMethod]
+    public async Task LocalMode_DeadLetterFileNotWritable_WritesTheDeadLetterToStandardError()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", null));
+        var directory = Directory.CreateTempSubdirectory("klaviyo-e2e-").FullName; // a folder cannot be appended to
+        await using var app = await StartAsync(klaviyo.BaseUrl, directory);
+
+        using var response = await PostAsync(app, "/api/events", """{"type":"track","messageId":"e2e-nofile","userId":"u-8","event":"Signed Up"}""");
+        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
+
+        var deadline = DateTime.UtcNow + Patience;
+        while (!app.Output.Contains("\"reason\":\"KlaviyoRejected\"", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50, TestContext.CancellationToken);
+        }
+        Assert.Contains("\"messageId\":\"e2e-nofile\",\"reason\":\"KlaviyoRejected\"", app.Output);
+        Assert.AreEqual(0, await app.StopAsync(Patience));
+        Assert.Contains("1 dead-lettered", app.Output);
+    }
+
+    [TestMethod]
     public async Task LocalMode_InvalidEvent_Answers400AndKlaviyoReceivesNothing()
     {
         using var klaviyo = FakeKlaviyo.Start();

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Klaviyo.Functions.Queue;
 
@@ -12,10 +11,13 @@ namespace Klaviyo.Functions.Local;
 public sealed class InProcessEventQueue : IEventQueue, IDisposable
 {
     private readonly Channel<QueuedEvent> _ready = Channel.CreateUnbounded<QueuedEvent>(new UnboundedChannelOptions { SingleReader = false });
-    private readonly ConcurrentDictionary<long, (QueuedEvent Event, ITimer Timer)> _scheduled = new();
+    // One lock for the scheduled set and closing, so a retry timer firing during Close() either makes its event ready
+    // before the channel completes or leaves it for Close() to return: never neither.
+    private readonly Lock _gate = new();
+    private readonly Dictionary<long, (QueuedEvent Event, ITimer Timer)> _scheduled = [];
     private readonly TimeProvider _time;
     private long _nextScheduleId;
-    private volatile bool _closed;
+    private bool _closed;
 
     public InProcessEventQueue(TimeProvider? timeProvider = null) => _time = timeProvider ?? TimeProvider.System;
 
@@ -23,13 +25,16 @@ public sealed class InProcessEventQueue : IEventQueue, IDisposable
     public ChannelReader<QueuedEvent> Reader => _ready.Reader;
 
     /// <summary>Events waiting for a scheduled retry.</summary>
-    public int ScheduledCount => _scheduled.Count;
+    public int ScheduledCount
+    {
+        get { lock (_gate) { return _scheduled.Count; } }
+    }
 
     public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default)
     {
-        ThrowIfClosed();
         foreach (var queued in events)
         {
+            // Fails once Close() completed the channel; whatever was written before is returned by Close().
             if (!_ready.Writer.TryWrite(queued))
             {
                 throw new QueueClosedException();
@@ -40,33 +45,37 @@ public sealed class InProcessEventQueue : IEventQueue, IDisposable
 
     public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default)
     {
-        ThrowIfClosed();
-        var id = Interlocked.Increment(ref _nextScheduleId);
         var due = enqueueAt - _time.GetUtcNow();
-        if (due < TimeSpan.Zero)
+        ITimer timer;
+        lock (_gate)
         {
-            due = TimeSpan.Zero;
+            if (_closed)
+            {
+                throw new QueueClosedException();
+            }
+            var id = ++_nextScheduleId;
+            // Created stopped and started once registered, so a zero delay cannot fire before the entry exists.
+            timer = _time.CreateTimer(static state => ((Action)state!)(), (Action)(() => Release(id)), Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _scheduled[id] = (queuedEvent, timer);
         }
-        // Created stopped and started once registered, so a zero delay cannot fire before the entry exists.
-        var timer = _time.CreateTimer(static state => ((Action)state!)(), (Action)(() => Release(id)), Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _scheduled[id] = (queuedEvent, timer);
-        timer.Change(due, Timeout.InfiniteTimeSpan);
+        timer.Change(due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
         return Task.CompletedTask;
     }
 
     /// <summary>Stops accepting events and returns everything not yet handed to a reader: ready and scheduled.</summary>
     public IReadOnlyList<QueuedEvent> Close()
     {
-        _closed = true;
-        _ready.Writer.TryComplete();
         var left = new List<QueuedEvent>();
-        foreach (var id in _scheduled.Keys)
+        lock (_gate)
         {
-            if (_scheduled.TryRemove(id, out var entry))
+            _closed = true;
+            _ready.Writer.TryComplete();
+            foreach (var (_, entry) in _scheduled)
             {
                 entry.Timer.Dispose();
                 left.Add(entry.Event);
             }
+            _scheduled.Clear();
         }
         while (_ready.Reader.TryRead(out var queued))
         {
@@ -77,30 +86,25 @@ public sealed class InProcessEventQueue : IEventQueue, IDisposable
 
     public void Dispose()
     {
-        foreach (var entry in _scheduled.Values)
+        lock (_gate)
         {
-            entry.Timer.Dispose();
+            foreach (var (_, entry) in _scheduled)
+            {
+                entry.Timer.Dispose();
+            }
         }
     }
 
     private void Release(long id)
     {
-        if (_scheduled.TryRemove(id, out var entry))
+        lock (_gate)
         {
-            entry.Timer.Dispose();
-            if (!_ready.Writer.TryWrite(entry.Event))
+            if (_closed || !_scheduled.Remove(id, out var entry))
             {
-                // Closed between the timer firing and the write: put it back so Close() reports it.
-                _scheduled[id] = entry;
+                return; // closed: the entry stays for Close() (or it already took it)
             }
-        }
-    }
-
-    private void ThrowIfClosed()
-    {
-        if (_closed)
-        {
-            throw new QueueClosedException();
+            entry.Timer.Dispose();
+            _ready.Writer.TryWrite(entry.Event); // cannot fail: the channel completes only under this lock, in Close()
         }
     }
 }

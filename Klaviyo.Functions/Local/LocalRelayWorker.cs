@@ -67,8 +67,7 @@ public sealed partial class LocalRelayWorker(
             {
                 // A bug, not an outcome: keep the event (Service Bus would redeliver it) rather than drop it.
                 LogUnexpected(logger, ex, EventMessageId(queued));
-                await deadLetters.AppendAsync(EventMessageId(queued), "ProcessingFailed",
-                    ex.GetType().Name, queued.Attempt, queued.Body).ConfigureAwait(false);
+                await DeadLetterAsync(queued, "ProcessingFailed", ex.GetType().Name).ConfigureAwait(false);
                 counters.AddDeadLettered();
             }
         }
@@ -99,7 +98,7 @@ public sealed partial class LocalRelayWorker(
                 }
                 break;
             case RelayOutcome.DeadLetter dead:
-                await deadLetters.AppendAsync(messageId, dead.Reason.ToString(), dead.Description, queued.Attempt, queued.Body).ConfigureAwait(false);
+                await DeadLetterAsync(queued, dead.Reason.ToString(), dead.Description).ConfigureAwait(false);
                 counters.AddDeadLettered();
                 break;
             default:
@@ -109,15 +108,32 @@ public sealed partial class LocalRelayWorker(
 
     private async Task WriteOutAsync(QueuedEvent queued)
     {
-        await deadLetters.AppendAsync(EventMessageId(queued), ShutdownReason,
-            "The local relay stopped before this event was delivered; post it again to retry.", queued.Attempt, queued.Body).ConfigureAwait(false);
+        await DeadLetterAsync(queued, ShutdownReason, "The local relay stopped before this event was delivered; post it again to retry.").ConfigureAwait(false);
         counters.AddWrittenOut();
+    }
+
+    /// <summary>Appends to the dead-letter file; when the file cannot be written (disk full, no permission) the same
+    /// line goes to standard error, so the event is still in the output and the consumer keeps going.</summary>
+    private async Task DeadLetterAsync(QueuedEvent queued, string reason, string? description)
+    {
+        try
+        {
+            await deadLetters.AppendAsync(EventMessageId(queued), reason, description, queued.Attempt, queued.Body).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogDeadLetterFileFailed(logger, ex.GetType().Name, deadLetters.Path, EventMessageId(queued));
+            await Console.Error.WriteAsync(DeadLetterFile.Format(EventMessageId(queued), reason, description, queued.Attempt, time.GetUtcNow(), queued.Body)).ConfigureAwait(false);
+        }
     }
 
     private static string EventMessageId(QueuedEvent queued) => queued.EventMessageId ?? queued.MessageId;
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s), dead letters to {Path}")]
     private static partial void LogStarted(ILogger logger, int concurrency, string path);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Error, Message = "Could not write to {Path} ({ExceptionType}); the dead letter of {MessageId} went to standard error")]
+    private static partial void LogDeadLetterFileFailed(ILogger logger, string exceptionType, string path, string messageId);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Relaying {MessageId} failed unexpectedly; written to the dead-letter file as ProcessingFailed")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string messageId);
