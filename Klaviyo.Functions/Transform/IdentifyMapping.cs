@@ -31,7 +31,7 @@ internal static class IdentifyMapping
             return e3;
         }
 
-        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? options.ConsentChannels, smsConsent ?? options.SmsConsent);
+        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent);
     }
 }
 

@@ -101,7 +101,7 @@ internal static class ProfileBuilder
 
         writer.WritePropertyName(s_properties);
         error = options.FlattenProperties
-            ? PropertyFlattener.WriteFlattened(writer, w => WriteCustomProperties(w, view, options))
+            ? WriteFlattenedCustomProperties(writer, view, options)
             : WriteCustomProperties(writer, view, options);
         if (error is not null)
         {
@@ -112,6 +112,10 @@ internal static class ProfileBuilder
         writer.WriteEndObject();
         return null;
     }
+
+    // Its own method so the closure is only allocated when flattening is on.
+    private static TransformResult.Invalid? WriteFlattenedCustomProperties(Utf8JsonWriter writer, EventView view, KlaviyoOptions options) =>
+        PropertyFlattener.WriteFlattened(writer, w => WriteCustomProperties(w, view, options));
 
     private static TransformResult.Invalid? WriteText(
         Utf8JsonWriter writer, EventView view, JsonEncodedText attribute,
