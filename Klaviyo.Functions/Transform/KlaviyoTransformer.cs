@@ -95,6 +95,10 @@ public sealed class KlaviyoTransformer
             // never its text, which could carry event data.
             return new TransformResult.Invalid("event", $"could not be transformed ({ex.GetType().Name})");
         }
+        finally
+        {
+            EventView.Release();
+        }
     }
 
     private TransformResult TransformCore(JsonElement root, int size)

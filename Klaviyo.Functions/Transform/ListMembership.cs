@@ -49,11 +49,11 @@ internal sealed class ListMembership
     public static PlanStep Step(EventView view, string listId, bool subscribe, ConsentChannels consent, bool smsConsent)
     {
         var identity = view.Identity;
-        var emailChannel = (consent & ConsentChannels.Email) != 0 && identity.Email is not null;
-        var smsChannel = (smsConsent || (consent & ConsentChannels.Sms) != 0) && identity.Phone is not null;
+        var emailChannel = (consent & ConsentChannels.Email) != 0 && identity.Email.IsPresent;
+        var smsChannel = (smsConsent || (consent & ConsentChannels.Sms) != 0) && identity.Phone.IsPresent;
         if (subscribe && (emailChannel || smsChannel))
         {
-            var subscription = new ListMembership(listId, identity.Email, identity.Phone, emailChannel, smsChannel);
+            var subscription = new ListMembership(listId, identity.Email.ToString(), identity.Phone.ToString(), emailChannel, smsChannel);
             return PlanStep.WithProfileId(KlaviyoEndpoint.SubscribeProfiles, subscription.BuildSubscription);
         }
         if (subscribe)
@@ -168,18 +168,32 @@ internal sealed class ListMembership
     /// Reads a list id (a string or number of letters and digits; it goes into a URL path, so nothing else passes).
     /// An empty string counts as absent.
     /// </summary>
-    public static TransformResult.Invalid? ReadListId(JsonElement value, string field, out string? listId)
+    public static TransformResult.Invalid? ReadListId(JsonElement value, string field, out string? listId) =>
+        ReadListId(null, value, field, out listId);
+
+    /// <summary>As above; a value equal to the <c>ListId</c> setting (the usual case) reuses that string.</summary>
+    public static TransformResult.Invalid? ReadListId(KlaviyoOptions? options, JsonElement value, string field, out string? listId)
     {
+        if (options is { ListId: { Length: > 0 } setting } && value.ValueKind == JsonValueKind.String && value.ValueEquals(setting))
+        {
+            listId = setting;
+            return IsListId(setting) ? null : InvalidListId(field, out listId);
+        }
         if (JsonRead.Text(value, field, out listId) is { } error)
         {
             return error;
         }
         if (listId is not null && !IsListId(listId))
         {
-            listId = null;
-            return new TransformResult.Invalid(field, "must be a Klaviyo list id (letters and digits only)");
+            return InvalidListId(field, out listId);
         }
         return null;
+    }
+
+    private static TransformResult.Invalid InvalidListId(string field, out string? listId)
+    {
+        listId = null;
+        return new TransformResult.Invalid(field, "must be a Klaviyo list id (letters and digits only)");
     }
 
     public static bool IsListId(string value)
