@@ -51,6 +51,17 @@ internal sealed class EcommerceEvent
         ("checkout started", StartedCheckout),
     ];
 
+    /// <summary>The e-commerce event an ASCII track name (already trimmed, as UTF-8) stands for, or null.</summary>
+    public static EcommerceEvent? Find(ReadOnlySpan<byte> asciiName)
+    {
+        // ASCII only: there ordinal ignore-case and ASCII ignore-case agree.
+        return System.Text.Ascii.EqualsIgnoreCase(asciiName, "product viewed"u8) ? ViewedProduct
+            : System.Text.Ascii.EqualsIgnoreCase(asciiName, "product clicked"u8) ? ViewedProduct
+            : System.Text.Ascii.EqualsIgnoreCase(asciiName, "product added"u8) ? AddedToCart
+            : System.Text.Ascii.EqualsIgnoreCase(asciiName, "checkout started"u8) ? StartedCheckout
+            : null;
+    }
+
     /// <summary>The e-commerce event a trimmed track name stands for, or null.</summary>
     public static EcommerceEvent? Find(string trimmedName)
     {

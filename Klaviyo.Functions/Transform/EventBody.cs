@@ -33,6 +33,25 @@ internal static class EventBody
     private static readonly JsonEncodedText s_uniqueId = JsonEncodedText.Encode("unique_id");
     private static readonly JsonEncodedText s_items = JsonEncodedText.Encode("Items");
 
+    /// <summary>
+    /// True when the string value needs no trimming or unescaping and is within the metric name limit: plain ASCII,
+    /// no escapes, no whitespace at either end. Such a name is written from the event's bytes, without a string.
+    /// </summary>
+    public static bool IsPlainName(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            return false;
+        }
+        var raw = PlainText(value);
+        return raw.Length is > 0 and <= MaxMetricNameLength && raw[0] > (byte)' ' && raw[^1] > (byte)' '
+            && System.Text.Ascii.IsValid(raw) && raw.IndexOf((byte)'\\') < 0;
+    }
+
+    /// <summary>The bytes between the quotes of a string value as the event sent them (escapes not undone).</summary>
+    public static ReadOnlySpan<byte> PlainText(JsonElement stringValue) =>
+        System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(stringValue)[1..^1];
+
     /// <summary>Checks a metric name against Klaviyo's length limit.</summary>
     public static TransformResult.Invalid? CheckMetricName(string name, string field) =>
         name.Length > MaxMetricNameLength
@@ -43,7 +62,7 @@ internal static class EventBody
     /// Builds the event request. <paramref name="properties"/> is the object whose keys become event properties
     /// (<c>default</c> for <c>{}</c>); <paramref name="ecommerce"/> renames them when set.
     /// </summary>
-    public static TransformResult Build(EventView view, KlaviyoOptions options, DateTimeOffset now, string metricName,
+    public static TransformResult Build(EventView view, KlaviyoOptions options, DateTimeOffset now, MetricName metricName,
         JsonElement properties, EcommerceEvent? ecommerce)
     {
         if (EventTime.Resolve(view.Root, now, out var time) is { } timeError)
@@ -73,7 +92,7 @@ internal static class EventBody
 
         writer.WritePropertyName(s_properties);
         var error = options.FlattenProperties
-            ? PropertyFlattener.WriteFlattened(writer, w => WriteProperties(w, properties, ecommerce))
+            ? WriteFlattenedProperties(writer, properties, ecommerce)
             : WriteProperties(writer, properties, ecommerce);
         if (error is not null)
         {
@@ -111,7 +130,7 @@ internal static class EventBody
         writer.WriteString(s_type, s_metric);
         writer.WritePropertyName(s_attributes);
         writer.WriteStartObject();
-        writer.WriteString(s_name, metricName);
+        metricName.Write(writer, s_name);
         writer.WriteEndObject();
         writer.WriteEndObject();
         writer.WriteEndObject();
@@ -197,6 +216,10 @@ internal static class EventBody
         }
         return JsonRead.CheckText(uniqueId, "messageId");
     }
+
+    // Its own method so the closure is only allocated when flattening is on.
+    private static TransformResult.Invalid? WriteFlattenedProperties(Utf8JsonWriter writer, JsonElement properties, EcommerceEvent? ecommerce) =>
+        PropertyFlattener.WriteFlattened(writer, w => WriteProperties(w, properties, ecommerce));
 
     private static TransformResult.Invalid? WriteProperties(Utf8JsonWriter writer, JsonElement properties, EcommerceEvent? ecommerce)
     {
@@ -289,5 +312,34 @@ internal static class EventBody
         }
         writer.WriteEndArray();
         return null;
+    }
+}
+
+/// <summary>A metric name: a string, or a string value of the event that <see cref="EventBody.IsPlainName"/> accepted.</summary>
+internal readonly struct MetricName
+{
+    private readonly string? _text;
+    private readonly JsonElement _plain;
+
+    private MetricName(string? text, JsonElement plain)
+    {
+        _text = text;
+        _plain = plain;
+    }
+
+    public static implicit operator MetricName(string text) => new(text, default);
+
+    public static MetricName Plain(JsonElement value) => new(null, value);
+
+    public void Write(Utf8JsonWriter writer, JsonEncodedText property)
+    {
+        if (_text is not null)
+        {
+            writer.WriteString(property, _text);
+        }
+        else
+        {
+            writer.WriteString(property, EventBody.PlainText(_plain));
+        }
     }
 }

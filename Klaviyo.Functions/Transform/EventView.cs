@@ -6,27 +6,34 @@ namespace Klaviyo.Functions.Transform;
 /// <summary>
 /// The parts of one event the mappings read, checked for JSON type once (spec 4). Absent and <c>null</c> objects are
 /// <c>default</c>. Valid only while the event's <see cref="JsonDocument"/> is alive: plans never capture it.
+/// One instance per thread is refilled for each event (a transform never nests), so a view costs no allocation.
 /// </summary>
 internal sealed class EventView
 {
-    public required EventType Type { get; init; }
-    public required JsonElement Root { get; init; }
-    public JsonElement Context { get; private init; }
-    public JsonElement Traits { get; private init; }
-    public JsonElement ContextTraits { get; private init; }
-    public JsonElement Properties { get; private init; }
+    [ThreadStatic] private static EventView? t_reused;
+
+    private EventView()
+    {
+    }
+
+    public EventType Type { get; private set; }
+    public JsonElement Root { get; private set; }
+    public JsonElement Context { get; private set; }
+    public JsonElement Traits { get; private set; }
+    public JsonElement ContextTraits { get; private set; }
+    public JsonElement Properties { get; private set; }
 
     /// <summary>
     /// Identify only: <c>traits.properties</c>, the control object (listId, subscribe, consent, smsConsent). It is
     /// merged key by key over <see cref="ContextControlProperties"/>, as the trait object is (spec 4.2).
     /// </summary>
-    public JsonElement ControlProperties { get; private init; }
+    public JsonElement ControlProperties { get; private set; }
 
     /// <summary>Identify only: <c>context.traits.properties</c>, the control object's lower layer.</summary>
-    public JsonElement ContextControlProperties { get; private init; }
+    public JsonElement ContextControlProperties { get; private set; }
 
     /// <summary><c>context.location</c>.</summary>
-    public JsonElement Location { get; private init; }
+    public JsonElement Location { get; private set; }
 
     /// <summary>Spec 4.2: identify reads <c>traits</c> merged over <c>context.traits</c>; the others <c>context.traits</c>.</summary>
     public JsonElement TraitPrimary => Type == EventType.Identify ? Traits : ContextTraits;
@@ -66,7 +73,8 @@ internal sealed class EventView
     /// Looks a control key up in the merged control object (<c>traits.properties</c> over
     /// <c>context.traits.properties</c>); <paramref name="field"/> names where it was found, or the upper layer when absent.
     /// </summary>
-    public JsonElement Control(ReadOnlySpan<byte> key, string keyName, out string field)
+    /// <remarks>The two field names are passed in whole (constants) so a lookup builds no string.</remarks>
+    public JsonElement Control(ReadOnlySpan<byte> key, string upperField, string lowerField, out string field)
     {
         var value = JsonRead.Get(ControlProperties, key);
         if (!value.IsPresent())
@@ -74,12 +82,25 @@ internal sealed class EventView
             var lower = JsonRead.Get(ContextControlProperties, key);
             if (lower.IsPresent())
             {
-                field = "context.traits.properties." + keyName;
+                field = lowerField;
                 return lower;
             }
         }
-        field = "traits.properties." + keyName;
+        field = upperField;
         return value;
+    }
+
+    /// <summary>Drops this thread's references into the last event, so a finished event's document is not kept alive.</summary>
+    public static void Release()
+    {
+        if (t_reused is { } view)
+        {
+            view.Root = view.Context = view.Traits = view.ContextTraits = view.Properties = default;
+            view.ControlProperties = view.ContextControlProperties = view.Location = default;
+            view.Identity?.Release();
+            view.Identity = null!;
+            view.Warnings = null;
+        }
     }
 
     public static TransformResult.Invalid? Create(JsonElement root, EventType type, out EventView? view)
@@ -118,18 +139,19 @@ internal sealed class EventView
                 return e7;
             }
         }
-        view = new EventView
-        {
-            Type = type,
-            Root = root,
-            Context = context,
-            Traits = traits,
-            ContextTraits = contextTraits,
-            Properties = properties,
-            ControlProperties = control,
-            ContextControlProperties = contextControl,
-            Location = location,
-        };
+        view = t_reused ??= new EventView();
+        view.Type = type;
+        view.Root = root;
+        view.Context = context;
+        view.Traits = traits;
+        view.ContextTraits = contextTraits;
+        view.Properties = properties;
+        view.ControlProperties = control;
+        view.ContextControlProperties = contextControl;
+        view.Location = location;
+        view.Identity = null!;
+        // The previous event's list (if any) belongs to its plan now.
+        view.Warnings = null;
         return null;
     }
 }

@@ -35,7 +35,7 @@ internal static class GroupMapping
         {
             return e3;
         }
-        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? options.ConsentChannels, smsConsent ?? options.SmsConsent);
+        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent);
     }
 
     private static TransformResult.Invalid? ReadConsent(EventView view, out ConsentChannels? consent)

@@ -8,30 +8,30 @@ internal static class IdentifyMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options)
     {
-        var error = ListMembership.ReadListId(view.Control("listId"u8, "listId", out var listIdField), listIdField, out var listId);
+        var error = ListMembership.ReadListId(options, view.Control("listId"u8, "traits.properties.listId", "context.traits.properties.listId", out var listIdField), listIdField, out var listId);
         if (error is null && listId is null)
         {
-            error = ListMembership.ReadListId(JsonRead.Get(view.Properties, "listId"u8), "properties.listId", out listId);
+            error = ListMembership.ReadListId(options, JsonRead.Get(view.Properties, "listId"u8), "properties.listId", out listId);
         }
         listId ??= string.IsNullOrEmpty(options.ListId) ? null : options.ListId;
         if (error is not null)
         {
             return error;
         }
-        if (JsonRead.Flag(view.Control("subscribe"u8, "subscribe", out var subscribeField), subscribeField, out var subscribe) is { } e1)
+        if (JsonRead.Flag(view.Control("subscribe"u8, "traits.properties.subscribe", "context.traits.properties.subscribe", out var subscribeField), subscribeField, out var subscribe) is { } e1)
         {
             return e1;
         }
-        if (ListMembership.ReadConsent(view.Control("consent"u8, "consent", out var consentField), consentField, out var consent) is { } e2)
+        if (ListMembership.ReadConsent(view.Control("consent"u8, "traits.properties.consent", "context.traits.properties.consent", out var consentField), consentField, out var consent) is { } e2)
         {
             return e2;
         }
-        if (JsonRead.Flag(view.Control("smsConsent"u8, "smsConsent", out var smsField), smsField, out var smsConsent) is { } e3)
+        if (JsonRead.Flag(view.Control("smsConsent"u8, "traits.properties.smsConsent", "context.traits.properties.smsConsent", out var smsField), smsField, out var smsConsent) is { } e3)
         {
             return e3;
         }
 
-        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? options.ConsentChannels, smsConsent ?? options.SmsConsent);
+        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent);
     }
 }
 

@@ -8,30 +8,38 @@ internal sealed class Identity
 {
     public const string NoIdentifierRule = "no user identifier: need userId, anonymousId, email or phone";
 
+    // One per thread, refilled for each event: like the EventView it belongs to, it lives only while the event is
+    // transformed (list steps copy the strings they need).
+    [ThreadStatic] private static Identity? t_reused;
+
+    private Identity()
+    {
+    }
+
     /// <summary><c>userId</c> ?? <c>traits.userId</c> ?? <c>context.traits.userId</c>.</summary>
-    public string? UserId { get; private init; }
+    public EventText UserId { get; private set; }
 
     /// <summary>What is sent as <c>external_id</c>: the user id, else the anonymous id when nothing else identifies the user.</summary>
-    public string? ExternalId { get; private init; }
+    public EventText ExternalId { get; private set; }
 
-    public string? AnonymousId { get; private init; }
+    public EventText AnonymousId { get; private set; }
 
-    public string? Email { get; private init; }
+    public EventText Email { get; private set; }
 
     /// <summary>The phone number in E.164 form, when it normalises to one.</summary>
-    public string? Phone { get; private init; }
+    public EventText Phone { get; private set; }
 
     /// <summary>A phone value that is not E.164: kept as profile property <c>phone</c>, not an identifier.</summary>
-    public JsonElement UnusablePhone { get; private init; }
+    public JsonElement UnusablePhone { get; private set; }
 
-    public JsonElement Kx { get; private init; }
+    public JsonElement Kx { get; private set; }
 
     /// <summary>
     /// The Klaviyo profile id from <c>context.externalId[]</c> (<c>type == "klaviyo-profileId"</c>), sent as the
     /// profile's <c>data.id</c>. Not an identifier for the "no user identifier" rule: it only names a profile Klaviyo
     /// already has, alongside the identifiers.
     /// </summary>
-    public string? KlaviyoProfileId { get; private init; }
+    public string? KlaviyoProfileId { get; private set; }
 
     public static TransformResult.Invalid? Resolve(EventView view, KlaviyoOptions options, out Identity identity)
     {
@@ -45,18 +53,20 @@ internal sealed class Identity
         {
             return e1;
         }
-        if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out var anonymousId) is { } e2)
+        if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out EventText anonymousId) is { } e2)
         {
             return e2;
         }
-        if (FirstString(traits, contextTraits, view.Properties, "email"u8, "email", out var email, out _, out _) is { } e3)
+        if (FirstString(traits, contextTraits, view.Properties, "email"u8, "email", out var emailElement, out _) is { } e3)
         {
             return e3;
         }
-        if (FirstString(traits, contextTraits, view.Properties, "phone"u8, "phone", out var phoneText, out var phoneElement, out var phoneField) is { } e4)
+        var email = emailElement.ValueKind == JsonValueKind.Undefined ? default : EventText.Of(emailElement);
+        if (FirstString(traits, contextTraits, view.Properties, "phone"u8, "phone", out var phoneElement, out var phoneField) is { } e4)
         {
             return e4;
         }
+        var phoneText = phoneElement.ValueKind == JsonValueKind.Undefined ? default : EventText.Of(phoneElement);
 
         var kx = JsonRead.Get(traits, "_kx"u8);
         var kxField = "traits._kx";
@@ -70,45 +80,52 @@ internal sealed class Identity
             return new TransformResult.Invalid(kxField, "must be a string");
         }
 
-        string? phone = null;
+        var phone = default(EventText);
         var unusable = default(JsonElement);
-        if (phoneText is not null)
+        if (phoneText.IsPresent)
         {
-            phone = PhoneNormalizer.ToE164(phoneText);
-            if (phone is null)
+            // A number already in E.164 form is used as sent; anything else is normalised from its text.
+            phone = PhoneNormalizer.IsE164(phoneText.Utf8) ? phoneText : EventText.FromString(PhoneNormalizer.ToE164(phoneText.ToString()!));
+            if (phone.IsAbsent)
             {
                 unusable = phoneElement;
                 view.Warn($"{phoneField} is not an E.164 phone number; sent as profile property 'phone', not as phone_number");
             }
         }
 
-        if (userId is null && anonymousId is null && email is null && phone is null)
+        if (userId.IsAbsent && anonymousId.IsAbsent && email.IsAbsent && phone.IsAbsent)
         {
             return new TransformResult.Invalid("userId", NoIdentifierRule);
         }
-        if (options.EnforceEmailAsPrimary && email is null && phone is null)
+        if (options.EnforceEmailAsPrimary && email.IsAbsent && phone.IsAbsent)
         {
             return new TransformResult.Invalid("email", "EnforceEmailAsPrimary is on: need email or an E.164 phone");
         }
 
-        string? externalId = null;
+        var externalId = default(EventText);
         if (!options.EnforceEmailAsPrimary)
         {
-            externalId = userId ?? (email is null && phone is null ? anonymousId : null);
+            externalId = userId.IsPresent ? userId : email.IsAbsent && phone.IsAbsent ? anonymousId : default;
         }
 
-        identity = new Identity
-        {
-            UserId = userId,
-            ExternalId = externalId,
-            AnonymousId = anonymousId,
-            Email = email,
-            Phone = phone,
-            UnusablePhone = unusable,
-            Kx = kx.IsPresent() && !JsonRead.IsEmptyString(kx) ? kx : default,
-            KlaviyoProfileId = KlaviyoProfileIdOf(view),
-        };
+        identity = t_reused ??= new Identity();
+        identity.UserId = userId;
+        identity.ExternalId = externalId;
+        identity.AnonymousId = anonymousId;
+        identity.Email = email;
+        identity.Phone = phone;
+        identity.UnusablePhone = unusable;
+        identity.Kx = kx.IsPresent() && !JsonRead.IsEmptyString(kx) ? kx : default;
+        identity.KlaviyoProfileId = KlaviyoProfileIdOf(view);
         return null;
+    }
+
+    /// <summary>Drops the references into the event (see <see cref="EventView.Release"/>).</summary>
+    public void Release()
+    {
+        UserId = ExternalId = AnonymousId = Email = Phone = default;
+        UnusablePhone = Kx = default;
+        KlaviyoProfileId = null;
     }
 
     // The first context.externalId entry of type "klaviyo-profileId" whose id is a non-empty string or a number.
@@ -141,15 +158,15 @@ internal sealed class Identity
         return null;
     }
 
-    private static TransformResult.Invalid? UserIdOf(JsonElement root, JsonElement traits, JsonElement contextTraits, out string? value)
+    private static TransformResult.Invalid? UserIdOf(JsonElement root, JsonElement traits, JsonElement contextTraits, out EventText value)
     {
         var error = JsonRead.Text(JsonRead.Get(root, "userId"u8), "userId", out value);
-        if (error is not null || value is not null)
+        if (error is not null || value.IsPresent)
         {
             return error;
         }
         error = JsonRead.Text(JsonRead.Get(traits, "userId"u8), "traits.userId", out value);
-        if (error is not null || value is not null)
+        if (error is not null || value.IsPresent)
         {
             return error;
         }
@@ -159,9 +176,8 @@ internal sealed class Identity
     // Email and phone: the first non-empty string of traits, context.traits, properties.
     private static TransformResult.Invalid? FirstString(
         JsonElement traits, JsonElement contextTraits, JsonElement properties, ReadOnlySpan<byte> key, string keyName,
-        out string? value, out JsonElement element, out string field)
+        out JsonElement element, out string field)
     {
-        value = null;
         element = default;
         field = "";
         for (var source = 0; source < 3; source++)
@@ -181,7 +197,6 @@ internal sealed class Identity
             {
                 continue;
             }
-            value = candidate.ValueKind == JsonValueKind.String ? candidate.GetString() : candidate.GetRawText();
             element = candidate;
             field = prefix + keyName;
             return null;

@@ -62,6 +62,25 @@ internal static class JsonRead
         }
     }
 
+    /// <summary>As <see cref="Text(JsonElement, string, out string?)"/>, keeping text that needs no unescaping in the event.</summary>
+    public static TransformResult.Invalid? Text(JsonElement value, string field, out EventText text)
+    {
+        text = default;
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                return null;
+            case JsonValueKind.String:
+                text = EventText.Of(value);
+                return null;
+            case JsonValueKind.Number:
+                text = EventText.Of(value);
+                return null;
+            default:
+                return new TransformResult.Invalid(field, "must be a string or a number");
+        }
+    }
+
     /// <summary>Checks a value written as a Klaviyo string attribute: a string or a number (sent as text).</summary>
     public static TransformResult.Invalid? CheckText(JsonElement value, string field) =>
         value.ValueKind is JsonValueKind.Undefined or JsonValueKind.String or JsonValueKind.Number
@@ -124,4 +143,70 @@ internal static class JsonRead
         }
         return count;
     }
+}
+
+/// <summary>
+/// Text read from an event: a string value with no escapes (or a number, as its JSON text) stays a reference into the
+/// event and is written from its bytes; anything else is unescaped into a string once, as before. <c>default</c> is absent.
+/// Valid only while the event's document is alive; <see cref="ToString"/> gives a string that outlives it.
+/// </summary>
+internal readonly struct EventText
+{
+    private readonly string? _text;
+    private readonly JsonElement _value;
+
+    private EventText(string? text, JsonElement value)
+    {
+        _text = text;
+        _value = value;
+    }
+
+    public bool IsPresent => _text is not null || _value.ValueKind != JsonValueKind.Undefined;
+
+    public bool IsAbsent => !IsPresent;
+
+    public static EventText FromString(string? text) => text is null ? default : new(text, default);
+
+    /// <summary>A string or number value; an empty string is absent. A string with escapes is unescaped now.</summary>
+    public static EventText Of(JsonElement value)
+    {
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            return new(null, value);
+        }
+        var raw = JsonMarshal.GetRawUtf8Value(value);
+        if (raw.Length == 2)
+        {
+            return default;
+        }
+        return raw.IndexOf((byte)'\\') < 0 ? new(null, value) : new(value.GetString(), default);
+    }
+
+    /// <summary>The text as UTF-8 when it is kept in the event (no escapes), else empty.</summary>
+    public ReadOnlySpan<byte> Utf8 => _value.ValueKind switch
+    {
+        JsonValueKind.String => JsonMarshal.GetRawUtf8Value(_value)[1..^1],
+        JsonValueKind.Number => JsonMarshal.GetRawUtf8Value(_value),
+        _ => default,
+    };
+
+    public void Write(Utf8JsonWriter writer, JsonEncodedText property)
+    {
+        if (_text is not null)
+        {
+            writer.WriteString(property, _text);
+        }
+        else
+        {
+            writer.WriteString(property, Utf8);
+        }
+    }
+
+    public override string? ToString() =>
+        _text ?? _value.ValueKind switch
+        {
+            JsonValueKind.String => _value.GetString(),
+            JsonValueKind.Number => _value.GetRawText(),
+            _ => null,
+        };
 }

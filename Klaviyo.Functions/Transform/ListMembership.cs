@@ -49,11 +49,11 @@ internal sealed class ListMembership
     public static PlanStep Step(EventView view, string listId, bool subscribe, ConsentChannels consent, bool smsConsent)
     {
         var identity = view.Identity;
-        var emailChannel = (consent & ConsentChannels.Email) != 0 && identity.Email is not null;
-        var smsChannel = (smsConsent || (consent & ConsentChannels.Sms) != 0) && identity.Phone is not null;
+        var emailChannel = (consent & ConsentChannels.Email) != 0 && identity.Email.IsPresent;
+        var smsChannel = (smsConsent || (consent & ConsentChannels.Sms) != 0) && identity.Phone.IsPresent;
         if (subscribe && (emailChannel || smsChannel))
         {
-            var subscription = new ListMembership(listId, identity.Email, identity.Phone, emailChannel, smsChannel);
+            var subscription = new ListMembership(listId, identity.Email.ToString(), identity.Phone.ToString(), emailChannel, smsChannel);
             return PlanStep.WithProfileId(KlaviyoEndpoint.SubscribeProfiles, subscription.BuildSubscription);
         }
         if (subscribe)
@@ -145,25 +145,55 @@ internal sealed class ListMembership
         writer.WriteEndObject();
         writer.WriteEndArray();
         writer.WriteEndObject();
-        return new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, KlaviyoApi.AddProfilesToListPath(_listId), BodyBuffers.ToArray(writer));
+        return new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, AddProfilesToListPath(_listId), BodyBuffers.ToArray(writer));
+    }
+
+    private sealed record ListPath(string ListId, string Path);
+
+    private static ListPath? s_lastListPath;
+
+    // Most events name the same list (the ListId setting), so the last path is kept rather than built per event.
+    private static string AddProfilesToListPath(string listId)
+    {
+        var last = s_lastListPath;
+        if (last is null || !string.Equals(last.ListId, listId, StringComparison.Ordinal))
+        {
+            last = new ListPath(listId, KlaviyoApi.AddProfilesToListPath(listId));
+            s_lastListPath = last;
+        }
+        return last.Path;
     }
 
     /// <summary>
     /// Reads a list id (a string or number of letters and digits; it goes into a URL path, so nothing else passes).
     /// An empty string counts as absent.
     /// </summary>
-    public static TransformResult.Invalid? ReadListId(JsonElement value, string field, out string? listId)
+    public static TransformResult.Invalid? ReadListId(JsonElement value, string field, out string? listId) =>
+        ReadListId(null, value, field, out listId);
+
+    /// <summary>As above; a value equal to the <c>ListId</c> setting (the usual case) reuses that string.</summary>
+    public static TransformResult.Invalid? ReadListId(KlaviyoOptions? options, JsonElement value, string field, out string? listId)
     {
+        if (options is { ListId: { Length: > 0 } setting } && value.ValueKind == JsonValueKind.String && value.ValueEquals(setting))
+        {
+            listId = setting;
+            return IsListId(setting) ? null : InvalidListId(field, out listId);
+        }
         if (JsonRead.Text(value, field, out listId) is { } error)
         {
             return error;
         }
         if (listId is not null && !IsListId(listId))
         {
-            listId = null;
-            return new TransformResult.Invalid(field, "must be a Klaviyo list id (letters and digits only)");
+            return InvalidListId(field, out listId);
         }
         return null;
+    }
+
+    private static TransformResult.Invalid InvalidListId(string field, out string? listId)
+    {
+        listId = null;
+        return new TransformResult.Invalid(field, "must be a Klaviyo list id (letters and digits only)");
     }
 
     public static bool IsListId(string value)
@@ -178,6 +208,35 @@ internal sealed class ListMembership
         return value.Length is > 0 and <= 64;
     }
 
+    // "email" and "sms" as sent, compared without allocating; other spellings go through KlaviyoOptions.ParseConsent.
+    private static bool TryParseChannel(JsonElement value, out ConsentChannels channel)
+    {
+        channel = value.ValueEquals("email"u8) ? ConsentChannels.Email
+            : value.ValueEquals("sms"u8) ? ConsentChannels.Sms
+            : ConsentChannels.None;
+        return channel != ConsentChannels.None;
+    }
+
+    private sealed record SettingsConsentCache(string? Source, ConsentChannels Channels);
+
+    private static SettingsConsentCache? s_settingsConsent;
+
+    /// <summary>
+    /// <see cref="KlaviyoOptions.ConsentChannels"/>, parsed once per value of <see cref="KlaviyoOptions.Consent"/>
+    /// rather than once per event (the setting is a string that rarely changes; a new string is parsed again).
+    /// </summary>
+    public static ConsentChannels SettingsConsent(KlaviyoOptions options)
+    {
+        var source = options.Consent;
+        var cache = s_settingsConsent;
+        if (cache is null || !ReferenceEquals(cache.Source, source))
+        {
+            cache = new SettingsConsentCache(source, KlaviyoOptions.ParseConsent(source, out _, out _));
+            s_settingsConsent = cache;
+        }
+        return cache.Channels;
+    }
+
     /// <summary>Reads a consent value: a string (comma-separated) or an array of strings naming <c>email</c> / <c>sms</c>.</summary>
     public static TransformResult.Invalid? ReadConsent(JsonElement value, string field, out ConsentChannels? consent)
     {
@@ -185,6 +244,9 @@ internal sealed class ListMembership
         switch (value.ValueKind)
         {
             case JsonValueKind.Undefined:
+                return null;
+            case JsonValueKind.String when TryParseChannel(value, out var channel):
+                consent = channel;
                 return null;
             case JsonValueKind.String:
                 var channels = KlaviyoOptions.ParseConsent(value.GetString(), out var unknown, out _);
@@ -202,6 +264,12 @@ internal sealed class ListMembership
                     if (item.ValueKind != JsonValueKind.String)
                     {
                         return new TransformResult.Invalid($"{field}[{index}]", "must be a string");
+                    }
+                    if (TryParseChannel(item, out var one))
+                    {
+                        all |= one;
+                        index++;
+                        continue;
                     }
                     all |= KlaviyoOptions.ParseConsent(item.GetString(), out unknown, out _);
                     if (unknown.Count > 0)

@@ -73,6 +73,33 @@ internal static class PhoneNormalizer
         return string.Concat("+", digits);
     }
 
+    /// <summary>True when <paramref name="utf8"/> is already E.164 exactly as <see cref="ToE164"/> would return it.</summary>
+    public static bool IsE164(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.Length < MinDigits + 1 || utf8.Length > MaxDigits + 1 || utf8[0] != (byte)'+' || utf8[1] == (byte)'0')
+        {
+            return false;
+        }
+        var digits = utf8[1..];
+        foreach (var b in digits)
+        {
+            if (!char.IsAsciiDigit((char)b))
+            {
+                return false;
+            }
+        }
+        var code = 0;
+        for (var i = 0; i < 3; i++)
+        {
+            code = code * 10 + (digits[i] - '0');
+            if (s_callingCodes[code])
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static bool IsAsciiDigits(ReadOnlySpan<char> value)
     {
         foreach (var c in value)

@@ -65,21 +65,21 @@ internal static class ProfileBuilder
         writer.WritePropertyName(s_attributes);
         writer.WriteStartObject();
 
-        if (identity.Email is not null)
+        if (identity.Email.IsPresent)
         {
-            writer.WriteString(s_email, identity.Email);
+            identity.Email.Write(writer, s_email);
         }
-        if (identity.Phone is not null)
+        if (identity.Phone.IsPresent)
         {
-            writer.WriteString(s_phoneNumber, identity.Phone);
+            identity.Phone.Write(writer, s_phoneNumber);
         }
-        if (identity.ExternalId is not null)
+        if (identity.ExternalId.IsPresent)
         {
-            writer.WriteString(s_externalId, identity.ExternalId);
+            identity.ExternalId.Write(writer, s_externalId);
         }
-        if (forEvent && identity.AnonymousId is not null)
+        if (forEvent && identity.AnonymousId.IsPresent)
         {
-            writer.WriteString(s_anonymousId, identity.AnonymousId);
+            identity.AnonymousId.Write(writer, s_anonymousId);
         }
         if (identity.Kx.IsPresent())
         {
@@ -101,7 +101,7 @@ internal static class ProfileBuilder
 
         writer.WritePropertyName(s_properties);
         error = options.FlattenProperties
-            ? PropertyFlattener.WriteFlattened(writer, w => WriteCustomProperties(w, view, options))
+            ? WriteFlattenedCustomProperties(writer, view, options)
             : WriteCustomProperties(writer, view, options);
         if (error is not null)
         {
@@ -112,6 +112,10 @@ internal static class ProfileBuilder
         writer.WriteEndObject();
         return null;
     }
+
+    // Its own method so the closure is only allocated when flattening is on.
+    private static TransformResult.Invalid? WriteFlattenedCustomProperties(Utf8JsonWriter writer, EventView view, KlaviyoOptions options) =>
+        PropertyFlattener.WriteFlattened(writer, w => WriteCustomProperties(w, view, options));
 
     private static TransformResult.Invalid? WriteText(
         Utf8JsonWriter writer, EventView view, JsonEncodedText attribute,
@@ -315,7 +319,7 @@ internal static class ProfileBuilder
     private static TransformResult.Invalid? WriteCustomProperties(Utf8JsonWriter writer, EventView view, KlaviyoOptions options)
     {
         var identity = view.Identity;
-        var enforce = options.EnforceEmailAsPrimary && identity.UserId is not null;
+        var enforce = options.EnforceEmailAsPrimary && identity.UserId.IsPresent;
         var primary = view.TraitPrimary;
         var secondary = view.TraitSecondary;
         var isIdentify = view.Type == EventType.Identify;
@@ -378,7 +382,7 @@ internal static class ProfileBuilder
         }
         if (enforce)
         {
-            writer.WriteString(s_id, identity.UserId);
+            identity.UserId.Write(writer, s_id);
         }
         writer.WriteEndObject();
         return null;

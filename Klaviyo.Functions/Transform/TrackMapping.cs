@@ -17,6 +17,11 @@ internal static class TrackMapping
         {
             return new TransformResult.Invalid("event", "must be a string");
         }
+        if (EventBody.IsPlainName(@event))
+        {
+            var known = EcommerceEvent.Find(EventBody.PlainText(@event));
+            return EventBody.Build(view, options, now, known is null ? MetricName.Plain(@event) : known.MetricName, view.Properties, known);
+        }
         var name = @event.GetString()!.Trim();
         if (name.Length == 0)
         {
@@ -36,7 +41,12 @@ internal static class ScreenMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
-        var error = NameOf(JsonRead.Get(view.Root, "name"u8), "name", out var name);
+        var plain = JsonRead.Get(view.Root, "name"u8);
+        if (EventBody.IsPlainName(plain))
+        {
+            return EventBody.Build(view, options, now, MetricName.Plain(plain), view.Properties, ecommerce: null);
+        }
+        var error = NameOf(plain, "name", out var name);
         if (error is null && name is null)
         {
             error = NameOf(JsonRead.Get(view.Properties, "name"u8), "properties.name", out name);

@@ -4,7 +4,7 @@ using Klaviyo.Functions.Benchmarks;
 using Klaviyo.Functions.Transform;
 
 // `--quick`: a plain single-threaded loop over the mix for a fast figure (events/s, bytes allocated per event).
-// Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
+// `--by-type`: the same per event type (see ByType). Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
 if (args.Contains("--quick"))
 {
     var events = EventMix.Load();
@@ -24,6 +24,12 @@ if (args.Contains("--quick"))
     var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
     var total = (double)rounds * events.Length;
     Console.WriteLine($"transform: {total / watch.Elapsed.TotalSeconds:N0} events/s on one thread, {allocated / total:N0} bytes allocated per event ({total:N0} events)");
+    return;
+}
+
+if (args.Contains("--by-type"))
+{
+    ByType.Run();
     return;
 }
 
