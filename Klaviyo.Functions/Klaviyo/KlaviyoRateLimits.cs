@@ -19,6 +19,12 @@ public sealed class KlaviyoRateLimits : IDisposable
     /// <summary>Header on the 429 the relay makes up itself when it holds a call back (never sent to Klaviyo).</summary>
     public const string HeldBackHeader = "X-Klaviyo-Relay-Held-Back";
 
+    /// <summary>Klaviyo's 1 s burst window, plus 50 ms of room for transit time.</summary>
+    public static readonly TimeSpan BurstWindow = TimeSpan.FromMilliseconds(1050);
+
+    /// <summary>Klaviyo's 60 s steady window, plus 250 ms of room for transit time.</summary>
+    public static readonly TimeSpan SteadyWindow = TimeSpan.FromMilliseconds(60_250);
+
     private readonly Dictionary<KlaviyoEndpoint, RateLimiter> _limiters = [];
     private readonly long[] _pausedUntilTicks = new long[Enum.GetValues<KlaviyoEndpoint>().Length];
     private readonly TimeProvider _time;
@@ -29,24 +35,8 @@ public sealed class KlaviyoRateLimits : IDisposable
         foreach (var endpoint in Enum.GetValues<KlaviyoEndpoint>())
         {
             var (perSecond, perMinute) = InstanceShare(endpoint, options.Value.ExpectedInstanceCount);
-            // Steady without a queue: an exhausted minute window is a scheduled retry, not a 60 s wait. Burst may queue
-            // up to one window's worth, a wait of at most about a second. Burst goes first: a fixed-window permit is
-            // spent even when a later limiter in the chain refuses, and a wasted burst permit is back within a
-            // second, a wasted steady one only after the minute.
-            var steady = new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
-            {
-                PermitLimit = perMinute,
-                Window = TimeSpan.FromMinutes(1),
-                QueueLimit = 0,
-            });
-            var burst = new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
-            {
-                PermitLimit = perSecond,
-                Window = TimeSpan.FromSeconds(1),
-                QueueLimit = perSecond,
-                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            });
-            _limiters[endpoint] = RateLimiter.CreateChained(burst, steady);
+            // Exact sliding logs, with a little room for the calls' transit times to differ on the way to Klaviyo.
+            _limiters[endpoint] = new SlidingLogRateLimiter(perSecond, BurstWindow, perMinute, SteadyWindow, time);
         }
     }
 

@@ -91,7 +91,7 @@ public sealed class EndpointCounter(int burst, int steady)
     private readonly object _gate = new();
     private long _second = -1, _minute = -1;
     private int _inSecond, _inMinute;
-    private long _accepted, _throttled;
+    private long _accepted, _throttled, _throttledSteady;
     private DateTimeOffset? _first, _last;
     private readonly SortedDictionary<long, int> _perMinute = new();
 
@@ -99,6 +99,9 @@ public sealed class EndpointCounter(int burst, int steady)
     public int Steady => steady;
     public long AcceptedCount => Interlocked.Read(ref _accepted);
     public long ThrottledCount => Interlocked.Read(ref _throttled);
+
+    /// <summary>Of <see cref="ThrottledCount"/>, those refused by the 60 s window (the rest by the 1 s window).</summary>
+    public long ThrottledSteadyCount => Interlocked.Read(ref _throttledSteady);
     public DateTimeOffset? FirstAccepted => _first;
     public DateTimeOffset? LastAccepted => _last;
 
@@ -124,6 +127,7 @@ public sealed class EndpointCounter(int burst, int steady)
             {
                 retryAfterSeconds = (int)Math.Max(1, Math.Ceiling(((minute + 1) * 60_000 - unix) / 1000.0));
                 _throttled++;
+                _throttledSteady++;
                 return false;
             }
             if (_inSecond >= burst)

@@ -63,7 +63,7 @@ else
         var full = minutes.Count > 2 ? minutes.Skip(1).Take(minutes.Count - 2).ToList() : [];
         var sustained = full.Count > 0 ? full.Average() : double.NaN;
         var total = counter.AcceptedCount + counter.ThrottledCount;
-        Console.WriteLine($"  {group,-15} accepted {counter.AcceptedCount,6}, 429 {counter.ThrottledCount,4} ({100.0 * counter.ThrottledCount / Math.Max(1, total):N2} %), per minute [{string.Join(", ", minutes)}], full-window mean {sustained:N1}/min = {100 * sustained / counter.Steady:N1} % of steady {counter.Steady}/min");
+        Console.WriteLine($"  {group,-15} accepted {counter.AcceptedCount,6}, 429 {counter.ThrottledCount,4} ({100.0 * counter.ThrottledCount / Math.Max(1, total):N2} %; {counter.ThrottledSteadyCount} by the minute window), per minute [{string.Join(", ", minutes)}], full-window mean {sustained:N1}/min = {100 * sustained / counter.Steady:N1} % of steady {counter.Steady}/min");
     }
     var summary = app.Output.Split('\n').LastOrDefault(l => l.Contains("delivered", StringComparison.Ordinal)) ?? "(no summary line)";
     Console.WriteLine("  app: " + summary.Trim());
