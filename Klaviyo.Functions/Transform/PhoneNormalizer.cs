@@ -88,16 +88,7 @@ internal static class PhoneNormalizer
                 return false;
             }
         }
-        var code = 0;
-        for (var i = 0; i < 3; i++)
-        {
-            code = code * 10 + (digits[i] - '0');
-            if (s_callingCodes[code])
-            {
-                return true;
-            }
-        }
-        return false;
+        return HasCallingCode(digits[0] - '0', digits[1] - '0', digits[2] - '0');
     }
 
     private static bool IsAsciiDigits(ReadOnlySpan<char> value)
@@ -112,17 +103,10 @@ internal static class PhoneNormalizer
         return true;
     }
 
-    private static bool HasCallingCode(ReadOnlySpan<char> digits)
-    {
-        var code = 0;
-        for (var i = 0; i < 3; i++)
-        {
-            code = code * 10 + (digits[i] - '0');
-            if (s_callingCodes[code])
-            {
-                return true;
-            }
-        }
-        return false;
-    }
+    private static bool HasCallingCode(ReadOnlySpan<char> digits) =>
+        HasCallingCode(digits[0] - '0', digits[1] - '0', digits[2] - '0');
+
+    /// <summary>Calling codes are 1–3 digits and prefix-free, so the first of the three prefixes that is one decides.</summary>
+    private static bool HasCallingCode(int first, int second, int third) =>
+        s_callingCodes[first] || s_callingCodes[first * 10 + second] || s_callingCodes[first * 100 + second * 10 + third];
 }
