@@ -54,24 +54,15 @@ public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
             failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} must not be blank (leave it unset to accept unsigned requests)");
         }
 
-        Range(failures, nameof(IngestOptions.MaxRequestBytes), options.MaxRequestBytes, IngestOptions.MinBytes, IngestOptions.MaxRequestBytesCeiling);
-        Range(failures, nameof(IngestOptions.MaxEventBytes), options.MaxEventBytes, IngestOptions.MinBytes, IngestOptions.MaxEventBytesCeiling);
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MaxRequestBytes), options.MaxRequestBytes, IngestOptions.MinBytes, IngestOptions.MaxRequestBytesCeiling);
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MaxEventBytes), options.MaxEventBytes, IngestOptions.MinBytes, IngestOptions.MaxEventBytesCeiling);
         if (options.MaxEventBytes > options.MaxRequestBytes)
         {
             failures.Add($"{Prefix}{nameof(IngestOptions.MaxEventBytes)} ({options.MaxEventBytes}) must not exceed {Prefix}{nameof(IngestOptions.MaxRequestBytes)} ({options.MaxRequestBytes})");
         }
 
-        Range(failures, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));
-        Range(failures, nameof(IngestOptions.RetryAfter), options.RetryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.RetryAfter), options.RetryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
-
-    private static void Range<T>(List<string> failures, string setting, T value, T min, T max)
-        where T : IComparable<T>
-    {
-        if (value.CompareTo(min) < 0 || value.CompareTo(max) > 0)
-        {
-            failures.Add($"{Prefix}{setting}: {value} is not between {min} and {max}");
-        }
     }
 }

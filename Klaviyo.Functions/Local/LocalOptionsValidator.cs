@@ -11,14 +11,8 @@ public sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
         {
             failures.Add("Local__DeadLetterPath is required");
         }
-        if (options.Concurrency is < 1 or > 256)
-        {
-            failures.Add($"Local__Concurrency: {options.Concurrency} is not between 1 and 256");
-        }
-        if (options.ShutdownGrace < TimeSpan.Zero || options.ShutdownGrace > TimeSpan.FromMinutes(5))
-        {
-            failures.Add($"Local__ShutdownGrace: {options.ShutdownGrace} is not between 00:00:00 and 00:05:00");
-        }
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.Concurrency), options.Concurrency, 1, 256);
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.ShutdownGrace), options.ShutdownGrace, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -34,26 +34,15 @@ public sealed class RelayOptions
 /// <summary>Validates <see cref="RelayOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
 public sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
 {
-    private const string Prefix = RelayOptions.SectionName + "__";
-
     public ValidateOptionsResult Validate(string? name, RelayOptions options)
     {
         var failures = new List<string>();
-        Range(failures, nameof(RelayOptions.MaxAttempts), options.MaxAttempts, 1, 100);
-        Range(failures, nameof(RelayOptions.ExpectedInstanceCount), options.ExpectedInstanceCount, 1, 1000);
-        Range(failures, nameof(RelayOptions.MaxInCallRetries), options.MaxInCallRetries, 0, 2);
-        Range(failures, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
-        Range(failures, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
-        Range(failures, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.MaxAttempts), options.MaxAttempts, 1, 100);
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.ExpectedInstanceCount), options.ExpectedInstanceCount, 1, 1000);
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.MaxInCallRetries), options.MaxInCallRetries, 0, 2);
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
-
-    private static void Range<T>(List<string> failures, string setting, T value, T min, T max)
-        where T : IComparable<T>
-    {
-        if (value.CompareTo(min) < 0 || value.CompareTo(max) > 0)
-        {
-            failures.Add($"{Prefix}{setting}: {value} is not between {min} and {max}");
-        }
     }
 }
