@@ -24,13 +24,13 @@ public sealed class DeadLetterReplayTests
     {
         var (host, store) = Create();
         using var _ = host;
-        store.Add("a/attempt-10", "RetriesExhausted").Add("b", "KlaviyoRejected").Add("c/attempt-4", "RetriesExhausted");
+        store.Add("a\u001Fattempt-10", "RetriesExhausted").Add("b", "KlaviyoRejected").Add("c\u001Fattempt-4", "RetriesExhausted");
 
         var result = await Replayer(host, store).ReplayAsync(10, "RetriesExhausted", CancellationToken.None);
 
         Assert.AreSequenceEqual(["a", "c"], result.Moved.Select(m => m.MessageId));
         Assert.AreEqual(3, result.Scanned);
-        Assert.AreSequenceEqual(["a/replay-101", "c/replay-103"], host.Queue.Sent.Select(e => e.MessageId));
+        Assert.AreSequenceEqual(["a\u001Freplay-101", "c\u001Freplay-103"], host.Queue.Sent.Select(e => e.MessageId));
         Assert.IsTrue(host.Queue.Sent.All(e => e.Attempt == 1 && e.Subject == "track"));
         Assert.AreSequenceEqual(["b"], store.Messages.Select(m => m.MessageId));
         Assert.AreEqual(1, store.Released);

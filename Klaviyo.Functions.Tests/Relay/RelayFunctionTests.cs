@@ -59,7 +59,7 @@ public sealed class RelayFunctionTests
 
         Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
         var (copy, at) = host.Queue.Scheduled.Single();
-        Assert.AreEqual("m-1/attempt-4", copy.MessageId);
+        Assert.AreEqual("m-1\u001Fattempt-4", copy.MessageId);
         Assert.AreEqual(4, copy.Attempt);
         Assert.AreEqual("track", copy.Subject);
         Assert.AreEqual(Track, System.Text.Encoding.UTF8.GetString(copy.Body.Span));
@@ -86,7 +86,7 @@ public sealed class RelayFunctionTests
     public async Task Relay_OnLastAttempt_DeadLettersRetriesExhausted()
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
-        var (actions, host) = await RunAsync(klaviyo, Track, "m-1/attempt-10", attempt: 10);
+        var (actions, host) = await RunAsync(klaviyo, Track, "m-1\u001Fattempt-10", attempt: 10);
         using var _ = host;
 
         var settlement = actions.Calls.Single();
@@ -171,7 +171,7 @@ public sealed class RelayFunctionTests
         using var _ = host;
 
         Assert.AreEqual("Complete", actions.Calls.Single().Action);
-        Assert.AreEqual("m-1/attempt-2", host.Queue.Scheduled.Single().Event.MessageId);
+        Assert.AreEqual("m-1\u001Fattempt-2", host.Queue.Scheduled.Single().Event.MessageId);
         Assert.HasCount(2, await klaviyo.WaitForReceivedAsync(2, TestContext.CancellationToken));
     }
 
@@ -192,7 +192,7 @@ public sealed class RelayFunctionTests
         await host.Function.RunAsync(redelivered, second, TestContext.CancellationToken);
 
         Assert.AreEqual("Complete", first.Calls.Single().Action);
-        Assert.AreEqual(new Settlement("Complete", "m-2/attempt-2", null, null), second.Calls.Single());
+        Assert.AreEqual(new Settlement("Complete", "m-2\u001Fattempt-2", null, null), second.Calls.Single());
         Assert.AreEqual(2, klaviyo.ReceivedPaths.Count(p => p == "/api/profile-import"), "profile-import runs again on the retry");
         Assert.Contains("\"id\":\"01P\"", klaviyo.Received[^1].Body);
         Assert.Contains("Event m-2 delivered on attempt 2", host.AllLogText());
@@ -215,11 +215,11 @@ public sealed class RelayFunctionTests
     public async Task Relay_AttemptProperty_IsReadFromTheMessage()
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
-        var (_, host) = await RunAsync(klaviyo, Track, "m-1/attempt-5", attempt: 5);
+        var (_, host) = await RunAsync(klaviyo, Track, "m-1\u001Fattempt-5", attempt: 5);
         using var __ = host;
 
         var copy = host.Queue.Scheduled.Single().Event;
-        Assert.AreEqual(new QueuedEvent("m-1/attempt-6", "track", copy.Body, 6, "m-1"), copy);
+        Assert.AreEqual(new QueuedEvent("m-1\u001Fattempt-6", "track", copy.Body, 6, "m-1"), copy);
     }
 
     [TestMethod]
@@ -237,10 +237,10 @@ public sealed class RelayFunctionTests
             lockTokenGuid: Guid.NewGuid(), deliveryCount: 1);
         await function.RunAsync(redelivered, new RecordingMessageActions(), TestContext.CancellationToken);
 
-        Assert.AreEqual("m-1/attempt-2", first.MessageId);
+        Assert.AreEqual("m-1\u001Fattempt-2", first.MessageId);
         Assert.AreEqual("m-1", first.ApplicationProperties[MessageProperties.EventMessageId]);
         var second = sender.Scheduled[1].Message;
-        Assert.AreEqual("m-1/attempt-3", second.MessageId);
+        Assert.AreEqual("m-1\u001Fattempt-3", second.MessageId);
         Assert.AreEqual("m-1", second.ApplicationProperties[MessageProperties.EventMessageId]);
         Assert.Contains("Event m-1 attempt 2 failed transiently", host.AllLogText());
     }

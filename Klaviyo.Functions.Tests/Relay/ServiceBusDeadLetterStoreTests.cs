@@ -74,7 +74,7 @@ public sealed class ServiceBusDeadLetterStoreTests
         Assert.AreEqual(3, result.Scanned);
         Assert.AreSequenceEqual(["a", "c"], result.Moved.Select(m => m.MessageId));
         var sent = Sent(sender);
-        Assert.AreSequenceEqual([$"a/replay-{a}", $"c/replay-{c}"], sent.Select(m => m.MessageId));
+        Assert.AreSequenceEqual([$"a\u001Freplay-{a}", $"c\u001Freplay-{c}"], sent.Select(m => m.MessageId));
         Assert.IsTrue(sent.All(m => (int)m.ApplicationProperties[MessageProperties.Attempt] == 1), "a fresh attempt count");
         Assert.AreSequenceEqual(["a", "c"], sent.Select(m => (string)m.ApplicationProperties[MessageProperties.EventMessageId]));
         Assert.AreSequenceEqual([a, c], client.Completed);

@@ -196,6 +196,11 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
             errors.Add(new ProblemError(index, null, "messageId", $"messageId must be 1 to {MaxMessageIdLength} characters long, not {id.Length}"));
             return null;
         }
+        if (id.Any(char.IsControl))
+        {
+            errors.Add(new ProblemError(index, null, "messageId", "messageId must not contain control characters (retry copies' ids use them, so no messageId can equal one)"));
+            return null;
+        }
         return id;
     }
 

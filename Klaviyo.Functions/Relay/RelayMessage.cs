@@ -1,14 +1,32 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Queue;
 
 namespace Klaviyo.Functions.Relay;
 
 /// <summary>Reads and names relay messages: attempt property, the event's own messageId, ids of retry and replay copies.</summary>
+/// <remarks>
+/// A copy's Service Bus MessageId always contains <see cref="Separator"/> (U+001F, a control character), which the
+/// ingest refuses in a <c>messageId</c>. Every id a sender can choose therefore differs from every copy's id, so
+/// duplicate detection never drops a copy because of a sender's id, nor an event because of a copy. Forms:
+/// <c>&lt;messageId&gt;␟attempt-n</c>, <c>&lt;messageId&gt;␟replay-s</c>, <c>&lt;messageId&gt;␟replay-s␟attempt-n</c>;
+/// a messageId longer than <see cref="MaxPlainEventIdLength"/> is replaced by <c>␟sha256:&lt;hex&gt;</c> so that
+/// every copy id fits Service Bus's 128 characters.
+/// </remarks>
 public static class RelayMessage
 {
-    private const string AttemptSuffix = "/attempt-";
-    private const string ReplaySuffix = "/replay-";
+    /// <summary>Separates the event's id from a copy's lineage; the ingest refuses control characters in a messageId.</summary>
+    public const char Separator = '\u001F';
+
+    /// <summary>Longest messageId kept readable in a copy id: 128 less the longest lineage
+    /// (<c>␟replay-</c> + 19 digits + <c>␟attempt-</c> + 10 digits = 46).</summary>
+    public const int MaxPlainEventIdLength = ServiceBusEventQueue.MaxMessageIdLength - 46;
+
+    private const string AttemptPart = "attempt-";
+    private const string ReplayPart = "replay-";
+    private const string HashPart = "sha256:";
 
     /// <summary>The attempt in <see cref="MessageProperties.Attempt"/>; absent or unreadable means 1.</summary>
     public static int Attempt(IReadOnlyDictionary<string, object> properties)
@@ -28,39 +46,53 @@ public static class RelayMessage
     }
 
     /// <summary>The event's messageId: the <see cref="MessageProperties.EventMessageId"/> property, else the Service Bus
-    /// MessageId without its <c>/attempt-n</c> and <c>/replay-n</c> suffixes.</summary>
+    /// MessageId up to its first <see cref="Separator"/> (a sender's id, slashes and all, is its own).</summary>
     public static string EventMessageId(string? serviceBusMessageId, IReadOnlyDictionary<string, object> properties)
     {
         if (properties.TryGetValue(MessageProperties.EventMessageId, out var value) && value is string { Length: > 0 } id)
         {
             return id;
         }
-        return StripSuffix(StripSuffix(serviceBusMessageId ?? "", AttemptSuffix), ReplaySuffix);
+        var messageId = serviceBusMessageId ?? "";
+        var separator = messageId.IndexOf(Separator, StringComparison.Ordinal);
+        return separator > 0 ? messageId[..separator] : messageId;
     }
 
     public static string EventMessageId(ServiceBusReceivedMessage message) => EventMessageId(message.MessageId, message.ApplicationProperties);
 
     public static int Attempt(ServiceBusReceivedMessage message) => Attempt(message.ApplicationProperties);
 
+    /// <summary>True for the MessageId of a retry or replay copy (never for an id a sender chose).</summary>
+    public static bool IsCopy(string serviceBusMessageId) => serviceBusMessageId.Contains(Separator, StringComparison.Ordinal);
+
     /// <summary>
     /// The copy for attempt <paramref name="nextAttempt"/> needs its own id, because the queue drops duplicate MessageIds.
-    /// It keeps a <c>/replay-n</c> part, so a replayed event's retries never collide with those of its first life.
+    /// A copy's id keeps its lineage up to the attempt (<c>␟replay-s</c>), so a replayed event's retries never collide
+    /// with those of its first life; an original's id (the event's messageId) starts the lineage.
     /// </summary>
-    public static string RetryMessageId(string serviceBusMessageId, int nextAttempt) =>
-        $"{StripSuffix(serviceBusMessageId, AttemptSuffix)}{AttemptSuffix}{nextAttempt.ToString(CultureInfo.InvariantCulture)}";
+    public static string RetryMessageId(string serviceBusMessageId, int nextAttempt)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(nextAttempt, 1);
+        var lineage = IsCopy(serviceBusMessageId) ? WithoutAttempt(serviceBusMessageId) : Root(serviceBusMessageId);
+        return $"{lineage}{Separator}{AttemptPart}{nextAttempt.ToString(CultureInfo.InvariantCulture)}";
+    }
 
     /// <summary>Keyed on the dead letter's sequence number, so running a replay twice cannot enqueue the same dead letter twice.</summary>
     public static string ReplayMessageId(string eventMessageId, long deadLetterSequenceNumber) =>
-        $"{eventMessageId}{ReplaySuffix}{deadLetterSequenceNumber.ToString(CultureInfo.InvariantCulture)}";
+        deadLetterSequenceNumber < 0
+            ? throw new ArgumentOutOfRangeException(nameof(deadLetterSequenceNumber), deadLetterSequenceNumber, "Sequence numbers are not negative.")
+            : $"{Root(eventMessageId)}{Separator}{ReplayPart}{deadLetterSequenceNumber.ToString(CultureInfo.InvariantCulture)}";
 
-    private static string StripSuffix(string messageId, string suffix)
+    /// <summary>The event's id as the start of a copy's id: as it is when short enough, else <c>␟sha256:&lt;hex&gt;</c>
+    /// (which starts with the separator, so it cannot be mistaken for a short id either).</summary>
+    private static string Root(string eventMessageId) =>
+        eventMessageId.Length <= MaxPlainEventIdLength
+            ? eventMessageId
+            : $"{Separator}{HashPart}{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(eventMessageId)))}";
+
+    private static string WithoutAttempt(string copyMessageId)
     {
-        var at = messageId.LastIndexOf(suffix, StringComparison.Ordinal);
-        if (at <= 0)
-        {
-            return messageId;
-        }
-        var number = messageId.AsSpan(at + suffix.Length);
-        return number.Length > 0 && !number.ContainsAnyExceptInRange('0', '9') ? messageId[..at] : messageId;
+        var at = copyMessageId.LastIndexOf(Separator);
+        return copyMessageId.AsSpan(at + 1).StartsWith(AttemptPart, StringComparison.Ordinal) ? copyMessageId[..at] : copyMessageId;
     }
 }
