@@ -1,5 +1,8 @@
+using System.Text;
+using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
+using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -33,6 +36,89 @@ public sealed class RelayOptionsValidatorTests
         Assert.Contains("Relay__InCallRetryBudget: 00:00:30 is not between 00:00:00 and 00:00:05", failures);
         Assert.Contains(f => f.StartsWith("Relay__ExpectedInstanceCount:", StringComparison.Ordinal), failures);
         Assert.Contains(f => f.StartsWith("Relay__AttemptTimeout:", StringComparison.Ordinal), failures);
+    }
+
+    [TestMethod]
+    public void Validate_AttemptTimeoutOfTwoMinutes_FailsNamingTheSettingAndTheLongestThatFits()
+    {
+        // Main accepted 2 min: 2 calls × (3 tries × 2 min + 5 s + 1 s) is over 12 minutes under a 2-minute lock.
+        var failures = new RelayOptionsValidator().Validate(null, new RelayOptions { AttemptTimeout = TimeSpan.FromMinutes(2) }).Failures!.ToList();
+
+        var failure = failures.Single();
+        Assert.StartsWith("Relay__AttemptTimeout: 00:02:00 lets one delivery take up to 00:12:42", failure);
+        Assert.Contains("longer than the 00:02:00 Service Bus message lock", failure);
+        Assert.EndsWith("with Relay__MaxInCallRetries 2 it must be at most 00:00:13", failure);
+    }
+
+    [TestMethod]
+    [DataRow(2, "00:00:13", true)]
+    [DataRow(2, "00:00:13.001", false)]
+    [DataRow(1, "00:00:19.500", true)]
+    [DataRow(1, "00:00:19.501", false)]
+    [DataRow(0, "00:00:39", true)]
+    [DataRow(0, "00:00:39.001", false)]
+    public void Validate_AttemptTimeoutAtTheLockBound_PassesUpToItAndFailsBeyond(int retries, string attemptTimeout, bool fits)
+    {
+        var options = new RelayOptions { MaxInCallRetries = retries, AttemptTimeout = TimeSpan.Parse(attemptTimeout, System.Globalization.CultureInfo.InvariantCulture) };
+
+        var result = new RelayOptionsValidator().Validate(null, options);
+
+        Assert.AreEqual(fits, result.Succeeded, result.FailureMessage);
+        Assert.AreEqual(fits, options.LongestDelivery <= RelayOptions.MessageLockDuration);
+    }
+
+    [TestMethod]
+    public void Validate_Defaults_LongestDeliveryFitsTheLockWithRoomToSpare()
+    {
+        var options = new RelayOptions();
+
+        Assert.AreEqual(TimeSpan.FromSeconds(102), options.LongestDelivery, "2 × (3 × 10 s + 5 s + 1 s) + 30 s");
+        Assert.AreEqual(TimeSpan.FromSeconds(13), options.MaxFittingAttemptTimeout);
+    }
+
+    [TestMethod]
+    public void MessageLockDuration_MatchesTheQueueInTheTemplates()
+    {
+        var bicep = File.ReadAllText(Path.Combine(RepoRoot(), "infra", "modules", "servicebus.bicep"));
+        var lockDuration = System.Text.RegularExpressions.Regex.Match(bicep, @"lockDuration:\s*'(?<value>[^']+)'").Groups["value"].Value;
+
+        Assert.AreEqual(RelayOptions.MessageLockDuration, System.Xml.XmlConvert.ToTimeSpan(lockDuration));
+    }
+
+    [TestMethod]
+    public void MaxCallsPerPlan_CoversEveryPlanOfTheEventMixWithListAndSmsConsent()
+    {
+        var transformer = new KlaviyoTransformer(new KlaviyoOptions { PrivateApiKey = "pk_test", ListId = "LIST1", Consent = "email,sms", SmsConsent = true, SendPageAsTrack = true });
+        var longest = 0;
+        foreach (var line in File.ReadLines(Path.Combine(KlaviyoSchemas.SharedDirectory, "bench", "event-mix.jsonl")).Where(l => l.Length > 0))
+        {
+            if (transformer.Transform(Encoding.UTF8.GetBytes(line)) is TransformResult.Planned planned)
+            {
+                longest = Math.Max(longest, planned.Plan.Steps.Count);
+            }
+        }
+
+        Assert.AreEqual(RelayOptions.MaxCallsPerPlan, longest);
+    }
+
+    [TestMethod]
+    public void Options_FromConfiguration_AttemptTimeoutBeyondTheLock_FailsOnFirstUse()
+    {
+        using var host = RelayTestHost.Create("http://127.0.0.1:1", new Dictionary<string, string?> { ["Relay:AttemptTimeout"] = "00:00:30" });
+        var error = Assert.ThrowsExactly<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<RelayOptions>>().Value);
+        Assert.StartsWith("Relay__AttemptTimeout: 00:00:30 lets one delivery take up to", error.Failures.Single());
+    }
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Klaviyo.Functions.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException($"Klaviyo.Functions.sln not found above {AppContext.BaseDirectory}");
     }
 
     [TestMethod]

@@ -24,11 +24,32 @@ public sealed class RelayOptions
     /// <summary>First in-call back-off (doubled per try, jittered). Default 0.5 s, 1 ms–5 s.</summary>
     public TimeSpan InCallRetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Timeout of one HTTP try. Default 10 s, 0.1 s–2 min.</summary>
+    /// <summary>Timeout of one HTTP try: sending, the answer's headers and reading its body. Default 10 s, 0.1 s–2 min,
+    /// and small enough that <see cref="LongestDelivery"/> fits <see cref="MessageLockDuration"/> (13 s with the other defaults).</summary>
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The queue's message lock (<c>lockDuration</c> in <c>infra/modules/servicebus.bicep</c>). A delivery must fit
+    /// it without counting on renewal: the host renews only single-message triggers (up to 5 min), never batches, and a
+    /// delivery that outlives its lock is delivered again by another instance.</summary>
+    public static readonly TimeSpan MessageLockDuration = TimeSpan.FromMinutes(2);
+
+    /// <summary>Klaviyo calls in the longest plan: identify's profile-import, then its list membership or subscription.</summary>
+    public const int MaxCallsPerPlan = 2;
+
+    /// <summary>Kept after the calls for settling: scheduling the retry copy, then completing or dead-lettering.</summary>
+    public static readonly TimeSpan SettlementAllowance = TimeSpan.FromSeconds(30);
 
     /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
     public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
+
+    /// <summary>Upper bound of one message's delivery: every call of the longest plan at its <see cref="CallTimeout"/>, then settling.</summary>
+    public TimeSpan LongestDelivery => (CallTimeout * MaxCallsPerPlan) + SettlementAllowance;
+
+    /// <summary>The longest <see cref="AttemptTimeout"/> whose <see cref="LongestDelivery"/> fits the lock, given the other settings.</summary>
+    public TimeSpan MaxFittingAttemptTimeout =>
+        TimeSpan.FromMilliseconds(Math.Floor(
+            (((MessageLockDuration - SettlementAllowance) / MaxCallsPerPlan) - InCallRetryBudget - TimeSpan.FromSeconds(1)).TotalMilliseconds
+            / (MaxInCallRetries + 1)));
 }
 
 /// <summary>Validates <see cref="RelayOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
@@ -43,6 +64,14 @@ public sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
+        if (failures.Count == 0 && options.LongestDelivery > RelayOptions.MessageLockDuration)
+        {
+            failures.Add(
+                $"{RelayOptions.SectionName}__{nameof(RelayOptions.AttemptTimeout)}: {options.AttemptTimeout} lets one delivery take up to {options.LongestDelivery} " +
+                $"({RelayOptions.MaxCallsPerPlan} calls of {options.MaxInCallRetries + 1} tries each, with {RelayOptions.SectionName}__{nameof(RelayOptions.InCallRetryBudget)} {options.InCallRetryBudget} of waiting, " +
+                $"then {RelayOptions.SettlementAllowance} to settle), longer than the {RelayOptions.MessageLockDuration} Service Bus message lock; " +
+                $"with {RelayOptions.SectionName}__{nameof(RelayOptions.MaxInCallRetries)} {options.MaxInCallRetries} it must be at most {options.MaxFittingAttemptTimeout}");
+        }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }
