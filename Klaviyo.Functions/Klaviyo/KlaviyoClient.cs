@@ -3,6 +3,7 @@ using System.Text.Json;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Klaviyo;
@@ -10,9 +11,10 @@ namespace Klaviyo.Functions.Klaviyo;
 /// <summary>
 /// Talks to Klaviyo's JSON:API (spec section 2) through the typed <see cref="HttpClient"/> registered by
 /// <c>AddKlaviyoClient</c>, whose pipeline does the per-try timeout, the short in-call retries and the rate limiting.
-/// Returns a classified <see cref="KlaviyoResponse"/>; throws only when the caller cancels.
+/// Returns a classified <see cref="KlaviyoResponse"/>; throws only when the caller cancels. The pipeline's
+/// <see cref="KlaviyoAnswerHandler"/> has read what matters of the body inside the try, within a bound.
 /// </summary>
-public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> options, RelayMetrics metrics, TimeProvider time)
+public sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> options, RelayMetrics metrics, TimeProvider time, ILogger<KlaviyoClient> logger)
 {
     private static readonly MediaTypeHeaderValue JsonApi = new(KlaviyoApi.MediaType);
 
@@ -21,7 +23,6 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
     {
         http.BaseAddress = new Uri(klaviyo.BaseUrl.TrimEnd('/') + "/");
         http.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns timeouts
-        http.MaxResponseContentBufferSize = 1024 * 1024;
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Klaviyo-API-Key", klaviyo.PrivateApiKey);
         http.DefaultRequestHeaders.Add("revision", klaviyo.Revision);
         http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue(KlaviyoApi.MediaType));
@@ -39,9 +40,11 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
         var started = time.GetTimestamp();
         try
         {
-            using var response = await http.SendAsync(message, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+            // Headers-read: the body is already read (or given up) by KlaviyoAnswerHandler, inside the attempt timeout.
+            using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested(); // a body read cut short by the caller is a cancellation, not an answer
             metrics.KlaviyoCallCompleted(request.Endpoint, (int)response.StatusCode, time.GetElapsedTime(started));
-            return await ClassifyAsync(response, cancellationToken).ConfigureAwait(false);
+            return Classify(response, request);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -60,33 +63,50 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
         }
     }
 
-    private async Task<KlaviyoResponse> ClassifyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private KlaviyoResponse Classify(HttpResponseMessage response, KlaviyoRequest request)
     {
         var status = (int)response.StatusCode;
         var path = response.RequestMessage?.RequestUri?.AbsolutePath ?? "";
+        var answer = response.Content as KlaviyoAnswerContent;
         switch (FailureClassifier.Classify(status))
         {
             case FailureKind.None:
-                var data = await ReadAsync(response, KlaviyoJsonContext.Default.KlaviyoDataDocument, cancellationToken).ConfigureAwait(false);
-                return new KlaviyoResponse.Success(status, string.IsNullOrEmpty(data?.Data?.Id) ? null : data.Data.Id);
+                if (answer?.Unread is { } unread)
+                {
+                    LogUnreadSuccess(logger, request.Path, status, unread, answer.DataId is not null);
+                }
+                return new KlaviyoResponse.Success(status, answer?.DataId, answer?.DataId is null ? answer?.Unread : null);
             case FailureKind.Transient:
                 var retryAfter = RetryAfterHeader.Read(response, time);
                 var description = response.Headers.TryGetValues(KlaviyoRateLimits.HeldBackHeader, out var why)
                     ? $"POST {path}: held back by the relay's rate limiter ({why.First()})"
-                    : $"POST {path} answered {status}" + Suffix(await ErrorsAsync(response, cancellationToken).ConfigureAwait(false));
+                    : $"POST {path} answered {status}" + Suffix(Errors(answer));
                 return new KlaviyoResponse.Transient(status, retryAfter, description);
             case FailureKind.Unauthorized:
-                return new KlaviyoResponse.Unauthorized(status, await ErrorsAsync(response, cancellationToken).ConfigureAwait(false));
+                return new KlaviyoResponse.Unauthorized(status, Errors(answer));
             default:
-                return new KlaviyoResponse.Rejected(status, await ErrorsAsync(response, cancellationToken).ConfigureAwait(false));
+                return new KlaviyoResponse.Rejected(status, Errors(answer));
         }
     }
 
     private static string Suffix(IReadOnlyList<KlaviyoError> errors) => errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors);
 
-    private async Task<IReadOnlyList<KlaviyoError>> ErrorsAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>Klaviyo's <c>errors[]</c> from the kept part of an error body; none when it is not that JSON (or was cut).</summary>
+    private IReadOnlyList<KlaviyoError> Errors(KlaviyoAnswerContent? answer)
     {
-        var document = await ReadAsync(response, KlaviyoJsonContext.Default.KlaviyoErrorDocument, cancellationToken).ConfigureAwait(false);
+        if (answer is null || answer.ErrorBody.IsEmpty)
+        {
+            return [];
+        }
+        KlaviyoErrorDocument? document;
+        try
+        {
+            document = JsonSerializer.Deserialize(answer.ErrorBody.Span, KlaviyoJsonContext.Default.KlaviyoErrorDocument);
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
         return document?.Errors?.Select(e => new KlaviyoError(
             Redact(e.Code), Redact(e.Title), Redact(e.Detail), Redact(e.Source?.Pointer), Redact(e.Source?.Parameter))).ToList() ?? [];
     }
@@ -98,24 +118,6 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
         return text is null || string.IsNullOrEmpty(key) ? text : text.Replace(key, "***", StringComparison.Ordinal);
     }
 
-    private static async Task<T?> ReadAsync<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken cancellationToken)
-        where T : class
-    {
-        if (response.Content.Headers.ContentLength is 0)
-        {
-            return null;
-        }
-        try
-        {
-            var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            await using (stream.ConfigureAwait(false))
-            {
-                return await JsonSerializer.DeserializeAsync(stream, type, cancellationToken).ConfigureAwait(false);
-            }
-        }
-        catch (JsonException)
-        {
-            return null; // not JSON or not the expected shape: no id, no details
-        }
-    }
+    [LoggerMessage(EventId = 3050, Level = LogLevel.Warning, Message = "POST {Path} answered {Status}, then {Unread}; data.id read: {HasId}")]
+    private static partial void LogUnreadSuccess(ILogger logger, string path, int status, string unread, bool hasId);
 }

@@ -8,8 +8,11 @@ public abstract record KlaviyoResponse
 {
     private KlaviyoResponse() { }
 
-    /// <summary>2xx. <paramref name="DataId"/> is the answer's <c>data.id</c> when the body has one (profile-import).</summary>
-    public sealed record Success(int StatusCode, string? DataId) : KlaviyoResponse;
+    /// <summary>2xx. <paramref name="DataId"/> is the answer's <c>data.id</c> when the body has one (profile-import).
+    /// <paramref name="Unread"/> says why the body ended before a <c>data.id</c> could be read (it stalled, or the connection
+    /// dropped); null when the body was read (with or without an id). A 2xx stands either way: the call is not repeated,
+    /// unless the plan needs the id it did not get.</summary>
+    public sealed record Success(int StatusCode, string? DataId, string? Unread = null) : KlaviyoResponse;
 
     /// <summary>Worth trying again later: 408, 429, 5xx, timeout or connection failure, after in-call retries.
     /// <paramref name="StatusCode"/> is null when no answer came.</summary>

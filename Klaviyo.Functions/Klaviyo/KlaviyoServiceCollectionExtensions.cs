@@ -20,8 +20,8 @@ public static class KlaviyoServiceCollectionExtensions
 
     /// <summary>
     /// Registers the typed <see cref="KlaviyoClient"/>: headers of spec section 2, no redirects (a 3xx is a rejection),
-    /// then resilience (call timeout → in-call retries → per-try timeout), then the per-endpoint rate limiter, so that
-    /// every try takes a permit.
+    /// then resilience (call timeout → in-call retries → per-try timeout), then the bounded body read, then the
+    /// per-endpoint rate limiter, so that every try takes a permit and its whole exchange sits in the per-try timeout.
     /// </summary>
     public static IServiceCollection AddKlaviyoClient(this IServiceCollection services)
     {
@@ -43,6 +43,7 @@ public static class KlaviyoServiceCollectionExtensions
                 context.ServiceProvider.GetRequiredService<IOptions<RelayOptions>>().Value,
                 context.ServiceProvider.GetRequiredService<TimeProvider>(),
                 context.ServiceProvider.GetRequiredService<RelayMetrics>()));
+        client.AddHttpMessageHandler(() => new KlaviyoAnswerHandler()); // inside the per-try timeout: it reads the body
         client.AddHttpMessageHandler<KlaviyoRateLimitHandler>();
         return services;
     }
