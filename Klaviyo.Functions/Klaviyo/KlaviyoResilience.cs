@@ -11,6 +11,7 @@ namespace Klaviyo.Functions.Klaviyo;
 /// transient failures, jittered, honouring Retry-After, and never more than <c>Relay__InCallRetryBudget</c> of waiting
 /// in all, so the message lock is never at risk. A wait that does not fit the budget is not waited: the transient
 /// answer goes back to the processor, which schedules a queue-level retry no sooner than Retry-After.
+/// The per-try timeout covers the whole exchange: <see cref="KlaviyoAnswerHandler"/>, inside it, reads the body.
 /// </summary>
 internal static class KlaviyoResilience
 {
