@@ -27,7 +27,8 @@ internal sealed class KlaviyoAnswerContent(byte[] errorBody, string? dataId, str
 /// </summary>
 internal sealed class KlaviyoAnswerHandler : DelegatingHandler
 {
-    /// <summary>Most of a 2xx body scanned for <c>data.id</c>; Klaviyo puts it before the attributes.</summary>
+    /// <summary>Most of a 2xx body scanned for <c>data.id</c>; Klaviyo puts it before the attributes. The scan buffer
+    /// grows past 4 KiB only for a token that does not fit, and never past this.</summary>
     public const int MaxDataIdScanBytes = 1024 * 1024;
 
     /// <summary>Most of an error body kept: Klaviyo's <c>errors[]</c> fit in far less, and descriptions are cut at 1 KB.</summary>
@@ -65,7 +66,7 @@ internal sealed class KlaviyoAnswerHandler : DelegatingHandler
                 {
                     if (filled == buffer.Length)
                     {
-                        Array.Resize(ref buffer, buffer.Length * 2); // one token longer than the buffer; total bounds it
+                        Array.Resize(ref buffer, Math.Min(buffer.Length * 2, MaxDataIdScanBytes)); // one token longer than the buffer
                     }
                     var read = await stream.ReadAsync(buffer.AsMemory(filled, Math.Min(buffer.Length - filled, MaxDataIdScanBytes - total)), cancellationToken).ConfigureAwait(false);
                     filled += read;

@@ -54,8 +54,8 @@ public sealed class RelayProcessor(
             calls++;
             RelayOutcome? failed = response switch
             {
-                KlaviyoResponse.Success { DataId: null, Unread: { } unread } when step.YieldsProfileId =>
-                    RetryOrGiveUp(new KlaviyoResponse.Transient(null, null, $"POST {request.Path} answered {((KlaviyoResponse.Success)response).StatusCode}, but {unread} before data.id"), attempt),
+                KlaviyoResponse.Success { DataId: null, Unread: { } unread, StatusCode: var status } when step.YieldsProfileId =>
+                    RetryOrGiveUp(new KlaviyoResponse.Transient(null, null, $"POST {request.Path} answered {status}, but {unread} before data.id"), attempt),
                 KlaviyoResponse.Success { DataId: null } when step.YieldsProfileId => new RelayOutcome.DeadLetter(
                     DeadLetterReason.KlaviyoRejected, $"POST {request.Path} answered 2xx without data.id (the profile id later calls need)"),
                 KlaviyoResponse.Success => null,
