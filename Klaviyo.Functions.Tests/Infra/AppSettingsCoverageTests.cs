@@ -78,6 +78,40 @@ public sealed partial class AppSettingsCoverageTests
     }
 
     [TestMethod]
+    public void Bicep_HostStorage_NamesTheAccountAndTheTableEndpointWithManagedIdentity()
+    {
+        var declared = BicepAppSettings();
+
+        // accountName beside blobServiceUri avoids Flex's start-up race; the table holds the host's diagnostic events.
+        Assert.AreEqual("storageAccountName", declared.GetValueOrDefault("AzureWebJobsStorage__accountName"));
+        Assert.AreEqual("storageBlobEndpoint", declared.GetValueOrDefault("AzureWebJobsStorage__blobServiceUri"));
+        Assert.AreEqual("storageTableEndpoint", declared.GetValueOrDefault("AzureWebJobsStorage__tableServiceUri"));
+        Assert.AreEqual("'managedidentity'", declared.GetValueOrDefault("AzureWebJobsStorage__credential"));
+        Assert.IsFalse(declared.ContainsKey("AzureWebJobsStorage"), "host storage must not use a connection string");
+    }
+
+    [TestMethod]
+    public void Bicep_Roles_GrantTableDataContributorOnHostStorage()
+    {
+        var roles = File.ReadAllText(Path.Combine(RepoRoot(), "infra/modules/roles.bicep"));
+
+        Assert.Contains("storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'", roles);
+        Assert.Contains("for roleId in [roles.storageBlobDataOwner, roles.storageTableDataContributor]", roles);
+    }
+
+    [TestMethod]
+    public void Bicep_AlwaysReady_IsOffByDefaultAndNamesTheRelayFunction()
+    {
+        var main = File.ReadAllText(Path.Combine(RepoRoot(), "infra/main.bicep"));
+        var app = File.ReadAllText(Path.Combine(RepoRoot(), AppSettingsBicep));
+
+        Assert.Contains("param relayAlwaysReadyInstances int = 0", main);
+        // Flex names per-function always-ready groups "function:<name>"; a name that is no function would keep nothing warm.
+        Assert.Contains($"name: 'function:{Functions.Relay.RelayFunction.Name}'", app);
+        Assert.Contains("alwaysReady: relayAlwaysReadyInstances > 0 ?", app);
+    }
+
+    [TestMethod]
     public void Bicep_AppSettings_SetNoFlexDeprecatedSetting()
     {
         var declared = BicepAppSettings();
