@@ -128,6 +128,10 @@ var appSettings = {
   // Application Insights with Entra auth (the component refuses instrumentation-key-only telemetry).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The worker exports with OpenTelemetry (host.json telemetryMode) using this identity (ManagedIdentityCredential).
+  AZURE_CLIENT_ID: identityClientId
+  // An extra exporter beside Azure Monitor (none, console, otlp); see README "Telemetry".
+  Telemetry__Exporter: 'none'
 
   // Service Bus: the connection named "ServiceBus" (trigger, sender, replay), managed identity.
   ServiceBus__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
