@@ -152,6 +152,16 @@ public sealed partial class AppSettingsCoverageTests
         Assert.IsLessThanOrEqualTo(TimeSpan.FromHours(1), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("DefaultMessageTimeToLive").GetString()!));
     }
 
+    [TestMethod]
+    public void EmulatorCompose_StoresStateInSqlServer_NotTheRetiredSqlEdge()
+    {
+        var compose = File.ReadAllText(Path.Combine(RepoRoot(), "infra/local/docker-compose.yml"));
+
+        Assert.DoesNotContain("azure-sql-edge", compose);
+        Assert.Contains("image: mcr.microsoft.com/mssql/server:", compose);
+        Assert.Contains("SQL_SERVER: sqlserver", compose);
+    }
+
     /// <summary>Options classes with a <c>public const string SectionName</c>: each bindable property is
     /// <c>Section__Property</c> (nested option objects recurse), less the local-only exclusions.</summary>
     private static List<string> SettingsTheCodeReads()
