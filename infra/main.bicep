@@ -61,6 +61,11 @@ param additionalAppSettings object = {}
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Always-ready instances kept warm for the Relay function; 0 (default) scales from zero. Each one is billed around the clock (README: Cost notes).')
+@minValue(0)
+@maxValue(10)
+param relayAlwaysReadyInstances int = 0
+
 @description('Memory per Flex instance in MB.')
 @allowed([
   512
@@ -175,7 +180,9 @@ module functionApp 'modules/functionapp.bicep' = {
     appName: names.app
     identityId: identity.id
     identityClientId: identity.properties.clientId
+    storageAccountName: storage.outputs.accountName
     storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
@@ -184,6 +191,7 @@ module functionApp 'modules/functionapp.bicep' = {
     ingestSigningSecretUri: keyVault.outputs.ingestSigningSecretUri
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    relayAlwaysReadyInstances: relayAlwaysReadyInstances
     klaviyoPublicApiKey: klaviyoPublicApiKey
     klaviyoListId: klaviyoListId
     klaviyoConsent: klaviyoConsent

@@ -18,6 +18,7 @@ public sealed partial class AppSettingsCoverageTests
         "ServiceBus__credential",
         "ServiceBus__clientId",
         "EventsQueueName",
+        "AZURE_CLIENT_ID", // the identity the worker's telemetry exporter uses (AzureCredentials)
     ];
 
     // Deliberately absent from Azure: local mode only (spec section 9). A setting belongs here only with its reason.
@@ -78,6 +79,40 @@ public sealed partial class AppSettingsCoverageTests
     }
 
     [TestMethod]
+    public void Bicep_HostStorage_NamesTheAccountAndTheTableEndpointWithManagedIdentity()
+    {
+        var declared = BicepAppSettings();
+
+        // accountName beside blobServiceUri avoids Flex's start-up race; the table holds the host's diagnostic events.
+        Assert.AreEqual("storageAccountName", declared.GetValueOrDefault("AzureWebJobsStorage__accountName"));
+        Assert.AreEqual("storageBlobEndpoint", declared.GetValueOrDefault("AzureWebJobsStorage__blobServiceUri"));
+        Assert.AreEqual("storageTableEndpoint", declared.GetValueOrDefault("AzureWebJobsStorage__tableServiceUri"));
+        Assert.AreEqual("'managedidentity'", declared.GetValueOrDefault("AzureWebJobsStorage__credential"));
+        Assert.IsFalse(declared.ContainsKey("AzureWebJobsStorage"), "host storage must not use a connection string");
+    }
+
+    [TestMethod]
+    public void Bicep_Roles_GrantTableDataContributorOnHostStorage()
+    {
+        var roles = File.ReadAllText(Path.Combine(RepoRoot(), "infra/modules/roles.bicep"));
+
+        Assert.Contains("storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'", roles);
+        Assert.Contains("for roleId in [roles.storageBlobDataOwner, roles.storageTableDataContributor]", roles);
+    }
+
+    [TestMethod]
+    public void Bicep_AlwaysReady_IsOffByDefaultAndNamesTheRelayFunction()
+    {
+        var main = File.ReadAllText(Path.Combine(RepoRoot(), "infra/main.bicep"));
+        var app = File.ReadAllText(Path.Combine(RepoRoot(), AppSettingsBicep));
+
+        Assert.Contains("param relayAlwaysReadyInstances int = 0", main);
+        // Flex names per-function always-ready groups "function:<name>"; a name that is no function would keep nothing warm.
+        Assert.Contains($"name: 'function:{Functions.Relay.RelayFunction.Name}'", app);
+        Assert.Contains("alwaysReady: relayAlwaysReadyInstances > 0 ?", app);
+    }
+
+    [TestMethod]
     public void Bicep_AppSettings_SetNoFlexDeprecatedSetting()
     {
         var declared = BicepAppSettings();
@@ -92,7 +127,7 @@ public sealed partial class AppSettingsCoverageTests
         var values = sample.RootElement.GetProperty("Values").EnumerateObject().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         // Locally the emulator's connection string (setting "ServiceBus") replaces the managed-identity trio.
         var missing = SettingsTheCodeReads()
-            .Where(s => !s.StartsWith("ServiceBus__", StringComparison.Ordinal) && !values.Contains(s))
+            .Where(s => !s.StartsWith("ServiceBus__", StringComparison.Ordinal) && s != "AZURE_CLIENT_ID" && !values.Contains(s))
             .ToList();
 
         Assert.IsEmpty(missing, $"Add these to local.settings.sample.json: {string.Join(", ", missing)}");
@@ -115,6 +150,16 @@ public sealed partial class AppSettingsCoverageTests
         Assert.IsLessThanOrEqualTo(TimeSpan.FromMinutes(5), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("LockDuration").GetString()!));
         Assert.IsLessThanOrEqualTo(TimeSpan.FromMinutes(5), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("DuplicateDetectionHistoryTimeWindow").GetString()!));
         Assert.IsLessThanOrEqualTo(TimeSpan.FromHours(1), System.Xml.XmlConvert.ToTimeSpan(properties.GetProperty("DefaultMessageTimeToLive").GetString()!));
+    }
+
+    [TestMethod]
+    public void EmulatorCompose_StoresStateInSqlServer_NotTheRetiredSqlEdge()
+    {
+        var compose = File.ReadAllText(Path.Combine(RepoRoot(), "infra/local/docker-compose.yml"));
+
+        Assert.DoesNotContain("azure-sql-edge", compose);
+        Assert.Contains("image: mcr.microsoft.com/mssql/server:", compose);
+        Assert.Contains("SQL_SERVER: sqlserver", compose);
     }
 
     /// <summary>Options classes with a <c>public const string SectionName</c>: each bindable property is

@@ -100,10 +100,14 @@ public sealed class RelayMessageTests
         var longest = new string('m', RelayMessage.MaxPlainEventIdLength);
         var replay = RelayMessage.ReplayMessageId(longest, long.MaxValue);
         Assert.IsLessThanOrEqualTo(128, RelayMessage.RetryMessageId(replay, int.MaxValue).Length);
+        var putOff = RelayMessage.PutOffMessageId(RelayMessage.RetryMessageId(replay, int.MaxValue), long.MaxValue, int.MaxValue);
+        Assert.IsLessThanOrEqualTo(128, putOff.Length);
+        Assert.IsLessThanOrEqualTo(128, RelayMessage.RetryMessageId(putOff, int.MaxValue).Length);
 
         var hashed = RelayMessage.ReplayMessageId(new string('m', 128), long.MaxValue);
         Assert.StartsWith($"{Us}sha256:", hashed);
         Assert.IsLessThanOrEqualTo(128, RelayMessage.RetryMessageId(hashed, int.MaxValue).Length);
+        Assert.IsLessThanOrEqualTo(128, RelayMessage.PutOffMessageId(hashed, long.MaxValue, int.MaxValue).Length);
     }
 
     [TestMethod]

@@ -14,6 +14,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} failed transiently; attempt {NextAttempt} in {Delay}: {Cause}")]
     public static partial void RetryLater(ILogger logger, string messageId, int attempt, int nextAttempt, TimeSpan delay, string cause);
 
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} put off for {Delay} without spending the attempt: {Cause}")]
+    public static partial void PutOff(ILogger logger, string messageId, int attempt, TimeSpan delay, string cause);
+
     [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "Event {MessageId} dead-lettered on attempt {Attempt}: {Reason}: {Description}")]
     public static partial void DeadLettered(ILogger logger, string messageId, int attempt, string reason, string description);
 

@@ -1,46 +1,78 @@
-using Azure.Identity;
-using Microsoft.ApplicationInsights.Extensibility;
-using Microsoft.Azure.Functions.Worker;
+using Azure.Monitor.OpenTelemetry.Exporter;
+using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OpenTelemetry;
+using OpenTelemetry.Logs;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace Klaviyo.Functions.Diagnostics;
 
 public static class TelemetryServiceCollectionExtensions
 {
-    private const string ApplicationInsightsLoggerProvider =
-        "Microsoft.Extensions.Logging.ApplicationInsights.ApplicationInsightsLoggerProvider";
+    public const string ConnectionStringSetting = "APPLICATIONINSIGHTS_CONNECTION_STRING";
 
-    /// <summary>Application Insights for the worker (logs, dependencies, the relay's metrics) with Entra auth when
-    /// <c>APPLICATIONINSIGHTS_AUTHENTICATION_STRING</c> asks for it, plus the configuration health report.</summary>
+    /// <summary>Rate-limited trace sampling for Azure Monitor: host.json sampling does not apply in OpenTelemetry mode,
+    /// so the worker bounds its request and dependency traces itself. Metrics are pre-aggregated (not sampled).</summary>
+    public const double TracesPerSecond = 5;
+
+    /// <summary>Azure: OpenTelemetry for the worker (host.json <c>"telemetryMode": "OpenTelemetry"</c>): the Functions
+    /// resource and de-duplication defaults, the relay's meter, outbound HTTP traces, and the Azure Monitor exporter
+    /// with the app's managed identity when <c>APPLICATIONINSIGHTS_CONNECTION_STRING</c> is set; plus the
+    /// configuration health report.</summary>
     public static IServiceCollection AddRelayTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
-        // Worker-side adaptive sampling could drop exceptions and dead-letter traces; the worker sends few items per
-        // message (outcome log, Klaviyo dependency calls, pre-aggregated metrics), so it stays unsampled. Requests are
-        // sampled by the host (host.json), which excludes Request and Exception from sampling.
-        services.AddApplicationInsightsTelemetryWorkerService(options => options.EnableAdaptiveSampling = false);
-        services.ConfigureFunctionsApplicationInsights();
-
-        // The component has local auth disabled, so the worker's SDK must send with the app's identity, as the host does.
-        if (TelemetryAuthentication.TryParse(configuration["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"], out var clientId))
+        var otel = AddOpenTelemetryCore(services, configuration).UseFunctionsWorkerDefaults();
+        var connectionString = configuration[ConnectionStringSetting];
+        if (!string.IsNullOrWhiteSpace(connectionString))
         {
-            services.Configure<TelemetryConfiguration>(telemetry => telemetry.SetAzureTokenCredential(
-                new ManagedIdentityCredential(clientId is null ? ManagedIdentityId.SystemAssigned : ManagedIdentityId.FromUserAssignedClientId(clientId))));
-        }
-
-        // The SDK adds a Warning-level filter for its own provider; host.json "logging.logLevel" should decide instead.
-        services.Configure<LoggerFilterOptions>(options =>
-        {
-            var rule = options.Rules.FirstOrDefault(r => r.ProviderName == ApplicationInsightsLoggerProvider);
-            if (rule is not null)
+            var credential = AzureCredentials.Create(configuration, configuration[AzureCredentials.ClientIdSetting]);
+            otel.UseAzureMonitorExporter(options =>
             {
-                options.Rules.Remove(rule);
-            }
-        });
-
-        services.AddHostedService(provider => ActivatorUtilities.CreateInstance<MeterToApplicationInsightsExporter>(provider, RelayMetrics.MeterName));
+                options.ConnectionString = connectionString;
+                // The component has local auth disabled: the worker sends with the app's identity, as the host does.
+                options.Credential = credential;
+                options.TracesPerSecond = TracesPerSecond;
+                // Outcome logs (dead letters above all) must not be dropped with an unsampled request trace.
+                options.EnableTraceBasedLogsSampler = false;
+            });
+        }
         services.AddSingleton<ConfigurationHealth>();
         return services;
+    }
+
+    /// <summary>Local mode: the relay's meter and outbound HTTP traces, exported only when <c>Telemetry__Exporter</c>
+    /// asks (console or OTLP).</summary>
+    public static IServiceCollection AddLocalTelemetry(this IServiceCollection services, IConfiguration configuration)
+    {
+        AddOpenTelemetryCore(services, configuration);
+        return services;
+    }
+
+    private static IOpenTelemetryBuilder AddOpenTelemetryCore(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
+
+        var otel = services.AddOpenTelemetry()
+            .WithMetrics(metrics => metrics.AddMeter(RelayMetrics.MeterName))
+            .WithTracing(tracing => tracing.AddHttpClientInstrumentation());
+
+        // Read here (the exporters are chosen while registering); the validator reports a bad value at start-up.
+        var exporter = configuration[$"{TelemetryOptions.SectionName}:{nameof(TelemetryOptions.Exporter)}"]?.Trim().ToLowerInvariant();
+        switch (exporter)
+        {
+            case TelemetryOptions.Console:
+                otel.WithMetrics(metrics => metrics.AddConsoleExporter((_, reader) => reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = 10_000))
+                    .WithTracing(tracing => tracing.AddConsoleExporter())
+                    .WithLogging(logging => logging.AddConsoleExporter());
+                break;
+            case TelemetryOptions.Otlp:
+                otel.UseOtlpExporter();
+                break;
+        }
+        return otel;
     }
 }

@@ -8,6 +8,11 @@ public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
     private const string Prefix = KlaviyoOptions.SectionName + "__";
     public const string UnresolvedKeyVaultReference = "@Microsoft.KeyVault(";
 
+    /// <summary>True when App Service left the literal <c>@Microsoft.KeyVault(...)</c> in the setting: not resolved yet,
+    /// or not resolvable (missing role, deleted secret).</summary>
+    public static bool IsUnresolvedKeyVaultReference(string? value) =>
+        value?.StartsWith(UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase) == true;
+
     public ValidateOptionsResult Validate(string? name, KlaviyoOptions options)
     {
         var failures = new List<string>();
@@ -15,10 +20,11 @@ public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
         {
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} is required");
         }
-        else if (options.PrivateApiKey.StartsWith(UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase))
+        else if (IsUnresolvedKeyVaultReference(options.PrivateApiKey))
         {
-            // App Service leaves the literal reference in place when it cannot resolve it; failing here beats a 401 per event.
-            failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} is an unresolved Key Vault reference: check the secret URI and that the app's identity has Key Vault Secrets User");
+            // Accepted: on a first provision the app starts seconds before its references resolve. Refusing here would
+            // stop the worker, and with it /api/health and the ingest. Instead health answers 503 naming the setting,
+            // the ingest keeps queueing, and the relay puts deliveries off without calling Klaviyo (RelayProcessor).
         }
         else if (options.PrivateApiKey.Any(char.IsWhiteSpace))
         {

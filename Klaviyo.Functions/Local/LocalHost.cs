@@ -75,6 +75,7 @@ public static class LocalHost
         services.AddSingleton(sp => new DeadLetterFile(sp.GetRequiredService<IOptions<LocalOptions>>().Value.DeadLetterPath, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<LocalCounters>();
         services.AddSingleton<ConfigurationHealth>();
+        services.AddLocalTelemetry(builder.Configuration);
         services.AddHostedService<LocalRelayWorker>();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = builder.Configuration.GetValue($"{LocalOptions.SectionName}:{nameof(LocalOptions.ShutdownGrace)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(15));
 

@@ -1,4 +1,3 @@
-using Azure.Identity;
 using Azure.Messaging.ServiceBus;
 using Microsoft.Extensions.Azure;
 using Microsoft.Extensions.Configuration;
@@ -60,7 +59,8 @@ public static class QueueServiceCollectionExtensions
     /// <summary>
     /// Registers one <see cref="ServiceBusClient"/> (Microsoft.Extensions.Azure), a <see cref="ServiceBusSender"/> for
     /// the events queue and <see cref="IEventQueue"/> over it. Identity-based when <c>ServiceBus__fullyQualifiedNamespace</c>
-    /// is set (<c>DefaultAzureCredential</c>, <c>ServiceBus__clientId</c> for a user-assigned identity), otherwise the
+    /// is set (in Azure the managed identity, <c>ServiceBus__clientId</c> for a user-assigned one; locally
+    /// <c>DefaultAzureCredential</c>: <see cref="AzureCredentials"/>), otherwise the
     /// connection string in <c>ServiceBus</c>; neither fails start-up.
     /// </summary>
     public static IServiceCollection AddEventQueue(this IServiceCollection services, IConfiguration configuration)
@@ -81,10 +81,7 @@ public static class QueueServiceCollectionExtensions
         {
             services.AddAzureClients(clients => clients
                 .AddServiceBusClientWithNamespace(settings.FullyQualifiedNamespace!.Trim())
-                .WithCredential(new DefaultAzureCredential(new DefaultAzureCredentialOptions
-                {
-                    ManagedIdentityClientId = string.IsNullOrWhiteSpace(settings.ClientId) ? null : settings.ClientId.Trim(),
-                })));
+                .WithCredential(AzureCredentials.Create(configuration, settings.ClientId)));
         }
         else if (!string.IsNullOrWhiteSpace(settings.ConnectionString))
         {

@@ -21,12 +21,13 @@ public static class RelayMessage
     public const char Separator = '\u001F';
 
     /// <summary>Longest messageId kept readable in a copy id: 128 less the longest lineage
-    /// (<c>␟replay-</c> + 19 digits + <c>␟attempt-</c> + 10 digits = 46).</summary>
-    public const int MaxPlainEventIdLength = ServiceBusEventQueue.MaxMessageIdLength - 46;
+    /// (<c>␟replay-</c> + 19 digits + <c>␟wait-</c> + 19 digits + <c>␟attempt-</c> + 10 digits = 71).</summary>
+    public const int MaxPlainEventIdLength = ServiceBusEventQueue.MaxMessageIdLength - 71;
 
     private const string AttemptPart = "attempt-";
     private const string ReplayPart = "replay-";
     private const string HashPart = "sha256:";
+    private const string PutOffPart = "wait-";
 
     /// <summary>The attempt in <see cref="MessageProperties.Attempt"/>; absent or unreadable means 1.</summary>
     public static int Attempt(IReadOnlyDictionary<string, object> properties)
@@ -77,6 +78,17 @@ public static class RelayMessage
         return $"{lineage}{Separator}{AttemptPart}{nextAttempt.ToString(CultureInfo.InvariantCulture)}";
     }
 
+    /// <summary>
+    /// The copy of a delivery put off without spending its attempt: the attempt's own id would be this message's id,
+    /// which the queue would drop as a duplicate. Keyed on this message's sequence number, so a redelivery of it
+    /// schedules the same id (dropped) rather than a second copy; an earlier <c>␟wait-n</c> part is replaced.
+    /// </summary>
+    public static string PutOffMessageId(string serviceBusMessageId, long sequenceNumber, int attempt)
+    {
+        var lineage = IsCopy(serviceBusMessageId) ? WithoutPart(WithoutPart(serviceBusMessageId, AttemptPart), PutOffPart) : Root(serviceBusMessageId);
+        return $"{lineage}{Separator}{PutOffPart}{sequenceNumber.ToString(CultureInfo.InvariantCulture)}{Separator}{AttemptPart}{attempt.ToString(CultureInfo.InvariantCulture)}";
+    }
+
     /// <summary>Keyed on the dead letter's sequence number, so running a replay twice cannot enqueue the same dead letter twice.</summary>
     public static string ReplayMessageId(string eventMessageId, long deadLetterSequenceNumber) =>
         deadLetterSequenceNumber < 0
@@ -90,9 +102,11 @@ public static class RelayMessage
             ? eventMessageId
             : $"{Separator}{HashPart}{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(eventMessageId)))}";
 
-    private static string WithoutAttempt(string copyMessageId)
+    private static string WithoutAttempt(string copyMessageId) => WithoutPart(copyMessageId, AttemptPart);
+
+    private static string WithoutPart(string copyMessageId, string part)
     {
         var at = copyMessageId.LastIndexOf(Separator);
-        return copyMessageId.AsSpan(at + 1).StartsWith(AttemptPart, StringComparison.Ordinal) ? copyMessageId[..at] : copyMessageId;
+        return at >= 0 && copyMessageId.AsSpan(at + 1).StartsWith(part, StringComparison.Ordinal) ? copyMessageId[..at] : copyMessageId;
     }
 }

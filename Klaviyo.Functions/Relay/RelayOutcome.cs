@@ -26,7 +26,8 @@ public abstract record RelayOutcome
     /// <summary>Deliberately not sent (page without SendPageAsTrack, alias): complete.</summary>
     public sealed record Skipped(string Reason) : RelayOutcome;
 
-    /// <summary>A transient failure: schedule a copy after <paramref name="Delay"/> as attempt <paramref name="NextAttempt"/>, then complete.</summary>
+    /// <summary>A transient failure: schedule a copy after <paramref name="Delay"/> as attempt <paramref name="NextAttempt"/>, then complete.
+    /// <paramref name="NextAttempt"/> equal to the current attempt puts the delivery off without spending an attempt (relay not ready).</summary>
     public sealed record RetryLater(TimeSpan Delay, int NextAttempt, string Cause) : RelayOutcome;
 
     /// <summary>Cannot be delivered as it is: dead-letter with the reason and a description a person can act on.</summary>

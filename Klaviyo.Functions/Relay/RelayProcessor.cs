@@ -15,17 +15,28 @@ public sealed class RelayProcessor(
     KlaviyoClient klaviyo,
     RetrySchedule schedule,
     IOptions<RelayOptions> options,
+    IOptions<KlaviyoOptions> klaviyoOptions,
     RelayMetrics metrics,
     ILogger<RelayProcessor> logger)
 {
     /// <summary>Dead-letter descriptions are bounded (Service Bus allows 4 KB); the start holds what matters.</summary>
     public const int MaxDescriptionLength = 1024;
 
+    /// <summary>A delivery put off because the relay is not ready waits the schedule's second step (about 2 min).</summary>
+    private const int NotReadyDelayStep = 2;
+
+    private const string KeyNotResolved = "Klaviyo__PrivateApiKey is an unresolved Key Vault reference (the relay is not ready)";
+
     /// <param name="body">The queue message body: the event as UTF-8 JSON.</param>
     /// <param name="messageId">The event's messageId (for logs).</param>
     /// <param name="attempt">1-based attempt number of this delivery.</param>
     public Task<RelayOutcome> ProcessAsync(ReadOnlyMemory<byte> body, string messageId, int attempt, CancellationToken cancellationToken = default)
     {
+        if (KlaviyoOptionsValidator.IsUnresolvedKeyVaultReference(klaviyoOptions.Value.PrivateApiKey))
+        {
+            // Not ready (spec section 6): no Klaviyo call, no dead letter; put off as the same attempt.
+            return Task.FromResult(Finish(new RelayOutcome.RetryLater(schedule.DelayAfter(NotReadyDelayStep, null), attempt, KeyNotResolved), messageId, attempt));
+        }
         var result = transformer.Transform(body.Span);
         return result switch
         {
@@ -104,6 +115,10 @@ public sealed class RelayProcessor(
             case RelayOutcome.Skipped skipped:
                 metrics.Skipped();
                 Log.Skipped(logger, messageId, skipped.Reason);
+                return outcome;
+            case RelayOutcome.RetryLater retry when retry.NextAttempt == attempt:
+                metrics.RetryScheduled(retry.NextAttempt);
+                Log.PutOff(logger, messageId, attempt, retry.Delay, retry.Cause);
                 return outcome;
             case RelayOutcome.RetryLater retry:
                 metrics.RetryScheduled(retry.NextAttempt);

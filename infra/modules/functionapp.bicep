@@ -20,8 +20,14 @@ param identityId string
 @description('Client ID of the user-assigned identity (for identity-based connections).')
 param identityClientId string
 
+@description('Name of the host/deployment storage account.')
+param storageAccountName string
+
 @description('Primary blob endpoint of the host/deployment storage account (https://<account>.blob.<suffix>/).')
 param storageBlobEndpoint string
+
+@description('Primary table endpoint of the host storage account (the host\'s diagnostic events).')
+param storageTableEndpoint string
 
 @description('Blob container that holds the deployment package.')
 param deploymentContainerName string
@@ -51,6 +57,11 @@ param instanceMemoryMB int
 
 @description('Most instances Flex Consumption may run at once.')
 param maximumInstanceCount int
+
+@description('Always-ready instances for the Relay function (0: none, scale from zero).')
+@minValue(0)
+@maxValue(10)
+param relayAlwaysReadyInstances int
 
 @description('Klaviyo__PublicApiKey: accepted for RudderStack parity; cloud mode does not use it.')
 param klaviyoPublicApiKey string
@@ -106,13 +117,21 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 var appSettings = {
   // Functions host storage, identity-based (no keys). Flex deprecates FUNCTIONS_WORKER_RUNTIME and friends:
   // the runtime is declared in functionAppConfig.runtime instead.
+  // accountName as well as the service URIs: with blobServiceUri alone Flex can hit a start-up race (host unhealthy,
+  // 401 creating the blob client; azure-functions-host #11787). The table endpoint holds the host's diagnostic events.
+  AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
+  AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
 
   // Application Insights with Entra auth (the component refuses instrumentation-key-only telemetry).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The worker exports with OpenTelemetry (host.json telemetryMode) using this identity (ManagedIdentityCredential).
+  AZURE_CLIENT_ID: identityClientId
+  // An extra exporter beside Azure Monitor (none, console, otlp); see README "Telemetry".
+  Telemetry__Exporter: 'none'
 
   // Service Bus: the connection named "ServiceBus" (trigger, sender, replay), managed identity.
   ServiceBus__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
@@ -186,6 +205,14 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        // Billed around the clock when set; keeps the Relay warm so the first message after idle is not delayed by a
+        // cold start (up to about 2 minutes on Flex, azure-functions-host #10706).
+        alwaysReady: relayAlwaysReadyInstances > 0 ? [
+          {
+            name: 'function:Relay'
+            instanceCount: relayAlwaysReadyInstances
+          }
+        ] : []
       }
       runtime: {
         name: 'dotnet-isolated'

@@ -1,5 +1,5 @@
-// Storage for the Functions host (leases, keys) and for Flex deployment packages. Keys are disabled: the app's
-// identity reaches it with Storage Blob Data Owner.
+// Storage for the Functions host (leases, keys, diagnostic events) and for Flex deployment packages. Keys are
+// disabled: the app's identity reaches it with Storage Blob Data Owner and Storage Table Data Contributor.
 
 @description('Azure region for the storage account.')
 param location string
@@ -48,4 +48,5 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 
 output accountName string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
+output tableEndpoint string = account.properties.primaryEndpoints.table
 output deploymentContainerName string = deploymentContainer.name

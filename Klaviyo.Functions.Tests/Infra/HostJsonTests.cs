@@ -1,0 +1,93 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Json.Schema;
+using Klaviyo.Functions.Relay;
+
+namespace Klaviyo.Functions.Tests.Infra;
+
+/// <summary>
+/// host.json against SchemaStore's host.json schema (kept beside this file as test data, from
+/// ../shared/reference/host-json.schema.json), and its Service Bus timings against the queue's lock.
+/// </summary>
+[TestClass]
+public sealed partial class HostJsonTests
+{
+    // An identify makes up to three Klaviyo calls in a row (profile import, subscription, list).
+    private const int MostCallsPerEvent = 3;
+
+    private static readonly Lazy<JsonSchema> Schema = new(() =>
+        JsonSchema.FromFile(Path.Combine(RepoRoot(), "Klaviyo.Functions.Tests", "Infra", "host-json.schema.json")));
+
+    private static readonly object SchemaLock = new();
+
+    [TestMethod]
+    public void HostJson_MatchesTheSchemaStoreSchema()
+    {
+        var errors = Validate(HostJson());
+
+        Assert.IsEmpty(errors, "host.json breaks the host.json schema:\n" + string.Join("\n", errors));
+    }
+
+    [TestMethod]
+    public void Schema_ClientRetryModeInPascalCase_IsRejected()
+    {
+        // Guards the validation itself: the value host.json used to have must fail.
+        var hostJson = HostJson();
+        hostJson["extensions"]!["serviceBus"]!["clientRetryOptions"]!["mode"] = "Exponential";
+
+        Assert.IsNotEmpty(Validate(hostJson));
+    }
+
+    [TestMethod]
+    public void HostJson_ServiceBus_SettlesItselfWithoutPrefetch()
+    {
+        var serviceBus = HostJson()["extensions"]!["serviceBus"]!;
+
+        Assert.IsFalse((bool)serviceBus["autoCompleteMessages"]!);
+        Assert.AreEqual(0, (int)serviceBus["prefetchCount"]!);
+        Assert.AreEqual("exponential", (string?)serviceBus["clientRetryOptions"]!["mode"]);
+    }
+
+    [TestMethod]
+    public void HostJson_FunctionTimeout_EndsAnInvocationBeforeItsLockCanBeLost()
+    {
+        var hostJson = HostJson();
+        var functionTimeout = TimeSpan.Parse((string)hostJson["functionTimeout"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var renewal = TimeSpan.Parse((string)hostJson["extensions"]!["serviceBus"]!["maxAutoLockRenewalDuration"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var lockDuration = System.Xml.XmlConvert.ToTimeSpan(QueueLockDuration());
+        var worstDelivery = new RelayOptions().CallTimeout * MostCallsPerEvent;
+
+        // Past the renewal limit the lock lapses within one lock duration and settling fails (MessageLockLost):
+        // the host must stop the invocation while the lock is still renewed.
+        Assert.IsLessThanOrEqualTo(renewal, functionTimeout, "functionTimeout must not exceed maxAutoLockRenewalDuration");
+        Assert.IsGreaterThanOrEqualTo(worstDelivery, functionTimeout, $"functionTimeout must cover the slowest delivery with default Relay settings ({worstDelivery})");
+        Assert.IsLessThan(renewal, lockDuration, "the queue's lock should be shorter than the renewal window, or renewal is pointless");
+    }
+
+    private static List<string> Validate(JsonNode hostJson)
+    {
+        EvaluationResults results;
+        lock (SchemaLock)
+        {
+            results = Schema.Value.Evaluate(hostJson, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        }
+        return results.IsValid
+            ? []
+            : [.. (results.Details ?? []).Where(d => d.Errors is { Count: > 0 }).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}"))];
+    }
+
+    private static JsonNode HostJson() => JsonNode.Parse(File.ReadAllText(Path.Combine(RepoRoot(), "host.json")))!;
+
+    private static string QueueLockDuration()
+    {
+        var bicep = File.ReadAllText(Path.Combine(RepoRoot(), "infra", "modules", "servicebus.bicep"));
+        var match = LockDurationLine().Match(bicep);
+        Assert.IsTrue(match.Success, "lockDuration not found in infra/modules/servicebus.bicep");
+        return match.Groups[1].Value;
+    }
+
+    private static string RepoRoot() => BuildOutput.BuildOutputFiles.RepoRoot();
+
+    [GeneratedRegex(@"lockDuration:\s*'([^']+)'")]
+    private static partial Regex LockDurationLine();
+}
