@@ -24,6 +24,9 @@ public static class IngestServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SignatureVerifier>();
         services.TryAddSingleton<EventValidator>();
+        services.TryAddSingleton<IngestAdmission>();
+        services.AddMetrics();
+        services.TryAddSingleton<IngestMetrics>();
         services.TryAddSingleton<IngestHandler>();
         return services;
     }
