@@ -141,7 +141,8 @@ public static class RequestTextScanner
                         }
                         break;
                     case JsonTokenType.Number:
-                        if (!reader.TryGetDouble(out _))
+                        // TryGetDouble gives +-Infinity for 1e400; a double must be finite to be sent on.
+                        if (!reader.TryGetDouble(out var number) || !double.IsFinite(number))
                         {
                             var text = Encoding.ASCII.GetString(reader.ValueSpan.Length > 40 ? reader.ValueSpan[..40] : reader.ValueSpan);
                             Report($"{FieldName()} is the number {text}{(reader.ValueSpan.Length > 40 ? "…" : "")}, outside the range of a double (±1.7976931348623157E+308)");
