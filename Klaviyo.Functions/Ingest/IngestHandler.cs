@@ -54,7 +54,20 @@ public sealed partial class IngestHandler(
             return IngestResult.Problem(ValidationProblem.RequestTooLarge(settings.MaxRequestBytes));
         }
 
-        var (readStatus, read) = await RequestBody.ReadAsync(request.Body, settings.MaxRequestBytes, admission, cancellationToken);
+        BodyReadStatus readStatus;
+        RequestBody? read;
+        try
+        {
+            (readStatus, read) = await RequestBody.ReadAsync(request.Body, settings.MaxRequestBytes, admission, cancellationToken);
+        }
+        catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Bad chunking and the like (Kestrel's BadHttpRequestException is an IOException; a chunk size that
+            // overflows is a bare IOException): the sender's framing is wrong, not the relay.
+            var status = ex is Microsoft.AspNetCore.Http.BadHttpRequestException bad ? bad.StatusCode : 400;
+            LogRefused(logger, status, 0);
+            return IngestResult.Problem(ValidationProblem.UnreadableBody(status, LogText.Escape(ex.Message)));
+        }
         using var body = read;
         if (readStatus == BodyReadStatus.OverBudget)
         {

@@ -50,6 +50,10 @@ public sealed record ValidationProblem(
         ErrorsNotListed = errors.NotListed,
     };
 
+    public static ValidationProblem UnreadableBody(int status, string reason) => new(
+        TypePrefix + "unreadable-body", "The request body could not be read", status,
+        $"Reading the body failed ({reason}); nothing was enqueued. Check the request's framing (Content-Length, chunked encoding).", []);
+
     public static ValidationProblem Overloaded() => new(
         TypePrefix + "overloaded", "The ingest is busy", 503,
         "Too many request bodies are being received at once (setting Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send the same request again after Retry-After.", []);
