@@ -26,12 +26,12 @@ public sealed partial class HttpProblemWorkerMiddleware(ILogger<HttpProblemWorke
                 await HttpProblemAnswers.WriteAsync(http, bad.StatusCode, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(bad.StatusCode), LogText.Escape(bad.Message)).ConfigureAwait(false);
                 return;
             }
-            LogUnexpected(logger, ex.GetType().Name, context.FunctionDefinition.Name, ex);
+            LogUnexpected(logger, ex.GetType().Name, LogText.Escape(http.Request.Path.Value), ex);
             await HttpProblemAnswers.WriteAsync(http, 500, "Internal error",
                 "The request failed unexpectedly; nothing is reported accepted. Send the same request again; events with the same messageId are de-duplicated.").ConfigureAwait(false);
         }
     }
 
-    [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Unexpected {ExceptionType} in function {Function}; answered 500")]
-    private static partial void LogUnexpected(ILogger logger, string exceptionType, string function, Exception exception);
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Unexpected {ExceptionType} answering {Path}; answered 500")]
+    private static partial void LogUnexpected(ILogger logger, string exceptionType, string path, Exception exception);
 }
