@@ -11,6 +11,7 @@ if (LocalHost.IsRequested(args))
 
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
+builder.UseMiddleware<Klaviyo.Functions.Ingest.HttpProblemWorkerMiddleware>();
 builder.Services.AddKlaviyoRelay(builder.Configuration);
 builder.Build().Run();
 return 0;

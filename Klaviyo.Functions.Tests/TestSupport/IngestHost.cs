@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using Klaviyo.Functions.Ingest;
@@ -8,6 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Abstractions;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -38,6 +40,8 @@ public sealed class IngestHost
             new EventValidator(transformer, options),
             new SignatureVerifier(options),
             Queue,
+            Admission = new IngestAdmission(options),
+            new IngestMetrics(MeterFactory),
             options,
             Time,
             NullLogger<IngestHandler>.Instance);
@@ -45,6 +49,11 @@ public sealed class IngestHost
     }
 
     public IngestOptions Options { get; }
+
+    /// <summary>The meters of this host's handler (read them with a MetricCollector).</summary>
+    public IMeterFactory MeterFactory { get; } = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
+
+    public IngestAdmission Admission { get; }
 
     public KlaviyoOptions KlaviyoSettings { get; }
 

@@ -112,8 +112,8 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
     private ValidationOutcome ValidateEvents(List<JsonElement> events, EventType? routeType, string receivedAt)
     {
         var maxEventBytes = options.Value.MaxEventBytes;
-        var errors = new List<ProblemError>();
-        var tooLarge = new List<ProblemError>();
+        var errors = new ProblemList();
+        var tooLarge = new ProblemList();
         var queued = new List<QueuedEvent>(events.Count);
         var seen = new Dictionary<string, int>(events.Count, StringComparer.Ordinal);
 
@@ -174,7 +174,7 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
     }
 
     /// <summary>The event's own messageId (a number is kept as its JSON text); null when absent or invalid.</summary>
-    private static string? ReadMessageId(JsonElement element, int index, List<ProblemError> errors)
+    private static string? ReadMessageId(JsonElement element, int index, ProblemList errors)
     {
         if (!element.TryGetProperty("messageId", out var value) || value.ValueKind == JsonValueKind.Null)
         {
@@ -204,7 +204,7 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
         return id;
     }
 
-    private static bool TryReadType(JsonElement element, EventType? routeType, int index, string? messageId, List<ProblemError> errors, out EventType type, out bool injectType)
+    private static bool TryReadType(JsonElement element, EventType? routeType, int index, string? messageId, ProblemList errors, out EventType type, out bool injectType)
     {
         injectType = false;
         type = default;

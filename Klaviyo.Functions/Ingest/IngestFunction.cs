@@ -43,6 +43,7 @@ public sealed class IngestFunction(IngestHandler handler)
         return new IngestRequest(request.Body, request.ContentType, request.ContentLength, signature.Count == 0 ? null : signature.ToString(), routeType);
     }
 
-    /// <summary>The route template of <c>/api/v1/{type}</c> (shared with local mode).</summary>
-    public const string TypedRoute = "v1/{type:regex(^(identify|track|page|screen|group|alias)$)}";
+    /// <summary>The route template of <c>/api/v1/{type}</c> (shared with local mode). Any segment matches, so an unknown
+    /// type reaches the handler and gets its 404 problem document (<c>v1/batch</c> is a literal route and wins).</summary>
+    public const string TypedRoute = "v1/{type}";
 }

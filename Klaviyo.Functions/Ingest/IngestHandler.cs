@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Azure;
 using Azure.Identity;
 using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Queue;
 using Microsoft.Extensions.Logging;
@@ -21,6 +22,8 @@ public sealed partial class IngestHandler(
     EventValidator validator,
     SignatureVerifier signatures,
     IEventQueue queue,
+    IngestAdmission admission,
+    IngestMetrics metrics,
     IOptions<IngestOptions> options,
     TimeProvider timeProvider,
     ILogger<IngestHandler> logger)
@@ -38,13 +41,40 @@ public sealed partial class IngestHandler(
             routeType = parsed;
         }
 
+        if (admission.IsStopping)
+        {
+            metrics.Busy("stopping");
+            LogRefused(logger, 503, 0);
+            return IngestResult.Problem(ValidationProblem.Stopping(), settings.RetryAfter);
+        }
+
         if (request.ContentLength > settings.MaxRequestBytes)
         {
             LogRefused(logger, 413, 0);
             return IngestResult.Problem(ValidationProblem.RequestTooLarge(settings.MaxRequestBytes));
         }
 
-        using var body = await RequestBody.ReadAsync(request.Body, settings.MaxRequestBytes, request.ContentLength, cancellationToken);
+        BodyReadStatus readStatus;
+        RequestBody? read;
+        try
+        {
+            (readStatus, read) = await RequestBody.ReadAsync(request.Body, settings.MaxRequestBytes, admission, cancellationToken);
+        }
+        catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Bad chunking and the like (Kestrel's BadHttpRequestException is an IOException; a chunk size that
+            // overflows is a bare IOException): the sender's framing is wrong, not the relay.
+            var status = ex is Microsoft.AspNetCore.Http.BadHttpRequestException bad ? bad.StatusCode : 400;
+            LogRefused(logger, status, 0);
+            return IngestResult.Problem(ValidationProblem.UnreadableBody(status, LogText.Escape(ex.Message)));
+        }
+        using var body = read;
+        if (readStatus == BodyReadStatus.OverBudget)
+        {
+            metrics.Busy("body-memory");
+            LogBusy(logger, settings.MaxInFlightBodyBytes);
+            return IngestResult.Problem(ValidationProblem.Overloaded(), settings.RetryAfter);
+        }
         if (body is null)
         {
             LogRefused(logger, 413, 0);
@@ -64,6 +94,20 @@ public sealed partial class IngestHandler(
             return IngestResult.Problem(ValidationProblem.UnsupportedMediaType(request.ContentType));
         }
 
+        // The text scan comes first: it makes lone surrogates readable, and the validator must not see bytes that are
+        // not UTF-8 (they would be silently replaced) or numbers a double cannot hold.
+        var text = RequestTextScanner.Scan(body.WritableSpan);
+        if (text.Problems.Count > 0)
+        {
+            LogRefused(logger, 400, text.Problems.Count);
+            return IngestResult.Problem(ValidationProblem.InvalidEvents(text.Problems));
+        }
+        if (text.LoneSurrogatesReplaced > 0)
+        {
+            metrics.LoneSurrogatesReplaced(text.LoneSurrogatesReplaced);
+            LogLoneSurrogates(logger, text.LoneSurrogatesReplaced);
+        }
+
         var outcome = validator.Validate(body.Memory, routeType, timeProvider.GetUtcNow());
         if (outcome is ValidationOutcome.Refused refused)
         {
@@ -80,12 +124,12 @@ public sealed partial class IngestHandler(
         }
         catch (ServiceBusException ex) when (ex.Reason == ServiceBusFailureReason.MessageSizeExceeded)
         {
-            LogQueueFailed(logger, ex.GetType().Name, ex.Message);
+            LogQueueFailed(logger, ex.GetType().Name, LogText.Escape(ex.Message));
             return IngestResult.Problem(ValidationProblem.QueueRefusedSize());
         }
         catch (Exception ex) when (IsQueueFailure(ex, cancellationToken))
         {
-            LogQueueFailed(logger, ex.GetType().Name, ex.Message);
+            LogQueueFailed(logger, ex.GetType().Name, LogText.Escape(ex.Message));
             return IngestResult.Problem(ValidationProblem.QueueUnavailable(), settings.RetryAfter);
         }
 
@@ -114,6 +158,12 @@ public sealed partial class IngestHandler(
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Ingest refused a request with {Status} ({ProblemCount} problem(s))")]
     private static partial void LogRefused(ILogger logger, int status, int problemCount);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Ingest answered 503: request bodies in flight would exceed Ingest__MaxInFlightBodyBytes ({Limit} bytes)")]
+    private static partial void LogBusy(ILogger logger, long limit);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Ingest replaced {Count} lone UTF-16 surrogate escape(s) with U+FFFD")]
+    private static partial void LogLoneSurrogates(ILogger logger, int count);
 
     [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Ingest could not enqueue: {ExceptionType}: {Reason}")]
     private static partial void LogQueueFailed(ILogger logger, string exceptionType, string reason);

@@ -15,6 +15,11 @@ public sealed class IngestOptions
     /// <summary>A Standard-tier Service Bus message holds at most 256 KB.</summary>
     public const int MaxEventBytesCeiling = 256 * 1024;
 
+    public const long MaxInFlightBodyBytesCeiling = 64L * 1024 * 1024 * 1024;
+
+    /// <summary>The buffer one maximum-size body needs (the pool rounds sizes up to powers of two).</summary>
+    public long LargestBodyBuffer => (long)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(MaxRequestBytes, 1));
+
     /// <summary>When set, every request must carry <c>X-Signature: sha256=&lt;hex HMAC-SHA256 of the raw body&gt;</c>
     /// keyed with this secret's UTF-8 bytes. Default empty (no signature required). Never logged.</summary>
     public string SigningSecret { get; set; } = "";
@@ -25,6 +30,12 @@ public sealed class IngestOptions
     /// <summary>Largest single event in bytes of UTF-8 JSON; larger is 413. Default 32 KB (32,768); 1,024 to 262,144.</summary>
     public int MaxEventBytes { get; set; } = 32 * 1024;
 
+    /// <summary>Largest total of request-body buffers held at once by all requests being read or decided; a request
+    /// that would go beyond it is 503 with <c>Retry-After</c>. Buffers grow as bytes arrive (pooled, powers of two), so
+    /// a slow upload holds what it sent, not what it declared. Default 128 MB (134,217,728): 32 maximum-size bodies.
+    /// At least one maximum-size body (<see cref="MaxRequestBytes"/> rounded up to a power of two), at most 64 GB.</summary>
+    public long MaxInFlightBodyBytes { get; set; } = 128L * 1024 * 1024;
+
     /// <summary>How long a request waits for Service Bus before answering 503. Default 30 s; 1 s to 3 min.</summary>
     public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -34,7 +45,7 @@ public sealed class IngestOptions
     public bool RequiresSignature => !string.IsNullOrEmpty(SigningSecret);
 
     public override string ToString() =>
-        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
+        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
 }
 
 /// <summary>Validates <see cref="IngestOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
@@ -59,6 +70,11 @@ public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
         if (options.MaxEventBytes > options.MaxRequestBytes)
         {
             failures.Add($"{Prefix}{nameof(IngestOptions.MaxEventBytes)} ({options.MaxEventBytes}) must not exceed {Prefix}{nameof(IngestOptions.MaxRequestBytes)} ({options.MaxRequestBytes})");
+        }
+
+        if (options.MaxInFlightBodyBytes < options.LargestBodyBuffer || options.MaxInFlightBodyBytes > IngestOptions.MaxInFlightBodyBytesCeiling)
+        {
+            failures.Add($"{Prefix}{nameof(IngestOptions.MaxInFlightBodyBytes)} must be between {options.LargestBodyBuffer} (one body of {Prefix}{nameof(IngestOptions.MaxRequestBytes)}, rounded up to a power of two) and {IngestOptions.MaxInFlightBodyBytesCeiling}, not {options.MaxInFlightBodyBytes}");
         }
 
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));

@@ -12,6 +12,8 @@ public static class IngestServiceCollectionExtensions
     public static IServiceCollection AddIngest(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddIngestHandler();
+        // Azure: the host owns the listener and its drain; the worker only turns new requests away while stopping.
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostedService>(sp => ActivatorUtilities.CreateInstance<IngestStopping>(sp, TimeSpan.Zero));
         services.AddEventQueue(configuration);
         return services;
     }
@@ -24,6 +26,9 @@ public static class IngestServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SignatureVerifier>();
         services.TryAddSingleton<EventValidator>();
+        services.TryAddSingleton<IngestAdmission>();
+        services.AddMetrics();
+        services.TryAddSingleton<IngestMetrics>();
         services.TryAddSingleton<IngestHandler>();
         return services;
     }

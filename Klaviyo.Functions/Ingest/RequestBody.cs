@@ -2,67 +2,119 @@ using System.Buffers;
 
 namespace Klaviyo.Functions.Ingest;
 
+/// <summary>How reading a request body ended.</summary>
+public enum BodyReadStatus
+{
+    Complete,
+
+    /// <summary>The body is longer than the request cap.</summary>
+    TooLarge,
+
+    /// <summary>Holding more of it would exceed the ingest's in-flight body budget.</summary>
+    OverBudget,
+}
+
 /// <summary>
-/// The raw request body in one pooled buffer, read with a cap: Content-Length is only a sizing hint, a body that
-/// turns out longer than the cap is refused after at most cap + 1 bytes. Parsing, signature and validation all
-/// work on this one buffer.
+/// The raw request body in one pooled buffer, read with a cap. The buffer grows (doubling, from the pool) only as
+/// bytes arrive, and each growth is taken from the shared <see cref="IngestAdmission"/> budget first: a slow client
+/// that declares 4 MB and sends 10 bytes holds 16 KB, not 4 MB. Content-Length is never trusted for sizing, and a
+/// body longer than the cap is refused after at most cap + 1 bytes. Parsing, signature and validation all work on
+/// this one buffer.
 /// </summary>
 public sealed class RequestBody : IDisposable
 {
     private const int InitialSize = 16 * 1024;
+    private readonly IngestAdmission _admission;
     private byte[]? _buffer;
-    private readonly int _length;
+    private int _length;
+    private long _reserved;
 
-    private RequestBody(byte[] buffer, int length)
+    private RequestBody(IngestAdmission admission) => _admission = admission;
+
+    public ReadOnlyMemory<byte> Memory => Buffer.AsMemory(0, _length);
+
+    /// <summary>The body's bytes, writable: the text scan replaces lone surrogate escapes in place.</summary>
+    internal Span<byte> WritableSpan => Buffer.AsSpan(0, _length);
+
+    private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(RequestBody));
+
+    /// <summary>Reads the whole stream. <see cref="BodyReadStatus.Complete"/> comes with the body; otherwise the body
+    /// is null and every byte held for it is already given back.</summary>
+    public static async Task<(BodyReadStatus Status, RequestBody? Body)> ReadAsync(Stream stream, int maxBytes, IngestAdmission admission, CancellationToken cancellationToken)
     {
-        _buffer = buffer;
-        _length = length;
-    }
-
-    public ReadOnlyMemory<byte> Memory => (_buffer ?? throw new ObjectDisposedException(nameof(RequestBody))).AsMemory(0, _length);
-
-    /// <summary>Reads the whole stream, or returns null as soon as it is longer than <paramref name="maxBytes"/>.</summary>
-    public static async Task<RequestBody?> ReadAsync(Stream stream, int maxBytes, long? contentLength, CancellationToken cancellationToken)
-    {
-        // One byte over the cap is enough to know the body is too large.
-        var limit = maxBytes + 1;
-        var size = contentLength is >= 0 and var declared && declared < limit ? (int)declared + 1 : Math.Min(InitialSize, limit);
-        var buffer = ArrayPool<byte>.Shared.Rent(size);
-        var filled = 0;
+        var body = new RequestBody(admission);
         try
         {
+            if (!body.TryGrow(Math.Min(InitialSize, maxBytes)))
+            {
+                return (BodyReadStatus.OverBudget, null);
+            }
             while (true)
             {
-                if (filled == buffer.Length)
+                var buffer = body.Buffer;
+                if (body._length == buffer.Length)
                 {
-                    if (filled >= limit)
+                    if (body._length >= maxBytes)
                     {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        return null;
+                        // Full at the cap: one more byte says the body is too large, without a buffer twice the cap.
+                        var probe = new byte[1];
+                        if (await stream.ReadAsync(probe, cancellationToken) == 0)
+                        {
+                            return Complete(ref body);
+                        }
+                        return (BodyReadStatus.TooLarge, null);
                     }
-                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, limit));
-                    buffer.AsSpan(0, filled).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
+                    if (!body.TryGrow((int)Math.Min((long)buffer.Length * 2, maxBytes)))
+                    {
+                        return (BodyReadStatus.OverBudget, null);
+                    }
+                    buffer = body.Buffer;
                 }
-                var read = await stream.ReadAsync(buffer.AsMemory(filled, Math.Min(buffer.Length, limit) - filled), cancellationToken);
+                var read = await stream.ReadAsync(buffer.AsMemory(body._length, Math.Min(buffer.Length, maxBytes) - body._length), cancellationToken);
                 if (read == 0)
                 {
-                    return new RequestBody(buffer, filled);
+                    return Complete(ref body);
                 }
-                filled += read;
-                if (filled > maxBytes)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return null;
-                }
+                body._length += read;
             }
         }
-        catch
+        finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
+            body?.Dispose();
         }
+    }
+
+    private static (BodyReadStatus, RequestBody?) Complete(ref RequestBody? body)
+    {
+        var complete = body;
+        body = null;
+        return (BodyReadStatus.Complete, complete);
+    }
+
+    /// <summary>Moves the bytes read so far into a pooled buffer of at least <paramref name="size"/> bytes, reserving the
+    /// growth from the budget first.</summary>
+    private bool TryGrow(int size)
+    {
+        // The pool hands out powers of two: reserve what will actually be held.
+        var expected = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size);
+        if (!_admission.TryReserve(expected - _reserved))
+        {
+            return false;
+        }
+        var held = _reserved = expected;
+        var larger = ArrayPool<byte>.Shared.Rent(size);
+        if (larger.Length != held)
+        {
+            _admission.Release(held - larger.Length);
+            _reserved = larger.Length;
+        }
+        if (_buffer is { } old)
+        {
+            old.AsSpan(0, _length).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(old);
+        }
+        _buffer = larger;
+        return true;
     }
 
     public void Dispose()
@@ -72,5 +124,7 @@ public sealed class RequestBody : IDisposable
             _buffer = null;
             ArrayPool<byte>.Shared.Return(buffer);
         }
+        _admission.Release(_reserved);
+        _reserved = 0;
     }
 }

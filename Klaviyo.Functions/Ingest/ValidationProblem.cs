@@ -19,21 +19,66 @@ public sealed record ValidationProblem(
     [property: JsonPropertyName("detail")] string Detail,
     [property: JsonPropertyName("errors")] IReadOnlyList<ProblemError> Errors)
 {
+    /// <summary>Problems found beyond the <see cref="ProblemList.MaxListed"/> listed in <see cref="Errors"/>; absent when 0.</summary>
+    [JsonPropertyName("errorsNotListed")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int ErrorsNotListed { get; init; }
+
     public const string ContentType = "application/problem+json";
 
     private const string TypePrefix = "urn:klaviyo-relay:problem:";
 
-    public static ValidationProblem InvalidEvents(IReadOnlyList<ProblemError> errors) => new(
+    public static ValidationProblem InvalidEvents(IReadOnlyList<ProblemError> errors) => InvalidEvents(Bounded(errors));
+
+    public static ValidationProblem InvalidEvents(ProblemList errors) => new(
         TypePrefix + "invalid-events", "The request holds invalid events", 400,
-        $"{errors.Count} problem(s) found; nothing was enqueued. Fix every listed problem and send the request again.", errors);
+        $"{errors.Count} problem(s) found{ListedNote(errors)}; nothing was enqueued. Fix every problem and send the request again.", errors.Listed)
+    {
+        ErrorsNotListed = errors.NotListed,
+    };
 
     public static ValidationProblem RequestTooLarge(int maxBytes) => new(
         TypePrefix + "request-too-large", "The request is too large", 413,
         $"The body is larger than {maxBytes} bytes (setting Ingest__MaxRequestBytes); nothing was enqueued. Split it into smaller requests.", []);
 
-    public static ValidationProblem EventsTooLarge(int maxBytes, IReadOnlyList<ProblemError> errors) => new(
+    public static ValidationProblem EventsTooLarge(int maxBytes, IReadOnlyList<ProblemError> errors) => EventsTooLarge(maxBytes, Bounded(errors));
+
+    public static ValidationProblem EventsTooLarge(int maxBytes, ProblemList errors) => new(
         TypePrefix + "event-too-large", "An event is too large", 413,
-        $"{errors.Count} event(s) are larger than {maxBytes} bytes of UTF-8 JSON (setting Ingest__MaxEventBytes); nothing was enqueued.", errors);
+        $"{errors.Count} event(s) are larger than {maxBytes} bytes of UTF-8 JSON (setting Ingest__MaxEventBytes){ListedNote(errors)}; nothing was enqueued.", errors.Listed)
+    {
+        ErrorsNotListed = errors.NotListed,
+    };
+
+    public static ValidationProblem UnreadableBody(int status, string reason) => new(
+        TypePrefix + "unreadable-body", "The request body could not be read", status,
+        $"Reading the body failed ({reason}); nothing was enqueued. Check the request's framing (Content-Length, chunked encoding).", []);
+
+    public static ValidationProblem Overloaded() => new(
+        TypePrefix + "overloaded", "The ingest is busy", 503,
+        "Too many request bodies are being received at once (setting Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send the same request again after Retry-After.", []);
+
+    public static ValidationProblem Stopping() => new(
+        TypePrefix + "stopping", "The relay is stopping", 503,
+        "The relay is shutting down and takes no new events; nothing was enqueued. Send the same request again after Retry-After.", []);
+
+    /// <summary>An error the framework answers around the ingest (unknown route, wrong method, a malformed request, an
+    /// unexpected failure), as a problem document instead of an empty body.</summary>
+    public static ValidationProblem Http(int status, string title, string detail) => new(
+        TypePrefix + "http-" + status.ToString(System.Globalization.CultureInfo.InvariantCulture), title, status, detail, []);
+
+    private static ProblemList Bounded(IReadOnlyList<ProblemError> errors)
+    {
+        var list = new ProblemList();
+        foreach (var error in errors)
+        {
+            list.Add(error);
+        }
+        return list;
+    }
+
+    private static string ListedNote(ProblemList errors) =>
+        errors.NotListed > 0 ? $" (the first {errors.Listed.Count} are listed; {errors.NotListed} more are not)" : "";
 
     public static ValidationProblem UnsupportedMediaType(string? contentType) => new(
         TypePrefix + "unsupported-media-type", "Unsupported content type", 415,

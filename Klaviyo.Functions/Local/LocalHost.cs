@@ -25,6 +25,9 @@ public static class LocalHost
     public const string Switch = "--local";
     public const string DefaultUrl = "http://localhost:7071";
 
+    /// <summary>How long a stopping app keeps answering new ingest requests 503 before closing its listener.</summary>
+    public static readonly TimeSpan IngestStoppingDrain = TimeSpan.FromSeconds(2);
+
     public static bool IsRequested(string[] args) => args.Contains(Switch, StringComparer.Ordinal);
 
     public static async Task<int> RunAsync(string[] args)
@@ -67,6 +70,15 @@ public static class LocalHost
         services.TryAddSingleton(new RetrySchedule());
         services.AddSingleton<RelayProcessor>();
         services.AddIngestHandler();
+        // While stopping: 503 + Retry-After for a short drain before the listener closes (spec section 7).
+        services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<IngestStopping>(sp, IngestStoppingDrain));
+        // Kestrel answers its own header limits with an empty 431; keep its limits above the relay's so the relay's
+        // problem document answers first (HttpProblemAnswers).
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestHeadersTotalSize = 2 * HttpProblemAnswers.MaxHeaderBytes;
+            kestrel.Limits.MaxRequestHeaderCount = 2 * HttpProblemAnswers.MaxHeaderCount;
+        });
 
         services.AddOptions<LocalOptions>().BindConfiguration(LocalOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<LocalOptions>, LocalOptionsValidator>();
@@ -80,6 +92,7 @@ public static class LocalHost
         services.Configure<HostOptions>(o => o.ShutdownTimeout = builder.Configuration.GetValue($"{LocalOptions.SectionName}:{nameof(LocalOptions.ShutdownGrace)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(15));
 
         var app = builder.Build();
+        app.UseProblemAnswers();
         // No function keys in local mode; the signing secret (Ingest:SigningSecret) still applies in the handler.
         app.MapPost("/api/events", context => IngestAsync(context, routeType: null));
         app.MapPost("/api/v1/batch", context => IngestAsync(context, routeType: null));

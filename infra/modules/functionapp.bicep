@@ -169,6 +169,7 @@ var appSettings = {
   Ingest__MaxEventBytes: '32768'
   Ingest__SendTimeout: '00:00:30'
   Ingest__RetryAfter: '00:00:10'
+  Ingest__MaxInFlightBodyBytes: '134217728'
 }
 
 resource app 'Microsoft.Web/sites@2025-03-01' = {

@@ -1,0 +1,25 @@
+using System.Diagnostics.Metrics;
+using Klaviyo.Functions.Diagnostics;
+
+namespace Klaviyo.Functions.Ingest;
+
+/// <summary>The ingest's counters, on the relay's meter (<c>Klaviyo.Relay</c>) so they are exported with it.</summary>
+public sealed class IngestMetrics
+{
+    public const string LoneSurrogatesReplacedName = "klaviyo.relay.ingest.lone_surrogates_replaced";
+    public const string BusyName = "klaviyo.relay.ingest.busy";
+
+    private readonly Counter<long> _loneSurrogates;
+    private readonly Counter<long> _busy;
+
+    public IngestMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(RelayMetrics.MeterName);
+        _loneSurrogates = meter.CreateCounter<long>(LoneSurrogatesReplacedName, "{escape}", "Lone UTF-16 surrogate escapes replaced by U+FFFD in ingested requests.");
+        _busy = meter.CreateCounter<long>(BusyName, "{request}", "Requests answered 503 by the ingest itself, by reason (body-memory, stopping).");
+    }
+
+    public void LoneSurrogatesReplaced(int count) => _loneSurrogates.Add(count);
+
+    public void Busy(string reason) => _busy.Add(1, new KeyValuePair<string, object?>("reason", reason));
+}
