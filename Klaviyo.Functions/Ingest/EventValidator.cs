@@ -6,6 +6,8 @@ using System.Text.Json;
 using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;
@@ -26,7 +28,7 @@ public abstract record ValidationOutcome
 /// then put through the relay's own <see cref="KlaviyoTransformer"/>, so an event that could only ever be
 /// dead-lettered <c>InvalidEvent</c> is refused at the door instead.
 /// </summary>
-public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options)
+public sealed partial class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options, ILogger<EventValidator>? logger = null)
 {
     public const int MaxMessageIdLength = 128;
 
@@ -36,7 +38,32 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly JsonDocumentOptions ReaderOptions = new() { MaxDepth = 64 };
 
+    /// <summary>
+    /// Decides a request body. Bad input is refused 400 (or 413); an exception in these checks is a bug in the relay,
+    /// answered 500 with nothing enqueued and logged, never blamed on the sender (spec section 6).
+    /// </summary>
     public ValidationOutcome Validate(ReadOnlyMemory<byte> body, EventType? routeType, DateTimeOffset receivedAt)
+    {
+        try
+        {
+            return ValidateBody(body, routeType, receivedAt);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LogBug(logger ?? NullLogger<EventValidator>.Instance, ex);
+            return new ValidationOutcome.Refused(InternalError);
+        }
+    }
+
+    /// <summary>The answer to a request the relay could not check because of a bug in its own code.</summary>
+    public static readonly ValidationProblem InternalError = new(
+        "urn:klaviyo-relay:problem:internal-error", "The relay failed while checking the events", 500,
+        "An unexpected error in the relay (not a problem with the events); nothing was enqueued and the error is logged. Send the request again later.", []);
+
+    [LoggerMessage(EventId = 4090, Level = LogLevel.Error, Message = "Ingest hit a bug in the relay's own checks; answered 500, nothing enqueued")]
+    private static partial void LogBug(ILogger logger, Exception exception);
+
+    private ValidationOutcome ValidateBody(ReadOnlyMemory<byte> body, EventType? routeType, DateTimeOffset receivedAt)
     {
         if (body.Span.StartsWith("\uFEFF"u8))
         {

@@ -31,7 +31,10 @@ public sealed class KlaviyoTransformer
 
     public TimeProvider TimeProvider { get; }
 
-    /// <summary>Transforms a UTF-8 JSON event. Never throws for bad input: malformed JSON is <see cref="TransformResult.Malformed"/>.</summary>
+    /// <summary>
+    /// Transforms a UTF-8 JSON event. Never throws for bad input: malformed JSON is <see cref="TransformResult.Malformed"/>,
+    /// a permanent error <see cref="TransformResult.Invalid"/>. An exception is a bug.
+    /// </summary>
     public TransformResult Transform(ReadOnlySpan<byte> utf8Json)
     {
         if (utf8Json.IsEmpty)
@@ -83,17 +86,13 @@ public sealed class KlaviyoTransformer
         return Transform(@event, size);
     }
 
+    // Bad input is a result; an exception is a bug in this code and is left to surface as one (spec section 6): the
+    // ingest answers 500 and the relay retries, then dead-letters ProcessingFailed. It is never blamed on the sender.
     private TransformResult Transform(JsonElement @event, int size)
     {
         try
         {
             return TransformCore(@event, size);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // A bug, not bad input: keep the message (dead-lettered, replayable) and name only the exception type,
-            // never its text, which could carry event data.
-            return new TransformResult.Invalid("event", $"could not be transformed ({ex.GetType().Name})");
         }
         finally
         {
