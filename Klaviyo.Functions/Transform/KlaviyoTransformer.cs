@@ -22,10 +22,19 @@ public sealed class KlaviyoTransformer
     }
 
     public KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider = null)
+        : this(options, timeProvider, null)
+    {
+    }
+
+    /// <param name="tables">The mapping rules; the standard ones (<see cref="MappingTables.Default"/>) when null.</param>
+    internal KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider, MappingTables? tables)
     {
         Options = options;
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _mappings = tables is null || ReferenceEquals(tables, MappingTables.Default) ? Mappings.Default : new Mappings(tables);
     }
+
+    private readonly Mappings _mappings;
 
     public KlaviyoOptions Options { get; }
 
@@ -71,6 +80,19 @@ public sealed class KlaviyoTransformer
         }
     }
 
+    /// <summary>
+    /// The permanent error an event as the ingest will queue it would be dead-lettered for (spec sections 4–5 under
+    /// the current settings), or null when it can be delivered or is deliberately skipped. Runs every check of
+    /// <see cref="Transform(JsonElement)"/> through the same mapping code without building a request body.
+    /// </summary>
+    /// <param name="event">The event as sent, before the ingest stamps it.</param>
+    /// <param name="type">The type the ingest settled on (from the event or the route).</param>
+    public TransformResult? CheckBeforeIngest(JsonElement @event, EventType type)
+    {
+        var result = Run(@event, JsonMarshal.GetRawUtf8Value(@event).Length, TransformMode.CheckBeforeIngestStamp, type);
+        return result is TransformResult.Invalid or TransformResult.Malformed ? result : null;
+    }
+
     /// <summary>Transforms an already parsed event.</summary>
     public TransformResult Transform(JsonElement @event)
     {
@@ -88,11 +110,13 @@ public sealed class KlaviyoTransformer
 
     // Bad input is a result; an exception is a bug in this code and is left to surface as one (spec section 6): the
     // ingest answers 500 and the relay retries, then dead-letters ProcessingFailed. It is never blamed on the sender.
-    private TransformResult Transform(JsonElement @event, int size)
+    private TransformResult Transform(JsonElement @event, int size) => Run(@event, size, TransformMode.Build, null);
+
+    private TransformResult Run(JsonElement @event, int size, TransformMode mode, EventType? knownType)
     {
         try
         {
-            return TransformCore(@event, size);
+            return TransformCore(@event, size, mode, knownType);
         }
         finally
         {
@@ -100,11 +124,15 @@ public sealed class KlaviyoTransformer
         }
     }
 
-    private TransformResult TransformCore(JsonElement root, int size)
+    private TransformResult TransformCore(JsonElement root, int size, TransformMode mode, EventType? knownType)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
             return new TransformResult.Malformed($"the event is a JSON {Describe(root.ValueKind)}, not an object");
+        }
+        if (knownType is { } settled)
+        {
+            return Map(root, size, settled, mode);
         }
 
         var typeElement = JsonRead.Get(root, "type"u8);
@@ -125,6 +153,11 @@ public sealed class KlaviyoTransformer
             }
         }
 
+        return Map(root, size, type, mode);
+    }
+
+    private TransformResult Map(JsonElement root, int size, EventType type, TransformMode mode)
+    {
         if (type == EventType.Alias)
         {
             return new TransformResult.Skipped(AliasSkipReason);
@@ -138,7 +171,7 @@ public sealed class KlaviyoTransformer
         {
             return sizeError;
         }
-        if (EventView.Create(root, type, out var view) is { } shapeError)
+        if (EventView.Create(root, type, _mappings, mode, out var view) is { } shapeError)
         {
             return shapeError;
         }
