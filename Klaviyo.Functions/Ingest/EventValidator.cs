@@ -32,7 +32,6 @@ public sealed partial class EventValidator(KlaviyoTransformer transformer, IOpti
 {
     public const int MaxMessageIdLength = 128;
 
-    private const string TypeList = "identify, track, page, screen, group, alias";
     private const string ShapeHint = "send an event object, an array of events or {\"batch\": [...]}";
 
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -238,23 +237,22 @@ public sealed partial class EventValidator(KlaviyoTransformer transformer, IOpti
                 injectType = true;
                 return true;
             }
-            errors.Add(new ProblemError(index, messageId, "type", $"type is required: one of {TypeList}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"type is required: one of {EventTypes.NameList}"));
             return false;
         }
         if (value.ValueKind != JsonValueKind.String)
         {
-            errors.Add(new ProblemError(index, messageId, "type", $"type must be a string, one of {TypeList}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"type must be a string, one of {EventTypes.NameList}"));
             return false;
         }
-        var name = value.GetString();
-        if (!EventTypes.TryParse(name, out type))
+        if (!EventTypes.TryParse(value, out type))
         {
-            errors.Add(new ProblemError(index, messageId, "type", $"'{name}' is not one of {TypeList}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"'{value.GetString()}' is not one of {EventTypes.NameList}"));
             return false;
         }
         if (routeType is { } route && route != type)
         {
-            errors.Add(new ProblemError(index, messageId, "type", $"type '{name}' disagrees with the route /api/v1/{route.WireName()}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"type '{value.GetString()}' disagrees with the route /api/v1/{route.WireName()}"));
             return false;
         }
         return true;

@@ -44,5 +44,5 @@ public sealed class IngestFunction(IngestHandler handler)
     }
 
     /// <summary>The route template of <c>/api/v1/{type}</c> (shared with local mode).</summary>
-    public const string TypedRoute = "v1/{type:regex(^(identify|track|page|screen|group|alias)$)}";
+    public const string TypedRoute = "v1/{type:regex(^(" + global::Klaviyo.Functions.Events.EventTypes.RoutePattern + ")$)}";
 }

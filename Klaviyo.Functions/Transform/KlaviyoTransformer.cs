@@ -144,13 +144,9 @@ public sealed class KlaviyoTransformer
         {
             return new TransformResult.Invalid("type", "must be a string");
         }
-        if (!TryParseWireType(typeElement, out var type))
+        if (!EventTypes.TryParse(typeElement, out var type))
         {
-            var typeName = typeElement.GetString();
-            if (!EventTypes.TryParse(typeName, out type))
-            {
-                return new TransformResult.Invalid("type", $"'{Truncate(typeName!)}' is not one of identify, track, page, screen, group, alias");
-            }
+            return new TransformResult.Invalid("type", $"'{Truncate(typeElement.GetString()!)}' is not one of {EventTypes.NameList}");
         }
 
         return Map(root, size, type, mode);
@@ -190,19 +186,6 @@ public sealed class KlaviyoTransformer
             EventType.Group => GroupMapping.Map(view, Options),
             _ => new TransformResult.Invalid("type", "is not supported"),
         };
-    }
-
-    // The wire names as SDKs send them, compared without allocating; anything else takes EventTypes.TryParse's rules.
-    private static bool TryParseWireType(JsonElement value, out EventType type)
-    {
-        type = value.ValueEquals("track"u8) ? EventType.Track
-            : value.ValueEquals("identify"u8) ? EventType.Identify
-            : value.ValueEquals("page"u8) ? EventType.Page
-            : value.ValueEquals("screen"u8) ? EventType.Screen
-            : value.ValueEquals("group"u8) ? EventType.Group
-            : value.ValueEquals("alias"u8) ? EventType.Alias
-            : (EventType)(-1);
-        return type != (EventType)(-1);
     }
 
     private static string Describe(JsonValueKind kind) => kind switch
