@@ -210,6 +210,12 @@ internal static class EventBody
                 return JsonRead.CheckText(uniqueId, field);
             }
         }
+        if (view.StampedByIngest)
+        {
+            // The ingest writes its own messageId (checked there); the event's is not the one that will be sent.
+            uniqueId = default;
+            return null;
+        }
         uniqueId = view.Mappings.Tables.UniqueId.First(view, out field);
         if (JsonRead.IsEmptyString(uniqueId))
         {

@@ -17,6 +17,11 @@ internal static class EventTime
         utc = null;
         foreach (var candidate in view.Mappings.Tables.Time.In(view))
         {
+            if (view.StampedByIngest && candidate.Source.Path == KlaviyoTransformer.ReceivedAtField)
+            {
+                // The ingest replaces it with its own stamp, which is valid.
+                return null;
+            }
             var value = candidate.Value;
             var field = candidate.Field;
             if (value.ValueKind != JsonValueKind.String || !TryParse(value, out var time))

@@ -14,6 +14,12 @@ public sealed class KlaviyoTransformer
 {
     public const string AliasSkipReason = "alias events are not sent: Klaviyo has no alias call";
 
+    /// <summary>The field the ingest stamps with the time it received the event (spec section 7).</summary>
+    public const string ReceivedAtField = "receivedAt";
+
+    /// <summary>The field that carries the event's id; the ingest keeps a valid one or writes a new one.</summary>
+    public const string MessageIdField = "messageId";
+
     private static readonly JsonDocumentOptions s_documentOptions = new() { MaxDepth = 64 };
 
     public KlaviyoTransformer(IOptions<KlaviyoOptions> options, TimeProvider timeProvider)
@@ -60,6 +66,7 @@ public sealed class KlaviyoTransformer
         try
         {
             utf8Json.CopyTo(buffer);
+            LoneSurrogates.Replace(buffer.AsSpan(0, utf8Json.Length));
             JsonDocument document;
             try
             {
@@ -89,23 +96,45 @@ public sealed class KlaviyoTransformer
     /// <param name="type">The type the ingest settled on (from the event or the route).</param>
     public TransformResult? CheckBeforeIngest(JsonElement @event, EventType type)
     {
-        var result = Run(@event, JsonMarshal.GetRawUtf8Value(@event).Length, TransformMode.CheckBeforeIngestStamp, type);
+        var result = RunParsed(@event, TransformMode.CheckBeforeIngestStamp, type);
         return result is TransformResult.Invalid or TransformResult.Malformed ? result : null;
+    }
+
+    /// <summary>Every check of <see cref="Transform(JsonElement)"/>, no request built: a deliverable event is
+    /// <see cref="TransformResult.Planned.Checked"/>.</summary>
+    internal TransformResult Check(JsonElement @event) => RunParsed(@event, TransformMode.Check, null);
+
+    // An element parsed elsewhere may hold lone surrogate escapes (which System.Text.Json will not read as text): those
+    // are read from a copy with U+FFFD in their place, as the bytes path reads them.
+    private TransformResult RunParsed(JsonElement @event, TransformMode mode, EventType? type)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(@event);
+        if (!LoneSurrogates.Any(raw))
+        {
+            return Run(@event, raw.Length, mode, type);
+        }
+        var copy = raw.ToArray();
+        LoneSurrogates.Replace(copy);
+        using var document = JsonDocument.Parse(copy, s_documentOptions);
+        return Run(document.RootElement, copy.Length, mode, type);
     }
 
     /// <summary>Transforms an already parsed event.</summary>
     public TransformResult Transform(JsonElement @event)
     {
-        int size;
         try
         {
-            size = @event.ValueKind == JsonValueKind.Undefined ? 0 : JsonMarshal.GetRawUtf8Value(@event).Length;
+            if (@event.ValueKind == JsonValueKind.Undefined)
+            {
+                return Transform(@event, 0);
+            }
+            _ = JsonMarshal.GetRawUtf8Value(@event);
         }
         catch (ObjectDisposedException)
         {
             return new TransformResult.Malformed("the event's JSON document was disposed");
         }
-        return Transform(@event, size);
+        return RunParsed(@event, TransformMode.Build, null);
     }
 
     // Bad input is a result; an exception is a bug in this code and is left to surface as one (spec section 6): the

@@ -3,7 +3,8 @@ using Klaviyo.Functions.Benchmarks;
 using Klaviyo.Functions.Transform;
 
 // `--quick`: a plain single-threaded loop over the mix beside its floor (System.Text.Json parse + write), with the ratio.
-// `--by-type`: the same per event type (see ByType). Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
+// `--ingest`: the ingest over HTTP beside a bare Kestrel + JsonDocument floor, with the ratio (see IngestBenchmark).
+// `--by-type`: the transform per event type (see ByType). Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
 if (args.Contains("--quick"))
 {
     var events = EventMix.Load();
@@ -12,6 +13,12 @@ if (args.Contains("--quick"))
     Console.WriteLine($"floor (System.Text.Json parse + write): {floor.EventsPerSecond:N0} events/s on one thread, {floor.BytesPerEvent:N0} bytes allocated per event");
     Console.WriteLine($"transform (every request body built):   {transform.EventsPerSecond:N0} events/s on one thread, {transform.BytesPerEvent:N0} bytes allocated per event");
     Console.WriteLine($"transform / floor: {transform.EventsPerSecond / floor.EventsPerSecond:N2} ({30 * events.Length:N0} events each, alternating rounds, {Environment.ProcessorCount} cores, .NET {Environment.Version})");
+    return;
+}
+
+if (args.Contains("--ingest"))
+{
+    await IngestBenchmark.RunAsync(secondsPerPhase: 5, rounds: 3, concurrency: 8);
     return;
 }
 
