@@ -103,7 +103,7 @@ public static class IngestBenchmark
 
         Console.WriteLine($"floor (Kestrel + JsonDocument.Parse of the body): {floorTotal.PerSecond:N0} events/s accepted");
         Console.WriteLine($"ingest (validated, queued in memory):             {ingestTotal.PerSecond:N0} events/s accepted ({ingestTotal.Failed} failed requests, {drained:N0} events queued)");
-        Console.WriteLine($"ingest / floor: {ingestTotal.PerSecond / floorTotal.PerSecond:N3} (batches of 100, {concurrency} senders, {rounds} × {secondsPerPhase:N0} s per side alternating, {Environment.ProcessorCount} cores, .NET {Environment.Version})");
+        Console.WriteLine($"ingest / floor: {ingestTotal.PerSecond / floorTotal.PerSecond:N3} (batches of 100, {concurrency} senders, {rounds} × {secondsPerPhase:N1} s per side alternating, {Environment.ProcessorCount} cores, .NET {Environment.Version})");
     }
 
     private static byte[] Join(byte[][] chunk)

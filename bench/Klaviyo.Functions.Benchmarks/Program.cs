@@ -18,7 +18,7 @@ if (args.Contains("--quick"))
 
 if (args.Contains("--ingest"))
 {
-    await IngestBenchmark.RunAsync(secondsPerPhase: 5, rounds: 3, concurrency: 8);
+    await IngestBenchmark.RunAsync(secondsPerPhase: Arg("--seconds", 2), rounds: (int)Arg("--rounds", 10), concurrency: (int)Arg("--concurrency", 8));
     return;
 }
 
@@ -29,3 +29,9 @@ if (args.Contains("--by-type"))
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(TransformBenchmarks).Assembly).Run(args);
+
+double Arg(string name, double fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+}
