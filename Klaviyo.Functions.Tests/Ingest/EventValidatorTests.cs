@@ -24,6 +24,48 @@ public sealed class EventValidatorTests
     }
 
     [TestMethod]
+    public async Task Events_LoneSurrogateEscape_IsNotABug()
+    {
+        var host = new IngestHost();
+
+        var response = await host.PostAsync("/api/events", """{"type":"track","userId":"u-1","event":"Cut \ud83d","properties":{"note":"\udc00 x"}}""");
+
+        Assert.AreEqual(202, response.Status, response.Body.GetRawText());
+        var queued = IngestHost.BodyOf(host.Queue.Sent.Single());
+        Assert.AreEqual("Cut \uFFFD", queued.GetProperty("event").GetString());
+        Assert.AreEqual("\uFFFD x", queued.GetProperty("properties").GetProperty("note").GetString());
+    }
+
+    [TestMethod]
+    public async Task Events_ClientReceivedAtAndNumericMessageId_AreReplacedNotChecked()
+    {
+        var host = new IngestHost();
+
+        var response = await host.PostAsync("/api/events", """{"type":"track","userId":"u-1","event":"Paid","messageId":42,"receivedAt":"not a date"}""");
+
+        Assert.AreEqual(202, response.Status, response.Body.GetRawText());
+        var queued = IngestHost.BodyOf(host.Queue.Sent.Single());
+        Assert.AreEqual("42", queued.GetProperty("messageId").GetString());
+        Assert.AreEqual("2026-11-28T12:30:15.123Z", queued.GetProperty("receivedAt").GetString());
+    }
+
+    [TestMethod]
+    public async Task Events_BugInTheChecks_Answers500ProblemAndEnqueuesNothing()
+    {
+        var host = new IngestHost(transformClock: new BrokenClock());
+
+        var response = await host.PostAsync("/api/events", """[{"type":"identify","userId":"u-1"},{"type":"track","userId":"u-1","event":"Paid"}]""");
+
+        Assert.AreEqual(500, response.Status);
+        Assert.AreEqual("application/problem+json", response.ContentType);
+        Assert.AreEqual(500, response.Body.GetProperty("status").GetInt32());
+        Assert.Contains("not a problem with the events", response.Body.GetProperty("detail").GetString()!);
+        Assert.DoesNotContain(BrokenClock.Message, response.Body.GetRawText(), "the sender is not shown the relay's internals");
+        Assert.IsEmpty(host.Queue.Sent);
+        Assert.AreEqual(0, host.Queue.SendCalls);
+    }
+
+    [TestMethod]
     [DataRow("""{"type":"track","userId":"u-1"}""", "event", "required", DisplayName = "track without event name")]
     [DataRow("""{"type":"track","userId":"u-1","event":"   "}""", "event", "empty", DisplayName = "track with blank event name")]
     [DataRow("""{"type":"track","userId":"u-1","event":"Paid","properties":{"revenue":"abc"}}""", "properties.revenue", "number", DisplayName = "revenue not a number")]

@@ -1,4 +1,7 @@
 using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Logging;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
@@ -174,5 +177,71 @@ public sealed class RelayProcessorTests
         Assert.AreEqual("KlaviyoRejected", deadLettered.GetMeasurementSnapshot().Single().Tags["reason"]);
         Assert.AreEqual(1, delivered.GetMeasurementSnapshot().Single().Value);
         Assert.HasCount(2, duration.GetMeasurementSnapshot());
+    }
+
+    private static RelayProcessor WithBrokenTransform(RelayTestHost host, int maxAttempts) => new(
+        new KlaviyoTransformer(new KlaviyoOptions { PrivateApiKey = RelayTestHost.ApiKey }, new BrokenClock()),
+        host.Client,
+        new RetrySchedule(() => 0.5),
+        Microsoft.Extensions.Options.Options.Create(new RelayOptions { MaxAttempts = maxAttempts }),
+        host.Services.GetRequiredService<RelayMetrics>(),
+        host.Services.GetRequiredService<ILogger<RelayProcessor>>());
+
+    [TestMethod]
+    public async Task Process_BugInTheTransformWithAttemptsLeft_RetriesLaterNotInvalidEvent()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var processor = WithBrokenTransform(host, maxAttempts: 3);
+
+        var outcome = await processor.ProcessAsync("""{"type":"track","userId":"u","event":"Paid"}"""u8.ToArray(), "m-bug", 2, TestContext.CancellationToken);
+
+        var retry = Assert.IsInstanceOfType<RelayOutcome.RetryLater>(outcome);
+        Assert.AreEqual(3, retry.NextAttempt);
+        Assert.AreEqual(TimeSpan.FromMinutes(2), retry.Delay);
+        Assert.Contains("System.InvalidOperationException: " + BrokenClock.Message, retry.Cause);
+        Assert.IsEmpty(klaviyo.ReceivedPaths);
+        Assert.Contains(r => r.Exception is InvalidOperationException && r.Message.Contains("m-bug", StringComparison.Ordinal), host.Logs.GetSnapshot(), "the bug is logged with its exception");
+    }
+
+    [TestMethod]
+    public async Task Process_BugInTheTransformOnLastAttempt_DeadLettersProcessingFailedWithTypeAndMessage()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var meterFactory = host.Services.GetRequiredService<IMeterFactory>();
+        using var deadLettered = new MetricCollector<long>(meterFactory, RelayMetrics.MeterName, "klaviyo.relay.dead_lettered");
+        var processor = WithBrokenTransform(host, maxAttempts: 3);
+
+        var outcome = await processor.ProcessAsync("""{"type":"track","userId":"u","event":"Paid"}"""u8.ToArray(), "m-bug", 3, TestContext.CancellationToken);
+
+        var dead = Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcome);
+        Assert.AreEqual(DeadLetterReason.ProcessingFailed, dead.Reason);
+        Assert.Contains("System.InvalidOperationException: " + BrokenClock.Message, dead.Description);
+        Assert.AreEqual("ProcessingFailed", deadLettered.GetMeasurementSnapshot().Single().Tags["reason"]);
+    }
+
+    [TestMethod]
+    public async Task Execute_PlanBuiltWrong_IsABugRetriedNotAnException()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        // A list step with no profile-import before it cannot be built: a defect in the plan, not in the event.
+        var plan = new RequestPlan([Plans.IdentifyWithList().Steps[1]]);
+
+        var outcome = await host.Processor.ExecuteAsync(plan, "m-1", 1, TestContext.CancellationToken);
+
+        var retry = Assert.IsInstanceOfType<RelayOutcome.RetryLater>(outcome);
+        Assert.AreEqual(2, retry.NextAttempt);
+        Assert.Contains("InvalidOperationException", retry.Cause);
+        Assert.IsEmpty(klaviyo.ReceivedPaths);
+    }
+
+    [TestMethod]
+    public void DescribeBug_MessageHoldingTheKey_CutsTheKeyOut()
+    {
+        var description = RelayProcessor.DescribeBug(new InvalidOperationException($"bad header {RelayTestHost.ApiKey}"), RelayTestHost.ApiKey);
+
+        Assert.AreEqual("System.InvalidOperationException: bad header [redacted]", description);
     }
 }

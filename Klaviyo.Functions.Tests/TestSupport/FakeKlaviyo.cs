@@ -8,8 +8,8 @@ using WireMock.Settings;
 
 namespace Klaviyo.Functions.Tests.TestSupport;
 
-/// <summary>A real HTTP server on 127.0.0.1 (own free port) playing Klaviyo. Unmapped calls answer 404, which the
-/// relay treats as a rejection, so an unexpected call fails the test's outcome assertion.</summary>
+/// <summary>A real HTTP server on 127.0.0.1 (own free port) playing Klaviyo. A call no test set up an answer for fails
+/// the test when the fake is disposed (WireMock answers it 404 meanwhile).</summary>
 internal sealed class FakeKlaviyo : IDisposable
 {
     private FakeKlaviyo(WireMockServer server) => Server = server;
@@ -92,7 +92,23 @@ internal sealed class FakeKlaviyo : IDisposable
 
     public IReadOnlyList<string> ReceivedPaths => Received.Select(r => r.Path).ToList();
 
-    public void Dispose() => Server.Stop();
+    /// <summary>The calls no <see cref="Answer"/> was set up for (WireMock answered them 404).</summary>
+    public IReadOnlyList<string> UnexpectedCalls => Server.LogEntries
+        .Where(e => e.MappingGuid is null)
+        .Select(e => $"{e.RequestMessage.Method} {e.RequestMessage.Path}")
+        .ToList();
+
+    /// <summary>Stops the server and fails the test when it was called where no answer was set up: a 404 the relay
+    /// classifies as a rejection would otherwise pass for a tested outcome.</summary>
+    public void Dispose()
+    {
+        var unexpected = UnexpectedCalls;
+        Server.Stop();
+        if (unexpected.Count > 0)
+        {
+            throw new AssertFailedException($"The fake Klaviyo got {unexpected.Count} call(s) no test set up: {string.Join(", ", unexpected.Distinct())}");
+        }
+    }
 
     private static IResponseBuilder Build(int status, string? body, IDictionary<string, string>? headers, TimeSpan? delay)
     {

@@ -30,12 +30,13 @@ public sealed class IngestHost
 {
     public static readonly DateTimeOffset Now = new(2026, 11, 28, 12, 30, 15, 123, TimeSpan.Zero);
 
-    public IngestHost(IngestOptions? ingest = null, KlaviyoOptions? klaviyo = null)
+    /// <param name="transformClock">The transform's clock when it must differ from <see cref="Time"/> (a broken one stands in for a bug).</param>
+    public IngestHost(IngestOptions? ingest = null, KlaviyoOptions? klaviyo = null, TimeProvider? transformClock = null)
     {
         Options = ingest ?? new IngestOptions();
         KlaviyoSettings = klaviyo ?? new KlaviyoOptions { PrivateApiKey = "pk_test_0123456789" };
         var options = Microsoft.Extensions.Options.Options.Create(Options);
-        var transformer = new KlaviyoTransformer(KlaviyoSettings, Time);
+        var transformer = new KlaviyoTransformer(KlaviyoSettings, transformClock ?? Time);
         Handler = new IngestHandler(
             new EventValidator(transformer, options),
             new SignatureVerifier(options),

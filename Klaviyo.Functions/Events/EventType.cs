@@ -1,6 +1,12 @@
+using System.Text;
+using System.Text.Json;
+
 namespace Klaviyo.Functions.Events;
 
-/// <summary>The RudderStack / Segment event types the relay knows (spec section 4).</summary>
+/// <summary>
+/// The RudderStack / Segment event types the relay knows (spec section 4). This enum is the one list: the wire names,
+/// the parser, the route pattern and every message naming the types are derived from it.
+/// </summary>
 public enum EventType
 {
     Identify,
@@ -13,26 +19,58 @@ public enum EventType
 
 public static class EventTypes
 {
-    /// <summary>Parses a type name case-insensitively; false for unknown names.</summary>
+    /// <summary>
+    /// The types as a route-regex alternation. An attribute needs a constant, so this one is written out; a test holds
+    /// it equal to <see cref="All"/>.
+    /// </summary>
+    public const string RoutePattern = "identify|track|page|screen|group|alias";
+
+    /// <summary>Every type, in declaration order.</summary>
+    public static readonly IReadOnlyList<EventType> All = Enum.GetValues<EventType>();
+
+    private static readonly string[] s_wireNames = [.. All.Select(t => t.ToString().ToLowerInvariant())];
+    private static readonly byte[][] s_utf8Names = [.. s_wireNames.Select(Encoding.UTF8.GetBytes)];
+
+    /// <summary>The types for a message: <c>identify, track, page, screen, group, alias</c>.</summary>
+    public static readonly string NameList = string.Join(", ", s_wireNames);
+
+    /// <summary>The lower-case wire name (<c>identify</c>, <c>track</c>, …).</summary>
+    public static string WireName(this EventType type) => s_wireNames[(int)type];
+
+    /// <summary>Parses a type name, case-insensitively; false for unknown names.</summary>
     public static bool TryParse(string? value, out EventType type)
     {
-        type = default;
-        if (string.IsNullOrEmpty(value) || !char.IsLetter(value[0]))
+        for (var i = 0; i < s_wireNames.Length; i++)
         {
-            return false;
+            if (string.Equals(value, s_wireNames[i], StringComparison.OrdinalIgnoreCase))
+            {
+                type = (EventType)i;
+                return true;
+            }
         }
-        return Enum.TryParse(value, ignoreCase: true, out type) && Enum.IsDefined(type);
+        type = default;
+        return false;
     }
 
-    /// <summary>The lower-case wire name (`identify`, `track`, …).</summary>
-    public static string WireName(this EventType type) => type switch
+    /// <summary>
+    /// Parses a JSON string value as <see cref="TryParse(string?, out EventType)"/> does; the wire names as SDKs send
+    /// them are compared as bytes, without a string.
+    /// </summary>
+    public static bool TryParse(JsonElement value, out EventType type)
     {
-        EventType.Identify => "identify",
-        EventType.Track => "track",
-        EventType.Page => "page",
-        EventType.Screen => "screen",
-        EventType.Group => "group",
-        EventType.Alias => "alias",
-        _ => throw new ArgumentOutOfRangeException(nameof(type)),
-    };
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            for (var i = 0; i < s_utf8Names.Length; i++)
+            {
+                if (value.ValueEquals(s_utf8Names[i]))
+                {
+                    type = (EventType)i;
+                    return true;
+                }
+            }
+            return TryParse(value.GetString(), out type);
+        }
+        type = default;
+        return false;
+    }
 }

@@ -6,6 +6,8 @@ using System.Text.Json;
 using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;
@@ -22,21 +24,46 @@ public abstract record ValidationOutcome
 
 /// <summary>
 /// Splits a request body into events and decides, all or nothing, whether they may be enqueued (spec section 7).
-/// Each event is first rewritten the way it will be queued (type from the route, <c>messageId</c>, <c>receivedAt</c>),
-/// then put through the relay's own <see cref="KlaviyoTransformer"/>, so an event that could only ever be
-/// dead-lettered <c>InvalidEvent</c> is refused at the door instead.
+/// The body is parsed once; each event is checked where it lies by the relay's own <see cref="KlaviyoTransformer"/>
+/// (<see cref="KlaviyoTransformer.CheckBeforeIngest"/>: every permanent check, no request built), so an event that
+/// could only ever be dead-lettered <c>InvalidEvent</c> is refused at the door instead. Only a request that is
+/// accepted is written out the way it will be queued (type from the route, <c>messageId</c>, <c>receivedAt</c>).
 /// </summary>
-public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options)
+public sealed partial class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options, ILogger<EventValidator>? logger = null)
 {
     public const int MaxMessageIdLength = 128;
 
-    private const string TypeList = "identify, track, page, screen, group, alias";
     private const string ShapeHint = "send an event object, an array of events or {\"batch\": [...]}";
 
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly JsonDocumentOptions ReaderOptions = new() { MaxDepth = 64 };
 
+    /// <summary>
+    /// Decides a request body. Bad input is refused 400 (or 413); an exception in these checks is a bug in the relay,
+    /// answered 500 with nothing enqueued and logged, never blamed on the sender (spec section 6).
+    /// </summary>
     public ValidationOutcome Validate(ReadOnlyMemory<byte> body, EventType? routeType, DateTimeOffset receivedAt)
+    {
+        try
+        {
+            return ValidateBody(body, routeType, receivedAt);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LogBug(logger ?? NullLogger<EventValidator>.Instance, ex);
+            return new ValidationOutcome.Refused(InternalError);
+        }
+    }
+
+    /// <summary>The answer to a request the relay could not check because of a bug in its own code.</summary>
+    public static readonly ValidationProblem InternalError = new(
+        "urn:klaviyo-relay:problem:internal-error", "The relay failed while checking the events", 500,
+        "An unexpected error in the relay (not a problem with the events); nothing was enqueued and the error is logged. Send the request again later.", []);
+
+    [LoggerMessage(EventId = 4090, Level = LogLevel.Error, Message = "Ingest hit a bug in the relay's own checks; answered 500, nothing enqueued")]
+    private static partial void LogBug(ILogger logger, Exception exception);
+
+    private ValidationOutcome ValidateBody(ReadOnlyMemory<byte> body, EventType? routeType, DateTimeOffset receivedAt)
     {
         if (body.Span.StartsWith("\uFEFF"u8))
         {
@@ -126,7 +153,6 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
                 continue;
             }
 
-            var errorCount = errors.Count;
             var messageId = ReadMessageId(element, index, errors);
 
             var size = JsonMarshal.GetRawUtf8Value(element).Length;
@@ -146,19 +172,23 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
                 continue;
             }
 
-            // An event whose messageId is wrong still gets the transform's checks, under a stand-in id, so the
-            // answer lists every problem at once.
-            var effectiveId = messageId ?? (errors.Count > errorCount ? "invalid-message-id" : Guid.NewGuid().ToString());
-            var body = WriteQueuedEvent(element, injectType ? type.WireName() : null, effectiveId, receivedAt);
-            var problem = CheckDeliverable(body);
-            if (problem is not null)
+            // The relay's permanent errors (spec sections 4–5) under current settings, checked on the parsed event
+            // itself: the same mapping code as the relay's, without building a request.
+            if (transformer.CheckBeforeIngest(element, type) is { } problem)
             {
-                errors.Add(problem with { Index = index, MessageId = messageId });
+                errors.Add(problem switch
+                {
+                    TransformResult.Invalid invalid => new ProblemError(index, messageId, invalid.Field, invalid.Rule),
+                    TransformResult.Malformed malformed => new ProblemError(index, messageId, "", malformed.Reason),
+                    _ => throw new InvalidOperationException($"Unexpected check result {problem.GetType().Name}."),
+                });
                 continue;
             }
-            if (errors.Count == errorCount)
+            // Once the request is refused nothing is queued, so nothing more is written.
+            if (errors.Count == 0 && tooLarge.Count == 0)
             {
-                queued.Add(new QueuedEvent(effectiveId, type.WireName(), body));
+                var effectiveId = messageId ?? Guid.NewGuid().ToString();
+                queued.Add(new QueuedEvent(effectiveId, type.WireName(), WriteQueuedEvent(element, injectType ? type.WireName() : null, effectiveId, receivedAt)));
             }
         }
 
@@ -216,23 +246,22 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
                 injectType = true;
                 return true;
             }
-            errors.Add(new ProblemError(index, messageId, "type", $"type is required: one of {TypeList}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"type is required: one of {EventTypes.NameList}"));
             return false;
         }
         if (value.ValueKind != JsonValueKind.String)
         {
-            errors.Add(new ProblemError(index, messageId, "type", $"type must be a string, one of {TypeList}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"type must be a string, one of {EventTypes.NameList}"));
             return false;
         }
-        var name = value.GetString();
-        if (!EventTypes.TryParse(name, out type))
+        if (!EventTypes.TryParse(value, out type))
         {
-            errors.Add(new ProblemError(index, messageId, "type", $"'{name}' is not one of {TypeList}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"'{value.GetString()}' is not one of {EventTypes.NameList}"));
             return false;
         }
         if (routeType is { } route && route != type)
         {
-            errors.Add(new ProblemError(index, messageId, "type", $"type '{name}' disagrees with the route /api/v1/{route.WireName()}"));
+            errors.Add(new ProblemError(index, messageId, "type", $"type '{value.GetString()}' disagrees with the route /api/v1/{route.WireName()}"));
             return false;
         }
         return true;
@@ -248,33 +277,34 @@ public sealed class EventValidator(KlaviyoTransformer transformer, IOptions<Inge
             writer.WriteStartObject();
             foreach (var property in element.EnumerateObject())
             {
-                if (property.NameEquals("messageId") || property.NameEquals("receivedAt") || (type is not null && property.NameEquals("type")))
+                if (property.NameEquals(KlaviyoTransformer.MessageIdField) || property.NameEquals(KlaviyoTransformer.ReceivedAtField) || (type is not null && property.NameEquals("type")))
                 {
                     continue;
                 }
-                property.WriteTo(writer);
+                // Copied as sent: the value's bytes verbatim (no unescape and escape again), the name likewise unless escaped.
+                var rawName = JsonMarshal.GetRawUtf8PropertyName(property);
+                if (rawName.IndexOf((byte)'\\') < 0)
+                {
+                    writer.WritePropertyName(rawName);
+                }
+                else
+                {
+                    writer.WritePropertyName(property.Name);
+                }
+                writer.WriteRawValue(JsonMarshal.GetRawUtf8Value(property.Value), skipInputValidation: true);
             }
             if (type is not null)
             {
                 writer.WriteString("type", type);
             }
-            writer.WriteString("messageId", messageId);
-            writer.WriteString("receivedAt", receivedAt);
+            writer.WriteString(KlaviyoTransformer.MessageIdField, messageId);
+            writer.WriteString(KlaviyoTransformer.ReceivedAtField, receivedAt);
             writer.WriteEndObject();
         }
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary>The one transform step: the relay's permanent errors (spec sections 4–5) under current settings.</summary>
-    private ProblemError? CheckDeliverable(byte[] queuedBody)
-    {
-        using var document = JsonDocument.Parse(queuedBody);
-        return transformer.Transform(document.RootElement) switch
-        {
-            TransformResult.Invalid invalid => new ProblemError(null, null, invalid.Field, invalid.Rule),
-            TransformResult.Malformed malformed => new ProblemError(null, null, "", malformed.Reason),
-            _ => null,
-        };
+        var body = buffer.WrittenSpan.ToArray();
+        // Spec section 7: a lone surrogate escape is accepted as U+FFFD.
+        LoneSurrogates.Replace(body);
+        return body;
     }
 
     public static string FormatTimestamp(DateTimeOffset value) =>

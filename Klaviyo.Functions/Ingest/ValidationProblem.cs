@@ -93,7 +93,7 @@ public sealed record ValidationProblem(
 
     public static ValidationProblem UnknownRoute(string type) => new(
         TypePrefix + "unknown-type", "Unknown event type in the route", 404,
-        $"'{type}' is not one of identify, track, page, screen, group, alias.", []);
+        $"'{type}' is not one of {Events.EventTypes.NameList}.", []);
 
     public static ValidationProblem QueueUnavailable() => new(
         TypePrefix + "queue-unavailable", "The event queue is unavailable", 503,

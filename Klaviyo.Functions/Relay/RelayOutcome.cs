@@ -13,6 +13,8 @@ public enum DeadLetterReason
     KlaviyoUnauthorized,
     /// <summary>Transient failures on every one of <c>Relay__MaxAttempts</c> attempts.</summary>
     RetriesExhausted,
+    /// <summary>A bug in the relay's own code (an unexpected exception) on every one of <c>Relay__MaxAttempts</c> attempts.</summary>
+    ProcessingFailed,
 }
 
 /// <summary>What the relay decided for one queue message; the function only translates it into a settlement.</summary>

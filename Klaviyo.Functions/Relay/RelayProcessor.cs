@@ -10,7 +10,7 @@ namespace Klaviyo.Functions.Relay;
 /// Decides what happens to one queue message (spec section 6): transform, call Klaviyo in plan order, and return a
 /// <see cref="RelayOutcome"/>. Logs and counts every outcome. No I/O besides Klaviyo; the function settles.
 /// </summary>
-public sealed class RelayProcessor(
+public sealed partial class RelayProcessor(
     KlaviyoTransformer transformer,
     KlaviyoClient klaviyo,
     RetrySchedule schedule,
@@ -37,7 +37,15 @@ public sealed class RelayProcessor(
             // Not ready (spec section 6): no Klaviyo call, no dead letter; put off as the same attempt.
             return Task.FromResult(Finish(new RelayOutcome.RetryLater(schedule.DelayAfter(NotReadyDelayStep, null), attempt, KeyNotResolved), messageId, attempt));
         }
-        var result = transformer.Transform(body.Span);
+        TransformResult result;
+        try
+        {
+            result = transformer.Transform(body.Span);
+        }
+        catch (Exception ex) when (IsBug(ex, cancellationToken))
+        {
+            return Task.FromResult(Finish(Failed(ex, messageId, attempt), messageId, attempt));
+        }
         return result switch
         {
             TransformResult.Planned planned => ExecuteAsync(planned.Plan, messageId, attempt, cancellationToken),
@@ -50,6 +58,18 @@ public sealed class RelayProcessor(
 
     /// <summary>Runs a plan's calls in order. Any failure ends the plan; a retry later re-runs it whole (every call is idempotent).</summary>
     public async Task<RelayOutcome> ExecuteAsync(RequestPlan plan, string messageId, int attempt, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await RunPlanAsync(plan, messageId, attempt, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsBug(ex, cancellationToken))
+        {
+            return Finish(Failed(ex, messageId, attempt), messageId, attempt);
+        }
+    }
+
+    private async Task<RelayOutcome> RunPlanAsync(RequestPlan plan, string messageId, int attempt, CancellationToken cancellationToken)
     {
         foreach (var warning in plan.Warnings)
         {
@@ -100,6 +120,42 @@ public sealed class RelayProcessor(
         }
         return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, transient.RetryAfter), attempt + 1, transient.Description);
     }
+
+    // Cancellation of this delivery (the host is stopping) is not a bug: the message stays locked and comes back.
+    private static bool IsBug(Exception ex, CancellationToken cancellationToken) =>
+        !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested) && ex is not OutOfMemoryException;
+
+    /// <summary>
+    /// An unexpected exception in the relay's own code (spec section 6): not the sender's fault, so never
+    /// <c>InvalidEvent</c>. The message is retried like a transient failure (a fix deployed meanwhile delivers it) and,
+    /// when attempts run out, dead-lettered <c>ProcessingFailed</c> with the exception's type and message.
+    /// </summary>
+    private RelayOutcome Failed(Exception ex, string messageId, int attempt)
+    {
+        LogBug(logger, ex, messageId, attempt);
+        var description = DescribeBug(ex, transformer.Options.PrivateApiKey);
+        var maxAttempts = options.Value.MaxAttempts;
+        if (attempt >= maxAttempts)
+        {
+            return new RelayOutcome.DeadLetter(
+                DeadLetterReason.ProcessingFailed, $"{maxAttempts} attempt(s) failed; a bug in the relay, last: {description}");
+        }
+        return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, null), attempt + 1, "a bug in the relay: " + description);
+    }
+
+    /// <summary>The exception's type and message, with the Klaviyo key cut out should a message ever carry it.</summary>
+    public static string DescribeBug(Exception ex, string? secret)
+    {
+        var message = ex.Message;
+        if (!string.IsNullOrEmpty(secret))
+        {
+            message = message.Replace(secret, "[redacted]", StringComparison.Ordinal);
+        }
+        return $"{ex.GetType().FullName}: {message}";
+    }
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Event {MessageId} attempt {Attempt} hit a bug in the relay's own code")]
+    private static partial void LogBug(ILogger logger, Exception exception, string messageId, int attempt);
 
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
         $"POST {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));

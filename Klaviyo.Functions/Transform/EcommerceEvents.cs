@@ -3,7 +3,8 @@ using System.Text.Json;
 namespace Klaviyo.Functions.Transform;
 
 /// <summary>
-/// The three e-commerce renames of spec 5 (track) with their property and item tables, as data. Source keys not in a
+/// The three e-commerce events of spec 5 (track) with their property and item tables, as data (the incoming names that
+/// become them are <see cref="MappingTables.EcommerceRenames"/>). Source keys not in a
 /// table are kept under their own names (RudderStack's legacy code drops them; spec 5 calls that a bug).
 /// </summary>
 internal sealed class EcommerceEvent
@@ -41,39 +42,6 @@ internal sealed class EcommerceEvent
         ("product_id", "ProductID"), ("sku", "SKU"), ("name", "ProductName"), ("quantity", "Quantity"), ("price", "Price"),
         ("total", "RowTotal"), ("row_total", "RowTotal"), ("url", "URL"), ("image_url", "ImageURL"),
         ("categories", "ProductCategories"));
-
-    // Incoming event names (case-insensitive, trimmed) and what they become.
-    private static readonly (string Name, EcommerceEvent Event)[] s_renames =
-    [
-        ("product viewed", ViewedProduct),
-        ("product clicked", ViewedProduct),
-        ("product added", AddedToCart),
-        ("checkout started", StartedCheckout),
-    ];
-
-    /// <summary>The e-commerce event an ASCII track name (already trimmed, as UTF-8) stands for, or null.</summary>
-    public static EcommerceEvent? Find(ReadOnlySpan<byte> asciiName)
-    {
-        // ASCII only: there ordinal ignore-case and ASCII ignore-case agree.
-        return System.Text.Ascii.EqualsIgnoreCase(asciiName, "product viewed"u8) ? ViewedProduct
-            : System.Text.Ascii.EqualsIgnoreCase(asciiName, "product clicked"u8) ? ViewedProduct
-            : System.Text.Ascii.EqualsIgnoreCase(asciiName, "product added"u8) ? AddedToCart
-            : System.Text.Ascii.EqualsIgnoreCase(asciiName, "checkout started"u8) ? StartedCheckout
-            : null;
-    }
-
-    /// <summary>The e-commerce event a trimmed track name stands for, or null.</summary>
-    public static EcommerceEvent? Find(string trimmedName)
-    {
-        foreach (var (name, @event) in s_renames)
-        {
-            if (string.Equals(name, trimmedName, StringComparison.OrdinalIgnoreCase))
-            {
-                return @event;
-            }
-        }
-        return null;
-    }
 }
 
 /// <summary>A source-key → target-key table over raw UTF-8 names.</summary>

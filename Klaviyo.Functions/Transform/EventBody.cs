@@ -16,9 +16,6 @@ internal static class EventBody
     /// <summary>Klaviyo accepts at most 400 event properties.</summary>
     public const int MaxProperties = 400;
 
-    // Read into value / value_currency or the profile, so not repeated in the event's properties (spec 5).
-    private static readonly Utf8KeyTable s_consumed = new("email", "phone", "revenue", "value", "total", "currency");
-
     private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
     private static readonly JsonEncodedText s_type = JsonEncodedText.Encode("type");
     private static readonly JsonEncodedText s_event = JsonEncodedText.Encode("event");
@@ -65,21 +62,27 @@ internal static class EventBody
     public static TransformResult Build(EventView view, KlaviyoOptions options, DateTimeOffset now, MetricName metricName,
         JsonElement properties, EcommerceEvent? ecommerce)
     {
-        if (EventTime.Resolve(view.Root, now, out var time) is { } timeError)
+        if (EventTime.Resolve(view, now, out var time) is { } timeError)
         {
             return timeError;
         }
-        if (ReadValue(properties, out var value, out var valueText) is { } valueError)
+        if (ReadValue(view, properties, out var value, out var valueText) is { } valueError)
         {
             return valueError;
         }
-        if (ReadCurrency(properties, out var currency) is { } currencyError)
+        if (ReadCurrency(view, properties, out var currency) is { } currencyError)
         {
             return currencyError;
         }
         if (ReadUniqueId(view, ecommerce, out var uniqueId) is { } uniqueIdError)
         {
             return uniqueIdError;
+        }
+
+        if (view.ValidateOnly)
+        {
+            // The same checks as below, nothing written (the ingest's validate-only path).
+            return WriteProperties(null, view, properties, ecommerce) ?? ProfileBuilder.Write(null, view, options, forEvent: true) ?? (TransformResult)TransformResult.Planned.Checked;
         }
 
         var writer = BodyBuffers.Body();
@@ -92,8 +95,8 @@ internal static class EventBody
 
         writer.WritePropertyName(s_properties);
         var error = options.FlattenProperties
-            ? WriteFlattenedProperties(writer, properties, ecommerce)
-            : WriteProperties(writer, properties, ecommerce);
+            ? WriteFlattenedProperties(writer, view, properties, ecommerce)
+            : WriteProperties(writer, view, properties, ecommerce);
         if (error is not null)
         {
             return error;
@@ -152,23 +155,13 @@ internal static class EventBody
         return new TransformResult.Planned(new RequestPlan([PlanStep.Fixed(request)], view.Warnings));
     }
 
-    // value: revenue ?? value ?? total; a JSON number or an invariant-culture numeric string (spec 5).
-    private static TransformResult.Invalid? ReadValue(JsonElement properties, out JsonElement number, out double? parsed)
+    // value: revenue ?? value ?? total; a JSON number or an invariant-culture numeric string (spec 5). Read from the
+    // properties the event sends (page without AdditionalPageInfo sends none).
+    private static TransformResult.Invalid? ReadValue(EventView view, JsonElement properties, out JsonElement number, out double? parsed)
     {
         number = default;
         parsed = null;
-        var value = JsonRead.Get(properties, "revenue"u8);
-        var field = "properties.revenue";
-        if (!value.IsPresent())
-        {
-            value = JsonRead.Get(properties, "value"u8);
-            field = "properties.value";
-        }
-        if (!value.IsPresent())
-        {
-            value = JsonRead.Get(properties, "total"u8);
-            field = "properties.total";
-        }
+        var value = FirstInProperties(view, view.Mappings.Tables.Value, properties, out var field);
         switch (value.ValueKind)
         {
             case JsonValueKind.Undefined:
@@ -184,12 +177,12 @@ internal static class EventBody
         }
     }
 
-    private static TransformResult.Invalid? ReadCurrency(JsonElement properties, out JsonElement currency)
+    private static TransformResult.Invalid? ReadCurrency(EventView view, JsonElement properties, out JsonElement currency)
     {
-        currency = JsonRead.Get(properties, "currency"u8);
+        currency = FirstInProperties(view, view.Mappings.Tables.Currency, properties, out var field);
         if (currency.IsPresent() && currency.ValueKind != JsonValueKind.String)
         {
-            return new TransformResult.Invalid("properties.currency", "must be a string");
+            return new TransformResult.Invalid(field, "must be a string");
         }
         if (JsonRead.IsEmptyString(currency))
         {
@@ -198,51 +191,71 @@ internal static class EventBody
         return null;
     }
 
+    // The first present source of a properties-only rule; nothing when the event sends no properties.
+    private static JsonElement FirstInProperties(EventView view, SourceList rule, JsonElement properties, out string field)
+    {
+        field = "";
+        return properties.ValueKind == JsonValueKind.Object ? rule.First(view, out field) : default;
+    }
+
     // unique_id: order_id for Started Checkout when present, otherwise messageId (spec 5).
     private static TransformResult.Invalid? ReadUniqueId(EventView view, EcommerceEvent? ecommerce, out JsonElement uniqueId)
     {
+        string field;
         if (ecommerce == EcommerceEvent.StartedCheckout)
         {
-            uniqueId = JsonRead.Get(view.Properties, "order_id"u8);
+            uniqueId = view.Mappings.Tables.CheckoutUniqueId.First(view, out field);
             if (uniqueId.IsPresent() && !JsonRead.IsEmptyString(uniqueId))
             {
-                return JsonRead.CheckText(uniqueId, "properties.order_id");
+                return JsonRead.CheckText(uniqueId, field);
             }
         }
-        uniqueId = JsonRead.Get(view.Root, "messageId"u8);
+        if (view.StampedByIngest)
+        {
+            // The ingest writes its own messageId (checked there); the event's is not the one that will be sent.
+            uniqueId = default;
+            return null;
+        }
+        uniqueId = view.Mappings.Tables.UniqueId.First(view, out field);
         if (JsonRead.IsEmptyString(uniqueId))
         {
             uniqueId = default;
         }
-        return JsonRead.CheckText(uniqueId, "messageId");
+        return JsonRead.CheckText(uniqueId, field);
     }
 
     // Its own method so the closure is only allocated when flattening is on.
-    private static TransformResult.Invalid? WriteFlattenedProperties(Utf8JsonWriter writer, JsonElement properties, EcommerceEvent? ecommerce) =>
-        PropertyFlattener.WriteFlattened(writer, w => WriteProperties(w, properties, ecommerce));
+    private static TransformResult.Invalid? WriteFlattenedProperties(Utf8JsonWriter writer, EventView view, JsonElement properties, EcommerceEvent? ecommerce) =>
+        PropertyFlattener.WriteFlattened(writer, w => WriteProperties(w, view, properties, ecommerce));
 
-    private static TransformResult.Invalid? WriteProperties(Utf8JsonWriter writer, JsonElement properties, EcommerceEvent? ecommerce)
+    /// <summary>The event's properties, renamed for e-commerce; a null <paramref name="writer"/> runs the checks only.</summary>
+    private static TransformResult.Invalid? WriteProperties(Utf8JsonWriter? writer, EventView view, JsonElement properties, EcommerceEvent? ecommerce)
     {
-        writer.WriteStartObject();
+        writer?.WriteStartObject();
         var count = 0;
         if (properties.ValueKind == JsonValueKind.Object)
         {
+            var consumed = view.Mappings.ConsumedEventProperties;
             var hasItems = ecommerce is { MapsItems: true } && JsonRead.Get(properties, "items"u8).IsPresent();
             foreach (var property in properties.EnumerateObject())
             {
-                if (property.Value.ValueKind == JsonValueKind.Null || s_consumed.Contains(property))
+                if (property.Value.ValueKind == JsonValueKind.Null || consumed.Contains(property))
                 {
                     continue;
                 }
                 count++;
                 if (ecommerce is null)
                 {
+                    if (writer is null)
+                    {
+                        continue;
+                    }
                     property.WriteTo(writer);
                     continue;
                 }
                 if (ecommerce.MapsItems && (property.NameEquals("items"u8) || (!hasItems && property.NameEquals("products"u8))))
                 {
-                    writer.WritePropertyName(s_items);
+                    writer?.WritePropertyName(s_items);
                     if (WriteItems(writer, property) is { } error)
                     {
                         return error;
@@ -252,13 +265,19 @@ internal static class EventBody
                 var index = ecommerce.Properties.SourceIndex(property);
                 if (index >= 0)
                 {
-                    writer.WritePropertyName(ecommerce.Properties.Target(index));
-                    property.Value.WriteTo(writer);
+                    if (writer is not null)
+                    {
+                        writer.WritePropertyName(ecommerce.Properties.Target(index));
+                        property.Value.WriteTo(writer);
+                    }
                 }
                 else if (!ecommerce.Properties.IsShadowed(properties, property)
                     && !(ecommerce.MapsItems && property.NameEquals("Items"u8) && (hasItems || JsonRead.Get(properties, "products"u8).IsPresent())))
                 {
-                    property.WriteTo(writer);
+                    if (writer is not null)
+                    {
+                        property.WriteTo(writer);
+                    }
                 }
                 else
                 {
@@ -266,19 +285,19 @@ internal static class EventBody
                 }
             }
         }
-        writer.WriteEndObject();
+        writer?.WriteEndObject();
         return count > MaxProperties
             ? new TransformResult.Invalid("properties", $"must have at most {MaxProperties} properties")
             : null;
     }
 
-    private static TransformResult.Invalid? WriteItems(Utf8JsonWriter writer, JsonProperty items)
+    private static TransformResult.Invalid? WriteItems(Utf8JsonWriter? writer, JsonProperty items)
     {
         if (items.Value.ValueKind != JsonValueKind.Array)
         {
             return new TransformResult.Invalid("properties." + items.Name, "must be an array");
         }
-        writer.WriteStartArray();
+        writer?.WriteStartArray();
         var index = 0;
         foreach (var item in items.Value.EnumerateArray())
         {
@@ -290,6 +309,11 @@ internal static class EventBody
             if (item.ValueKind != JsonValueKind.Object)
             {
                 return new TransformResult.Invalid(string.Create(CultureInfo.InvariantCulture, $"properties.{items.Name}[{index}]"), "must be an object");
+            }
+            index++;
+            if (writer is null)
+            {
+                continue;
             }
             writer.WriteStartObject();
             var hasTotal = JsonRead.Get(item, "total"u8).IsPresent();
@@ -308,9 +332,8 @@ internal static class EventBody
                 }
             }
             writer.WriteEndObject();
-            index++;
         }
-        writer.WriteEndArray();
+        writer?.WriteEndArray();
         return null;
     }
 }

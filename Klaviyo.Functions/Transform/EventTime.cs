@@ -12,38 +12,33 @@ internal static class EventTime
     public static readonly DateTimeOffset Earliest = new(1990, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>Resolves the time; <paramref name="utc"/> is null when the event carries none (Klaviyo then uses arrival).</summary>
-    public static TransformResult.Invalid? Resolve(JsonElement root, DateTimeOffset now, out DateTime? utc)
+    public static TransformResult.Invalid? Resolve(EventView view, DateTimeOffset now, out DateTime? utc)
     {
         utc = null;
-        var value = JsonRead.Get(root, "timestamp"u8);
-        var field = "timestamp";
-        if (!value.IsPresent())
+        foreach (var candidate in view.Mappings.Tables.Time.In(view))
         {
-            value = JsonRead.Get(root, "originalTimestamp"u8);
-            field = "originalTimestamp";
-        }
-        if (!value.IsPresent())
-        {
-            value = JsonRead.Get(root, "receivedAt"u8);
-            field = "receivedAt";
-        }
-        if (!value.IsPresent())
-        {
+            if (view.StampedByIngest && candidate.Source.Path == KlaviyoTransformer.ReceivedAtField)
+            {
+                // The ingest replaces it with its own stamp, which is valid.
+                return null;
+            }
+            var value = candidate.Value;
+            var field = candidate.Field;
+            if (value.ValueKind != JsonValueKind.String || !TryParse(value, out var time))
+            {
+                return new TransformResult.Invalid(field, "must be an ISO-8601 date-time");
+            }
+            if (time < Earliest)
+            {
+                return new TransformResult.Invalid(field, "must not be before 1990-01-01");
+            }
+            if (time > now.AddYears(1))
+            {
+                return new TransformResult.Invalid(field, "must not be more than a year in the future");
+            }
+            utc = time.UtcDateTime;
             return null;
         }
-        if (value.ValueKind != JsonValueKind.String || !TryParse(value, out var time))
-        {
-            return new TransformResult.Invalid(field, "must be an ISO-8601 date-time");
-        }
-        if (time < Earliest)
-        {
-            return new TransformResult.Invalid(field, "must not be before 1990-01-01");
-        }
-        if (time > now.AddYears(1))
-        {
-            return new TransformResult.Invalid(field, "must not be more than a year in the future");
-        }
-        utc = time.UtcDateTime;
         return null;
     }
 

@@ -42,6 +42,49 @@ internal sealed class EventView
 
     public string TraitPrimaryName => Type == EventType.Identify ? "traits" : "context.traits";
 
+    /// <summary>True when the trait object's upper layer is <c>traits</c> (identify).</summary>
+    public bool TraitPrimaryIsTraits => Type == EventType.Identify;
+
+    /// <summary>The rule tables this event is mapped with.</summary>
+    public Mappings Mappings { get; private set; } = Mappings.Default;
+
+    private JsonElement _address;
+    private JsonElement _company;
+    private bool _addressFromTraits;
+    private bool _companyFromTraits;
+    private bool _addressResolved;
+    private bool _companyResolved;
+
+    /// <summary>
+    /// The trait object's <c>address</c> (or <c>company</c>) when it is an object (first present in the trait object),
+    /// else <c>default</c>; <paramref name="fromTraits"/> tells which layer it came from. Looked up once per event.
+    /// </summary>
+    public JsonElement TraitObjectChild(bool isAddress, out bool fromTraits)
+    {
+        if (isAddress ? !_addressResolved : !_companyResolved)
+        {
+            var key = isAddress ? "address"u8 : "company"u8;
+            var value = JsonRead.Get(TraitPrimary, key);
+            var upper = TraitPrimaryIsTraits;
+            if (!value.IsPresent())
+            {
+                value = JsonRead.Get(TraitSecondary, key);
+                upper = false;
+            }
+            value = value.ValueKind == JsonValueKind.Object ? value : default;
+            if (isAddress)
+            {
+                (_address, _addressFromTraits, _addressResolved) = (value, upper, true);
+            }
+            else
+            {
+                (_company, _companyFromTraits, _companyResolved) = (value, upper, true);
+            }
+        }
+        fromTraits = isAddress ? _addressFromTraits : _companyFromTraits;
+        return isAddress ? _address : _company;
+    }
+
     public Identity Identity { get; set; } = null!;
 
     public List<string>? Warnings { get; private set; }
@@ -62,34 +105,6 @@ internal sealed class EventView
         return value;
     }
 
-    /// <summary>Looks a key up in the trait object when only presence and value matter (no field name needed).</summary>
-    public JsonElement Trait(ReadOnlySpan<byte> key)
-    {
-        var value = JsonRead.Get(TraitPrimary, key);
-        return value.IsPresent() ? value : JsonRead.Get(TraitSecondary, key);
-    }
-
-    /// <summary>
-    /// Looks a control key up in the merged control object (<c>traits.properties</c> over
-    /// <c>context.traits.properties</c>); <paramref name="field"/> names where it was found, or the upper layer when absent.
-    /// </summary>
-    /// <remarks>The two field names are passed in whole (constants) so a lookup builds no string.</remarks>
-    public JsonElement Control(ReadOnlySpan<byte> key, string upperField, string lowerField, out string field)
-    {
-        var value = JsonRead.Get(ControlProperties, key);
-        if (!value.IsPresent())
-        {
-            var lower = JsonRead.Get(ContextControlProperties, key);
-            if (lower.IsPresent())
-            {
-                field = lowerField;
-                return lower;
-            }
-        }
-        field = upperField;
-        return value;
-    }
-
     /// <summary>Drops this thread's references into the last event, so a finished event's document is not kept alive.</summary>
     public static void Release()
     {
@@ -97,13 +112,24 @@ internal sealed class EventView
         {
             view.Root = view.Context = view.Traits = view.ContextTraits = view.Properties = default;
             view.ControlProperties = view.ContextControlProperties = view.Location = default;
+            view._address = view._company = default;
+            view._addressResolved = view._companyResolved = false;
             view.Identity?.Release();
             view.Identity = null!;
             view.Warnings = null;
         }
     }
 
-    public static TransformResult.Invalid? Create(JsonElement root, EventType type, out EventView? view)
+    /// <summary>Checks only, no request bodies (the ingest's validate-only path).</summary>
+    public bool ValidateOnly { get; private set; }
+
+    /// <summary>
+    /// The event is checked before the ingest stamps it: its <c>messageId</c> and <c>receivedAt</c> will be the
+    /// ingest's own (valid by construction), so the event's values of those are not the transform's to check.
+    /// </summary>
+    public bool StampedByIngest { get; private set; }
+
+    public static TransformResult.Invalid? Create(JsonElement root, EventType type, Mappings mappings, TransformMode mode, out EventView? view)
     {
         view = null;
         if (JsonRead.Object(root, "context"u8, "context", out var context) is { } e1)
@@ -141,6 +167,11 @@ internal sealed class EventView
         }
         view = t_reused ??= new EventView();
         view.Type = type;
+        view.Mappings = mappings;
+        view.ValidateOnly = mode != TransformMode.Build;
+        view.StampedByIngest = mode == TransformMode.CheckBeforeIngestStamp;
+        view._address = view._company = default;
+        view._addressResolved = view._companyResolved = false;
         view.Root = root;
         view.Context = context;
         view.Traits = traits;
@@ -154,4 +185,17 @@ internal sealed class EventView
         view.Warnings = null;
         return null;
     }
+}
+
+/// <summary>How far a transform goes.</summary>
+internal enum TransformMode : byte
+{
+    /// <summary>Every check, then the request bodies.</summary>
+    Build,
+
+    /// <summary>Every check, no bodies.</summary>
+    Check,
+
+    /// <summary>As <see cref="Check"/>, for an event the ingest has not stamped yet (its messageId and receivedAt are replaced).</summary>
+    CheckBeforeIngestStamp,
 }

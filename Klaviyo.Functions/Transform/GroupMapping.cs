@@ -12,49 +12,44 @@ internal static class GroupMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options)
     {
-        var groupId = JsonRead.Get(view.Root, "groupId"u8);
-        var error = ListMembership.ReadListId(groupId, "groupId", out var listId);
+        var tables = view.Mappings.Tables;
+        var groupId = tables.GroupListId.First(view, out var groupIdField);
+        var error = ListMembership.ReadListId(groupId, groupIdField, out var listId);
         if (error is not null)
         {
             return error;
         }
         if (listId is null)
         {
-            return new TransformResult.Invalid("groupId", "is required for group events (it is the Klaviyo list id)");
+            return new TransformResult.Invalid(tables.GroupListId.Sources[0].UpperField, "is required for group events (it is the Klaviyo list id)");
         }
+        return ListControls.Plan(view, options, listId, tables.GroupSubscribe, tables.GroupConsent, tables.GroupSmsConsent);
+    }
+}
 
-        if (JsonRead.Flag(JsonRead.Get(view.Traits, "subscribe"u8), "traits.subscribe", out var subscribe) is { } e1)
+/// <summary>
+/// The list controls identify and group share (spec 5): <c>subscribe</c>, consent and SMS consent, each the first
+/// present of its rule, else the setting; then profile-import and the list step.
+/// </summary>
+internal static class ListControls
+{
+    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, SourceList subscribeRule, SourceList consentRule, SourceList smsRule)
+    {
+        var subscribeValue = subscribeRule.First(view, out var subscribeField);
+        if (JsonRead.Flag(subscribeValue, subscribeField, out var subscribe) is { } e1)
         {
             return e1;
         }
-        if (ReadConsent(view, out var consent) is { } e2)
+        var consentValue = consentRule.First(view, out var consentField);
+        if (ListMembership.ReadConsent(consentValue, consentField, out var consent) is { } e2)
         {
             return e2;
         }
-        if (ReadSmsConsent(view, out var smsConsent) is { } e3)
+        var smsValue = smsRule.First(view, out var smsField);
+        if (JsonRead.Flag(smsValue, smsField, out var smsConsent) is { } e3)
         {
             return e3;
         }
         return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent);
-    }
-
-    private static TransformResult.Invalid? ReadConsent(EventView view, out ConsentChannels? consent)
-    {
-        var error = ListMembership.ReadConsent(JsonRead.Get(view.Traits, "consent"u8), "traits.consent", out consent);
-        if (error is null && consent is null)
-        {
-            error = ListMembership.ReadConsent(JsonRead.Get(view.ContextTraits, "consent"u8), "context.traits.consent", out consent);
-        }
-        return error;
-    }
-
-    private static TransformResult.Invalid? ReadSmsConsent(EventView view, out bool? smsConsent)
-    {
-        var error = JsonRead.Flag(JsonRead.Get(view.Traits, "smsConsent"u8), "traits.smsConsent", out smsConsent);
-        if (error is null && smsConsent is null)
-        {
-            error = JsonRead.Flag(JsonRead.Get(view.ContextTraits, "smsConsent"u8), "context.traits.smsConsent", out smsConsent);
-        }
-        return error;
     }
 }

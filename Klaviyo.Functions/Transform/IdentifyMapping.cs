@@ -8,30 +8,22 @@ internal static class IdentifyMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options)
     {
-        var error = ListMembership.ReadListId(options, view.Control("listId"u8, "traits.properties.listId", "context.traits.properties.listId", out var listIdField), listIdField, out var listId);
-        if (error is null && listId is null)
+        var tables = view.Mappings.Tables;
+        // listId: the first source that names a list (an empty string names none), else the ListId setting.
+        string? listId = null;
+        foreach (var candidate in tables.IdentifyListId.In(view))
         {
-            error = ListMembership.ReadListId(options, JsonRead.Get(view.Properties, "listId"u8), "properties.listId", out listId);
+            if (ListMembership.ReadListId(options, candidate.Value, candidate.Field, out listId) is { } error)
+            {
+                return error;
+            }
+            if (listId is not null)
+            {
+                break;
+            }
         }
         listId ??= string.IsNullOrEmpty(options.ListId) ? null : options.ListId;
-        if (error is not null)
-        {
-            return error;
-        }
-        if (JsonRead.Flag(view.Control("subscribe"u8, "traits.properties.subscribe", "context.traits.properties.subscribe", out var subscribeField), subscribeField, out var subscribe) is { } e1)
-        {
-            return e1;
-        }
-        if (ListMembership.ReadConsent(view.Control("consent"u8, "traits.properties.consent", "context.traits.properties.consent", out var consentField), consentField, out var consent) is { } e2)
-        {
-            return e2;
-        }
-        if (JsonRead.Flag(view.Control("smsConsent"u8, "traits.properties.smsConsent", "context.traits.properties.smsConsent", out var smsField), smsField, out var smsConsent) is { } e3)
-        {
-            return e3;
-        }
-
-        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent);
+        return ListControls.Plan(view, options, listId, tables.IdentifySubscribe, tables.IdentifyConsent, tables.IdentifySmsConsent);
     }
 }
 
@@ -42,6 +34,10 @@ internal static class ProfileImport
 
     public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, bool subscribe, ConsentChannels consent, bool smsConsent)
     {
+        if (view.ValidateOnly)
+        {
+            return (TransformResult?)ProfileBuilder.Write(null, view, options, forEvent: false) ?? TransformResult.Planned.Checked;
+        }
         var writer = BodyBuffers.Body();
         writer.WriteStartObject();
         writer.WritePropertyName(s_data);

@@ -44,37 +44,29 @@ internal sealed class Identity
     public static TransformResult.Invalid? Resolve(EventView view, KlaviyoOptions options, out Identity identity)
     {
         identity = null!;
-        // Every type, group included, takes identity from spec 4.1's sources in order: a group whose email is only in
-        // traits subscribes that email. Group profile attributes still come from context.traits (spec 4.2).
-        var traits = view.Traits;
-        var contextTraits = view.ContextTraits;
-
-        if (UserIdOf(view.Root, traits, contextTraits, out var userId) is { } e1)
+        // Every type, group included, takes identity from spec 4.1's sources in order (MappingTables): a group whose
+        // email is only in traits subscribes that email. Group profile attributes still come from context.traits (spec 4.2).
+        var tables = view.Mappings.Tables;
+        if (FirstText(view, tables.UserId, out var userId) is { } e1)
         {
             return e1;
         }
-        if (JsonRead.Text(JsonRead.Get(view.Root, "anonymousId"u8), "anonymousId", out EventText anonymousId) is { } e2)
+        if (FirstText(view, tables.AnonymousId, out var anonymousId) is { } e2)
         {
             return e2;
         }
-        if (FirstString(traits, contextTraits, view.Properties, "email"u8, "email", out var emailElement, out _) is { } e3)
+        if (FirstString(view, tables.Email, allowNumber: false, out var emailElement, out _) is { } e3)
         {
             return e3;
         }
         var email = emailElement.ValueKind == JsonValueKind.Undefined ? default : EventText.Of(emailElement);
-        if (FirstString(traits, contextTraits, view.Properties, "phone"u8, "phone", out var phoneElement, out var phoneField) is { } e4)
+        if (FirstString(view, tables.Phone, allowNumber: true, out var phoneElement, out var phoneField) is { } e4)
         {
             return e4;
         }
         var phoneText = phoneElement.ValueKind == JsonValueKind.Undefined ? default : EventText.Of(phoneElement);
 
-        var kx = JsonRead.Get(traits, "_kx"u8);
-        var kxField = "traits._kx";
-        if (!kx.IsPresent())
-        {
-            kx = JsonRead.Get(contextTraits, "_kx"u8);
-            kxField = "context.traits._kx";
-        }
+        var kx = tables.Kx.First(view, out var kxField);
         if (kx.IsPresent() && kx.ValueKind != JsonValueKind.String)
         {
             return new TransformResult.Invalid(kxField, "must be a string");
@@ -158,47 +150,39 @@ internal sealed class Identity
         return null;
     }
 
-    private static TransformResult.Invalid? UserIdOf(JsonElement root, JsonElement traits, JsonElement contextTraits, out EventText value)
+    // The first source that holds text (a string or a number); an empty string counts as absent, another JSON type is an error.
+    private static TransformResult.Invalid? FirstText(EventView view, SourceList rule, out EventText value)
     {
-        var error = JsonRead.Text(JsonRead.Get(root, "userId"u8), "userId", out value);
-        if (error is not null || value.IsPresent)
+        value = default;
+        foreach (var candidate in rule.In(view))
         {
-            return error;
+            var error = JsonRead.Text(candidate.Value, candidate.Field, out value);
+            if (error is not null || value.IsPresent)
+            {
+                return error;
+            }
         }
-        error = JsonRead.Text(JsonRead.Get(traits, "userId"u8), "traits.userId", out value);
-        if (error is not null || value.IsPresent)
-        {
-            return error;
-        }
-        return JsonRead.Text(JsonRead.Get(contextTraits, "userId"u8), "context.traits.userId", out value);
+        return null;
     }
 
-    // Email and phone: the first non-empty string of traits, context.traits, properties.
-    private static TransformResult.Invalid? FirstString(
-        JsonElement traits, JsonElement contextTraits, JsonElement properties, ReadOnlySpan<byte> key, string keyName,
-        out JsonElement element, out string field)
+    // Email and phone: the first non-empty string (a phone may also be a number); another JSON type is an error.
+    private static TransformResult.Invalid? FirstString(EventView view, SourceList rule, bool allowNumber, out JsonElement element, out string field)
     {
         element = default;
         field = "";
-        for (var source = 0; source < 3; source++)
+        foreach (var candidate in rule.In(view))
         {
-            var parent = source switch { 0 => traits, 1 => contextTraits, _ => properties };
-            var candidate = JsonRead.Get(parent, key);
-            if (!candidate.IsPresent())
+            var value = candidate.Value;
+            if (value.ValueKind != JsonValueKind.String && !(allowNumber && value.ValueKind == JsonValueKind.Number))
+            {
+                return new TransformResult.Invalid(candidate.Field, "must be a string");
+            }
+            if (JsonRead.IsEmptyString(value))
             {
                 continue;
             }
-            var prefix = source switch { 0 => "traits.", 1 => "context.traits.", _ => "properties." };
-            if (candidate.ValueKind != JsonValueKind.String && !(keyName == "phone" && candidate.ValueKind == JsonValueKind.Number))
-            {
-                return new TransformResult.Invalid(prefix + keyName, "must be a string");
-            }
-            if (JsonRead.IsEmptyString(candidate))
-            {
-                continue;
-            }
-            element = candidate;
-            field = prefix + keyName;
+            element = value;
+            field = candidate.Field;
             return null;
         }
         return null;

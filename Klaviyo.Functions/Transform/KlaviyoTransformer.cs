@@ -14,6 +14,12 @@ public sealed class KlaviyoTransformer
 {
     public const string AliasSkipReason = "alias events are not sent: Klaviyo has no alias call";
 
+    /// <summary>The field the ingest stamps with the time it received the event (spec section 7).</summary>
+    public const string ReceivedAtField = "receivedAt";
+
+    /// <summary>The field that carries the event's id; the ingest keeps a valid one or writes a new one.</summary>
+    public const string MessageIdField = "messageId";
+
     private static readonly JsonDocumentOptions s_documentOptions = new() { MaxDepth = 64 };
 
     public KlaviyoTransformer(IOptions<KlaviyoOptions> options, TimeProvider timeProvider)
@@ -22,16 +28,28 @@ public sealed class KlaviyoTransformer
     }
 
     public KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider = null)
+        : this(options, timeProvider, null)
+    {
+    }
+
+    /// <param name="tables">The mapping rules; the standard ones (<see cref="MappingTables.Default"/>) when null.</param>
+    internal KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider, MappingTables? tables)
     {
         Options = options;
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _mappings = tables is null || ReferenceEquals(tables, MappingTables.Default) ? Mappings.Default : new Mappings(tables);
     }
+
+    private readonly Mappings _mappings;
 
     public KlaviyoOptions Options { get; }
 
     public TimeProvider TimeProvider { get; }
 
-    /// <summary>Transforms a UTF-8 JSON event. Never throws for bad input: malformed JSON is <see cref="TransformResult.Malformed"/>.</summary>
+    /// <summary>
+    /// Transforms a UTF-8 JSON event. Never throws for bad input: malformed JSON is <see cref="TransformResult.Malformed"/>,
+    /// a permanent error <see cref="TransformResult.Invalid"/>. An exception is a bug.
+    /// </summary>
     public TransformResult Transform(ReadOnlySpan<byte> utf8Json)
     {
         if (utf8Json.IsEmpty)
@@ -48,6 +66,7 @@ public sealed class KlaviyoTransformer
         try
         {
             utf8Json.CopyTo(buffer);
+            LoneSurrogates.Replace(buffer.AsSpan(0, utf8Json.Length));
             JsonDocument document;
             try
             {
@@ -68,32 +87,65 @@ public sealed class KlaviyoTransformer
         }
     }
 
+    /// <summary>
+    /// The permanent error an event as the ingest will queue it would be dead-lettered for (spec sections 4–5 under
+    /// the current settings), or null when it can be delivered or is deliberately skipped. Runs every check of
+    /// <see cref="Transform(JsonElement)"/> through the same mapping code without building a request body.
+    /// </summary>
+    /// <param name="event">The event as sent, before the ingest stamps it.</param>
+    /// <param name="type">The type the ingest settled on (from the event or the route).</param>
+    public TransformResult? CheckBeforeIngest(JsonElement @event, EventType type)
+    {
+        var result = RunParsed(@event, TransformMode.CheckBeforeIngestStamp, type);
+        return result is TransformResult.Invalid or TransformResult.Malformed ? result : null;
+    }
+
+    /// <summary>Every check of <see cref="Transform(JsonElement)"/>, no request built: a deliverable event is
+    /// <see cref="TransformResult.Planned.Checked"/>.</summary>
+    internal TransformResult Check(JsonElement @event) => RunParsed(@event, TransformMode.Check, null);
+
+    // An element parsed elsewhere may hold lone surrogate escapes (which System.Text.Json will not read as text): those
+    // are read from a copy with U+FFFD in their place, as the bytes path reads them.
+    private TransformResult RunParsed(JsonElement @event, TransformMode mode, EventType? type)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(@event);
+        if (!LoneSurrogates.Any(raw))
+        {
+            return Run(@event, raw.Length, mode, type);
+        }
+        var copy = raw.ToArray();
+        LoneSurrogates.Replace(copy);
+        using var document = JsonDocument.Parse(copy, s_documentOptions);
+        return Run(document.RootElement, copy.Length, mode, type);
+    }
+
     /// <summary>Transforms an already parsed event.</summary>
     public TransformResult Transform(JsonElement @event)
     {
-        int size;
         try
         {
-            size = @event.ValueKind == JsonValueKind.Undefined ? 0 : JsonMarshal.GetRawUtf8Value(@event).Length;
+            if (@event.ValueKind == JsonValueKind.Undefined)
+            {
+                return Transform(@event, 0);
+            }
+            _ = JsonMarshal.GetRawUtf8Value(@event);
         }
         catch (ObjectDisposedException)
         {
             return new TransformResult.Malformed("the event's JSON document was disposed");
         }
-        return Transform(@event, size);
+        return RunParsed(@event, TransformMode.Build, null);
     }
 
-    private TransformResult Transform(JsonElement @event, int size)
+    // Bad input is a result; an exception is a bug in this code and is left to surface as one (spec section 6): the
+    // ingest answers 500 and the relay retries, then dead-letters ProcessingFailed. It is never blamed on the sender.
+    private TransformResult Transform(JsonElement @event, int size) => Run(@event, size, TransformMode.Build, null);
+
+    private TransformResult Run(JsonElement @event, int size, TransformMode mode, EventType? knownType)
     {
         try
         {
-            return TransformCore(@event, size);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // A bug, not bad input: keep the message (dead-lettered, replayable) and name only the exception type,
-            // never its text, which could carry event data.
-            return new TransformResult.Invalid("event", $"could not be transformed ({ex.GetType().Name})");
+            return TransformCore(@event, size, mode, knownType);
         }
         finally
         {
@@ -101,11 +153,15 @@ public sealed class KlaviyoTransformer
         }
     }
 
-    private TransformResult TransformCore(JsonElement root, int size)
+    private TransformResult TransformCore(JsonElement root, int size, TransformMode mode, EventType? knownType)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
             return new TransformResult.Malformed($"the event is a JSON {Describe(root.ValueKind)}, not an object");
+        }
+        if (knownType is { } settled)
+        {
+            return Map(root, size, settled, mode);
         }
 
         var typeElement = JsonRead.Get(root, "type"u8);
@@ -117,15 +173,16 @@ public sealed class KlaviyoTransformer
         {
             return new TransformResult.Invalid("type", "must be a string");
         }
-        if (!TryParseWireType(typeElement, out var type))
+        if (!EventTypes.TryParse(typeElement, out var type))
         {
-            var typeName = typeElement.GetString();
-            if (!EventTypes.TryParse(typeName, out type))
-            {
-                return new TransformResult.Invalid("type", $"'{Truncate(typeName!)}' is not one of identify, track, page, screen, group, alias");
-            }
+            return new TransformResult.Invalid("type", $"'{Truncate(typeElement.GetString()!)}' is not one of {EventTypes.NameList}");
         }
 
+        return Map(root, size, type, mode);
+    }
+
+    private TransformResult Map(JsonElement root, int size, EventType type, TransformMode mode)
+    {
         if (type == EventType.Alias)
         {
             return new TransformResult.Skipped(AliasSkipReason);
@@ -139,7 +196,7 @@ public sealed class KlaviyoTransformer
         {
             return sizeError;
         }
-        if (EventView.Create(root, type, out var view) is { } shapeError)
+        if (EventView.Create(root, type, _mappings, mode, out var view) is { } shapeError)
         {
             return shapeError;
         }
@@ -158,19 +215,6 @@ public sealed class KlaviyoTransformer
             EventType.Group => GroupMapping.Map(view, Options),
             _ => new TransformResult.Invalid("type", "is not supported"),
         };
-    }
-
-    // The wire names as SDKs send them, compared without allocating; anything else takes EventTypes.TryParse's rules.
-    private static bool TryParseWireType(JsonElement value, out EventType type)
-    {
-        type = value.ValueEquals("track"u8) ? EventType.Track
-            : value.ValueEquals("identify"u8) ? EventType.Identify
-            : value.ValueEquals("page"u8) ? EventType.Page
-            : value.ValueEquals("screen"u8) ? EventType.Screen
-            : value.ValueEquals("group"u8) ? EventType.Group
-            : value.ValueEquals("alias"u8) ? EventType.Alias
-            : (EventType)(-1);
-        return type != (EventType)(-1);
     }
 
     private static string Describe(JsonValueKind kind) => kind switch

@@ -8,30 +8,30 @@ internal static class TrackMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
-        var @event = JsonRead.Get(view.Root, "event"u8);
+        var @event = view.Mappings.Tables.TrackName.First(view, out var field);
         if (@event.ValueKind == JsonValueKind.Undefined)
         {
-            return new TransformResult.Invalid("event", "is required for track events");
+            return new TransformResult.Invalid(field, "is required for track events");
         }
         if (@event.ValueKind != JsonValueKind.String)
         {
-            return new TransformResult.Invalid("event", "must be a string");
+            return new TransformResult.Invalid(field, "must be a string");
         }
         if (EventBody.IsPlainName(@event))
         {
-            var known = EcommerceEvent.Find(EventBody.PlainText(@event));
+            var known = view.Mappings.FindEcommerce(EventBody.PlainText(@event));
             return EventBody.Build(view, options, now, known is null ? MetricName.Plain(@event) : known.MetricName, view.Properties, known);
         }
         var name = @event.GetString()!.Trim();
         if (name.Length == 0)
         {
-            return new TransformResult.Invalid("event", "must not be empty");
+            return new TransformResult.Invalid(field, "must not be empty");
         }
-        if (EventBody.CheckMetricName(name, "event") is { } error)
+        if (EventBody.CheckMetricName(name, field) is { } error)
         {
             return error;
         }
-        var ecommerce = EcommerceEvent.Find(name);
+        var ecommerce = view.Mappings.FindEcommerce(name);
         return EventBody.Build(view, options, now, ecommerce?.MetricName ?? name, view.Properties, ecommerce);
     }
 }
@@ -41,49 +41,28 @@ internal static class ScreenMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
-        var plain = JsonRead.Get(view.Root, "name"u8);
+        var rule = view.Mappings.Tables.ScreenName;
+        var plain = rule.First(view);
         if (EventBody.IsPlainName(plain))
         {
             return EventBody.Build(view, options, now, MetricName.Plain(plain), view.Properties, ecommerce: null);
         }
-        var error = NameOf(plain, "name", out var name);
-        if (error is null && name is null)
+        // The first source that holds a non-blank string; a present value of another JSON type is an error.
+        foreach (var candidate in rule.In(view))
         {
-            error = NameOf(JsonRead.Get(view.Properties, "name"u8), "properties.name", out name);
+            if (candidate.Value.ValueKind != JsonValueKind.String)
+            {
+                return new TransformResult.Invalid(candidate.Field, "must be a string");
+            }
+            var trimmed = candidate.Value.GetString()!.Trim();
+            if (trimmed.Length == 0)
+            {
+                continue;
+            }
+            return EventBody.CheckMetricName(trimmed, candidate.Field)
+                ?? EventBody.Build(view, options, now, trimmed, view.Properties, ecommerce: null);
         }
-        if (error is null && name is null)
-        {
-            error = NameOf(JsonRead.Get(view.Root, "event"u8), "event", out name);
-        }
-        if (error is not null)
-        {
-            return error;
-        }
-        if (name is null)
-        {
-            return new TransformResult.Invalid("name", "is required for screen events (name, properties.name or event)");
-        }
-        return EventBody.Build(view, options, now, name, view.Properties, ecommerce: null);
-    }
-
-    private static TransformResult.Invalid? NameOf(JsonElement value, string field, out string? name)
-    {
-        name = null;
-        if (!value.IsPresent())
-        {
-            return null;
-        }
-        if (value.ValueKind != JsonValueKind.String)
-        {
-            return new TransformResult.Invalid(field, "must be a string");
-        }
-        var trimmed = value.GetString()!.Trim();
-        if (trimmed.Length == 0)
-        {
-            return null;
-        }
-        name = trimmed;
-        return EventBody.CheckMetricName(trimmed, field);
+        return new TransformResult.Invalid(rule.Sources[0].UpperField, $"is required for screen events ({rule.Describe()})");
     }
 }
 
@@ -98,11 +77,11 @@ internal static class PageMapping
 
     public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
-        if (Part(view, "name"u8, "name", out var name) is { } e1)
+        if (Part(view, view.Mappings.Tables.PageName, out var name) is { } e1)
         {
             return e1;
         }
-        if (Part(view, "category"u8, "category", out var category) is { } e2)
+        if (Part(view, view.Mappings.Tables.PageCategory, out var category) is { } e2)
         {
             return e2;
         }
@@ -117,27 +96,24 @@ internal static class PageMapping
         return EventBody.Build(view, options, now, metric, properties, ecommerce: null);
     }
 
-    // A part of the page name: the top-level field, else the same key in properties.
-    private static TransformResult.Invalid? Part(EventView view, ReadOnlySpan<byte> key, string keyName, out string? value)
+    // A part of the page name: the first source that is not an empty string decides (a blank one means no part).
+    private static TransformResult.Invalid? Part(EventView view, SourceList rule, out string? value)
     {
         value = null;
-        var element = JsonRead.Get(view.Root, key);
-        var field = keyName;
-        if (!element.IsPresent() || JsonRead.IsEmptyString(element))
+        foreach (var candidate in rule.In(view))
         {
-            element = JsonRead.Get(view.Properties, key);
-            field = "properties." + keyName;
-        }
-        if (!element.IsPresent())
-        {
+            if (JsonRead.IsEmptyString(candidate.Value))
+            {
+                continue;
+            }
+            if (candidate.Value.ValueKind != JsonValueKind.String)
+            {
+                return new TransformResult.Invalid(candidate.Field, "must be a string");
+            }
+            var trimmed = candidate.Value.GetString()!.Trim();
+            value = trimmed.Length == 0 ? null : trimmed;
             return null;
         }
-        if (element.ValueKind != JsonValueKind.String)
-        {
-            return new TransformResult.Invalid(field, "must be a string");
-        }
-        var trimmed = element.GetString()!.Trim();
-        value = trimmed.Length == 0 ? null : trimmed;
         return null;
     }
 }

@@ -9,7 +9,11 @@ public abstract record TransformResult
     private TransformResult() { }
 
     /// <summary>The event becomes these Klaviyo calls.</summary>
-    public sealed record Planned(RequestPlan Plan) : TransformResult;
+    public sealed record Planned(RequestPlan Plan) : TransformResult
+    {
+        /// <summary>What the validate-only path answers for a deliverable event: no calls built.</summary>
+        internal static readonly Planned Checked = new(new RequestPlan([]));
+    }
 
     /// <summary>Deliberately not sent (page without <c>SendPageAsTrack</c>, alias); the message is completed.</summary>
     public sealed record Skipped(string Reason) : TransformResult;

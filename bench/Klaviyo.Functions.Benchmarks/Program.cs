@@ -1,31 +1,24 @@
-using System.Diagnostics;
 using BenchmarkDotNet.Running;
 using Klaviyo.Functions.Benchmarks;
 using Klaviyo.Functions.Transform;
 
-// `--quick`: a plain single-threaded loop over the mix for a fast figure (events/s, bytes allocated per event).
-// `--by-type`: the same per event type (see ByType). Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
+// `--quick`: a plain single-threaded loop over the mix beside its floor (System.Text.Json parse + write), with the ratio.
+// `--ingest`: the ingest over HTTP beside a bare Kestrel + JsonDocument floor, with the ratio (see IngestBenchmark).
+// `--by-type`: the transform per event type (see ByType). Anything else goes to BenchmarkDotNet (for example `--filter *Transform*`).
 if (args.Contains("--quick"))
 {
     var events = EventMix.Load();
     var transformer = new KlaviyoTransformer(EventMix.Settings());
-    // Warm up for a few seconds so tiered JIT has replaced the first-tier code before the timed loop.
-    var warmUp = Stopwatch.StartNew();
-    while (warmUp.Elapsed < TimeSpan.FromSeconds(3))
-    {
-        TransformBenchmarks.TransformAll(transformer, events);
-    }
-    var rounds = 30;
-    var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-    var watch = Stopwatch.StartNew();
-    for (var i = 0; i < rounds; i++)
-    {
-        TransformBenchmarks.TransformAll(transformer, events);
-    }
-    watch.Stop();
-    var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-    var total = (double)rounds * events.Length;
-    Console.WriteLine($"transform: {total / watch.Elapsed.TotalSeconds:N0} events/s on one thread, {allocated / total:N0} bytes allocated per event ({total:N0} events)");
+    var (transform, floor) = Quick.Compare(events.Length, () => TransformBenchmarks.TransformAll(transformer, events), () => JsonFloor.ParseAndWriteAll(events));
+    Console.WriteLine($"floor (System.Text.Json parse + write): {floor.EventsPerSecond:N0} events/s on one thread, {floor.BytesPerEvent:N0} bytes allocated per event");
+    Console.WriteLine($"transform (every request body built):   {transform.EventsPerSecond:N0} events/s on one thread, {transform.BytesPerEvent:N0} bytes allocated per event");
+    Console.WriteLine($"transform / floor: {transform.EventsPerSecond / floor.EventsPerSecond:N2} ({30 * events.Length:N0} events each, alternating rounds, {Environment.ProcessorCount} cores, .NET {Environment.Version})");
+    return;
+}
+
+if (args.Contains("--ingest"))
+{
+    await IngestBenchmark.RunAsync(secondsPerPhase: Arg("--seconds", 2), rounds: (int)Arg("--rounds", 10), concurrency: (int)Arg("--concurrency", 8));
     return;
 }
 
@@ -36,3 +29,9 @@ if (args.Contains("--by-type"))
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(TransformBenchmarks).Assembly).Run(args);
+
+double Arg(string name, double fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+}

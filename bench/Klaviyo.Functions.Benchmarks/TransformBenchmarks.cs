@@ -3,7 +3,10 @@ using Klaviyo.Functions.Transform;
 
 namespace Klaviyo.Functions.Benchmarks;
 
-/// <summary>The whole standard mix through the transform, building every request body (profile id filled in).</summary>
+/// <summary>
+/// The whole standard mix through the transform, building every request body (profile id filled in), beside its floor
+/// (System.Text.Json parse + write of the same events, <see cref="JsonFloor"/>).
+/// </summary>
 [MemoryDiagnoser]
 public class TransformBenchmarks
 {
@@ -17,6 +20,9 @@ public class TransformBenchmarks
         _events = EventMix.Load();
         _transformer = new KlaviyoTransformer(EventMix.Settings());
     }
+
+    [Benchmark(OperationsPerInvoke = MixSize, Baseline = true)]
+    public long FloorParseAndWrite() => JsonFloor.ParseAndWriteAll(_events);
 
     [Benchmark(OperationsPerInvoke = MixSize)]
     public long TransformMix() => TransformAll(_transformer, _events);
