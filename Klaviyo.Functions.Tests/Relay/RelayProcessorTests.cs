@@ -184,6 +184,7 @@ public sealed class RelayProcessorTests
         host.Client,
         new RetrySchedule(() => 0.5),
         Microsoft.Extensions.Options.Options.Create(new RelayOptions { MaxAttempts = maxAttempts }),
+        Microsoft.Extensions.Options.Options.Create(new KlaviyoOptions { PrivateApiKey = RelayTestHost.ApiKey }),
         host.Services.GetRequiredService<RelayMetrics>(),
         host.Services.GetRequiredService<ILogger<RelayProcessor>>());
 
