@@ -19,12 +19,6 @@ public enum EventType
 
 public static class EventTypes
 {
-    /// <summary>
-    /// The types as a route-regex alternation. An attribute needs a constant, so this one is written out; a test holds
-    /// it equal to <see cref="All"/>.
-    /// </summary>
-    public const string RoutePattern = "identify|track|page|screen|group|alias";
-
     /// <summary>Every type, in declaration order.</summary>
     public static readonly IReadOnlyList<EventType> All = Enum.GetValues<EventType>();
 

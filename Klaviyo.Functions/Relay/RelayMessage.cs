@@ -100,7 +100,10 @@ public static class RelayMessage
     private static string Root(string eventMessageId) =>
         eventMessageId.Length <= MaxPlainEventIdLength
             ? eventMessageId
-            : $"{Separator}{HashPart}{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(eventMessageId)))}";
+            : $"{Separator}{HashPart}{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(eventMessageId)))[..HashHexLength]}";
+
+    /// <summary>192 bits of the hash: the hashed root (<c>␟sha256:</c> + 48) is no longer than a readable one.</summary>
+    private const int HashHexLength = MaxPlainEventIdLength - 1 - 7;
 
     private static string WithoutAttempt(string copyMessageId) => WithoutPart(copyMessageId, AttemptPart);
 
