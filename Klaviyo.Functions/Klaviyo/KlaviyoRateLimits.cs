@@ -47,6 +47,10 @@ public sealed class KlaviyoRateLimits : IDisposable
         KlaviyoEndpoint.ProfileImport => (75, 750),
         KlaviyoEndpoint.SubscribeProfiles => (75, 750),
         KlaviyoEndpoint.AddProfilesToList => (10, 150),
+        KlaviyoEndpoint.BulkCreateEvents => (10, 150),
+        KlaviyoEndpoint.BulkImportProfiles => (10, 150),
+        KlaviyoEndpoint.GetImportJob => (10, 150),
+        KlaviyoEndpoint.GetImportErrors => (10, 150),
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
     };
 
