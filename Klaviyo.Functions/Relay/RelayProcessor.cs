@@ -58,6 +58,8 @@ public sealed class RelayProcessor(
                     DeadLetterReason.KlaviyoRejected, $"POST {request.Path} answered 2xx without data.id (the profile id later calls need)"),
                 KlaviyoResponse.Success => null,
                 KlaviyoResponse.Transient transient => RetryOrGiveUp(transient, attempt),
+                // Klaviyo never saw it: rescheduled for when the limiter has room, the attempt count unchanged (spec 6).
+                KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
                 KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
                     DeadLetterReason.KlaviyoUnauthorized,
                     Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
