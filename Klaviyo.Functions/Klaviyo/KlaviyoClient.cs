@@ -35,6 +35,7 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
             Content = new ReadOnlyMemoryContent(request.Body) { Headers = { ContentType = JsonApi } },
         };
         message.Options.Set(KlaviyoRateLimits.EndpointOption, request.Endpoint);
+        message.Options.Set(KlaviyoRateLimits.KlaviyoRefusedOption, new System.Runtime.CompilerServices.StrongBox<int>());
 
         var started = time.GetTimestamp();
         try
@@ -46,6 +47,15 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
+        }
+        catch (KlaviyoHeldBackException held)
+        {
+            // Not sent, so not a Klaviyo call; unless an earlier try of this call was refused by Klaviyo itself.
+            metrics.HeldBack(request.Endpoint);
+            var why = $"POST {request.Path}: held back by the relay's rate limiter ({held.Reason})";
+            return message.Options.TryGetValue(KlaviyoRateLimits.KlaviyoRefusedOption, out var refused) && refused.Value != 0
+                ? new KlaviyoResponse.Transient(refused.Value, held.RetryAfter, $"POST {request.Path} answered {refused.Value}, then {why}")
+                : new KlaviyoResponse.HeldBack(held.RetryAfter, why);
         }
         catch (Exception e) when (FailureClassifier.IsTransient(e) || e is OperationCanceledException)
         {
@@ -71,9 +81,7 @@ public sealed class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> opti
                 return new KlaviyoResponse.Success(status, string.IsNullOrEmpty(data?.Data?.Id) ? null : data.Data.Id);
             case FailureKind.Transient:
                 var retryAfter = RetryAfterHeader.Read(response, time);
-                var description = response.Headers.TryGetValues(KlaviyoRateLimits.HeldBackHeader, out var why)
-                    ? $"POST {path}: held back by the relay's rate limiter ({why.First()})"
-                    : $"POST {path} answered {status}" + Suffix(await ErrorsAsync(response, cancellationToken).ConfigureAwait(false));
+                var description = $"POST {path} answered {status}" + Suffix(await ErrorsAsync(response, cancellationToken).ConfigureAwait(false));
                 return new KlaviyoResponse.Transient(status, retryAfter, description);
             case FailureKind.Unauthorized:
                 return new KlaviyoResponse.Unauthorized(status, await ErrorsAsync(response, cancellationToken).ConfigureAwait(false));

@@ -29,7 +29,10 @@ public sealed class RelayFunction(RelayProcessor processor, IEventQueue queue, T
                 break;
             case RelayOutcome.RetryLater retry:
                 // Schedule first: if that throws, the original stays locked and comes back, so nothing is lost.
-                var copy = new QueuedEvent(RelayMessage.RetryMessageId(message.MessageId ?? messageId, retry.NextAttempt), message.Subject ?? "", body, retry.NextAttempt, messageId);
+                var copyId = retry.NextAttempt > attempt
+                    ? RelayMessage.RetryMessageId(message.MessageId ?? messageId, retry.NextAttempt)
+                    : RelayMessage.PutOffMessageId(message.MessageId ?? messageId, message.SequenceNumber, attempt);
+                var copy = new QueuedEvent(copyId, message.Subject ?? "", body, retry.NextAttempt, messageId);
                 await queue.ScheduleAsync(copy, time.GetUtcNow() + retry.Delay, CancellationToken.None).ConfigureAwait(false);
                 await actions.CompleteMessageAsync(message, CancellationToken.None).ConfigureAwait(false);
                 break;

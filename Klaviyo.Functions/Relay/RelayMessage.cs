@@ -9,6 +9,7 @@ public static class RelayMessage
 {
     private const string AttemptSuffix = "/attempt-";
     private const string ReplaySuffix = "/replay-";
+    private const string PutOffSuffix = "/wait-";
 
     /// <summary>The attempt in <see cref="MessageProperties.Attempt"/>; absent or unreadable means 1.</summary>
     public static int Attempt(IReadOnlyDictionary<string, object> properties)
@@ -35,7 +36,7 @@ public static class RelayMessage
         {
             return id;
         }
-        return StripSuffix(StripSuffix(serviceBusMessageId ?? "", AttemptSuffix), ReplaySuffix);
+        return StripSuffix(StripSuffix(StripSuffix(serviceBusMessageId ?? "", AttemptSuffix), PutOffSuffix), ReplaySuffix);
     }
 
     public static string EventMessageId(ServiceBusReceivedMessage message) => EventMessageId(message.MessageId, message.ApplicationProperties);
@@ -48,6 +49,14 @@ public static class RelayMessage
     /// </summary>
     public static string RetryMessageId(string serviceBusMessageId, int nextAttempt) =>
         $"{StripSuffix(serviceBusMessageId, AttemptSuffix)}{AttemptSuffix}{nextAttempt.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>
+    /// The copy of a delivery put off without spending its attempt: the attempt's own id would be this message's id,
+    /// which the queue would drop as a duplicate. Keyed on this message's sequence number, so a redelivery of it
+    /// schedules the same id (dropped) rather than a second copy; an earlier <c>/wait-n</c> part is replaced.
+    /// </summary>
+    public static string PutOffMessageId(string serviceBusMessageId, long sequenceNumber, int attempt) =>
+        $"{StripSuffix(StripSuffix(serviceBusMessageId, AttemptSuffix), PutOffSuffix)}{PutOffSuffix}{sequenceNumber.ToString(CultureInfo.InvariantCulture)}{AttemptSuffix}{attempt.ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>Keyed on the dead letter's sequence number, so running a replay twice cannot enqueue the same dead letter twice.</summary>
     public static string ReplayMessageId(string eventMessageId, long deadLetterSequenceNumber) =>

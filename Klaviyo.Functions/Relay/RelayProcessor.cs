@@ -105,6 +105,11 @@ public sealed class RelayProcessor(
                 metrics.Skipped();
                 Log.Skipped(logger, messageId, skipped.Reason);
                 return outcome;
+            case RelayOutcome.RetryLater retry when retry.NextAttempt == attempt:
+                // Put off without spending an attempt (held back by the relay's own limiter): counted, not logged per
+                // event, so an overloaded relay's log stays flat (held-back calls have their own metric).
+                metrics.RetryScheduled(retry.NextAttempt);
+                return outcome;
             case RelayOutcome.RetryLater retry:
                 metrics.RetryScheduled(retry.NextAttempt);
                 Log.RetryLater(logger, messageId, attempt, retry.NextAttempt, retry.Delay, retry.Cause);
