@@ -35,6 +35,9 @@ public sealed class BatchPlan
     /// <summary>Event bulk calls; a piece index of <see cref="EventsBulkCall.Entries"/> is a message index.</summary>
     public required IReadOnlyList<EventsBulkCall> EventCalls { get; init; }
 
+    /// <summary>The event of each message in <see cref="EventCalls"/>, by message index (to resend or send singly).</summary>
+    public required IReadOnlyDictionary<int, EventPiece> EventPieces { get; init; }
+
     /// <summary>Profile import jobs: item k is <c>profiles.data[k]</c>, one merged profile.</summary>
     public required IReadOnlyList<CarriedCall> ImportJobs { get; init; }
 
@@ -52,7 +55,9 @@ public sealed class BatchPlan
 /// </summary>
 public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayOptions> options)
 {
-    public BatchPlan Plan(IReadOnlyList<BatchMessage> batch)
+    /// <param name="bulkProfiles">False sends profiles one by one whatever their number (while import jobs cannot
+    /// yet be waited for across invocations).</param>
+    public BatchPlan Plan(IReadOnlyList<BatchMessage> batch, bool bulkProfiles = true)
     {
         var sameAs = new int[batch.Count];
         var firstById = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -95,9 +100,14 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
 
         var threshold = options.Value.BulkThreshold;
         IReadOnlyList<EventsBulkCall> eventCalls = [];
+        var eventPieces = new Dictionary<int, EventPiece>();
         if (events.Count >= threshold)
         {
             var pieces = events.Select(e => EventPiece.FromCreateEvent(e.Plan.Steps[0].Build())).ToList();
+            for (var p = 0; p < pieces.Count; p++)
+            {
+                eventPieces[events[p].Message] = pieces[p];
+            }
             // Piece indices become message indices, so a call's entries name the messages they carry.
             eventCalls = EventsBulkBuilder.Build(pieces)
                 .Select(c => c with { Entries = c.Entries.Select(entry => (IReadOnlyList<IReadOnlyList<int>>)entry.Select(ev => (IReadOnlyList<int>)ev.Select(p => events[p].Message).ToArray()).ToArray()).ToArray() })
@@ -110,7 +120,7 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
 
         IReadOnlyList<CarriedCall> importJobs = [];
         IReadOnlyList<CarriedCall> subscriptions = [];
-        if (profiles.Count >= threshold)
+        if (bulkProfiles && profiles.Count >= threshold)
         {
             (importJobs, subscriptions) = PlanProfiles(batch, profiles);
         }
@@ -125,6 +135,7 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
             Decided = decided,
             Singles = singles.OrderBy(s => s.Message).ToList(),
             EventCalls = eventCalls,
+            EventPieces = eventPieces,
             ImportJobs = importJobs,
             Subscriptions = subscriptions,
         };

@@ -79,21 +79,25 @@ public sealed class RelayProcessor(
         return Finish(new RelayOutcome.Delivered(calls), messageId, attempt);
     }
 
-    private RelayOutcome RetryOrGiveUp(KlaviyoResponse.Transient transient, int attempt)
+    private RelayOutcome RetryOrGiveUp(KlaviyoResponse.Transient transient, int attempt) => RetryOrGiveUp(transient.RetryAfter, transient.Description, attempt);
+
+    /// <summary>A retry later as the next attempt, or <c>RetriesExhausted</c> when this was the last.</summary>
+    internal RelayOutcome RetryOrGiveUp(TimeSpan? retryAfter, string description, int attempt)
     {
         var maxAttempts = options.Value.MaxAttempts;
         if (attempt >= maxAttempts)
         {
             return new RelayOutcome.DeadLetter(
-                DeadLetterReason.RetriesExhausted, $"{maxAttempts} attempt(s) failed; last: {transient.Description}");
+                DeadLetterReason.RetriesExhausted, $"{maxAttempts} attempt(s) failed; last: {description}");
         }
-        return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, transient.RetryAfter), attempt + 1, transient.Description);
+        return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, retryAfter), attempt + 1, description);
     }
 
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
         $"POST {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
 
-    private RelayOutcome Finish(RelayOutcome outcome, string messageId, int attempt)
+    /// <summary>Logs and counts an outcome (bounding a dead-letter description); the one place outcomes are reported.</summary>
+    internal RelayOutcome Finish(RelayOutcome outcome, string messageId, int attempt)
     {
         switch (outcome)
         {
