@@ -129,4 +129,42 @@ public sealed class BatchPlannerTests
         Assert.IsEmpty(plan.ImportJobs);
         Assert.AreEqual(10, plan.EventCalls.Single().EventCount);
     }
+
+    [TestMethod]
+    [DataRow(1000, 20)]
+    [DataRow(100, 70)]
+    public void Plan_StandardMix_KlaviyoCallsPer1000EventsWithinBound(int batchSize, int bound)
+    {
+        // The mix repeated to 10,000 events with fresh messageIds; calls include the two GETs each import job needs.
+        var lines = BulkBuildersTests.MixLines();
+        var events = Enumerable.Range(0, 10_000).Select(i =>
+        {
+            var node = JsonNode.Parse(lines[i % lines.Count])!.AsObject();
+            node["messageId"] = $"mix-{i}";
+            return Message($"mix-{i}", node.ToJsonString());
+        }).ToList();
+        var planner = Planner();
+
+        var calls = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var start = 0; start < events.Count; start += batchSize)
+        {
+            var plan = planner.Plan(events.Skip(start).Take(batchSize).ToList());
+            calls += plan.Singles.Sum(s => s.Plan.Steps.Count) + plan.EventCalls.Count + (3 * plan.ImportJobs.Count) + plan.Subscriptions.Count;
+        }
+        var planned = clock.Elapsed;
+        var transformer = Transforms.Transformer();
+        clock.Restart();
+        foreach (var e in events)
+        {
+            transformer.Transform(e.Body.Span);
+        }
+        var floor = clock.Elapsed;
+        var perThousand = calls * 1000.0 / events.Count;
+
+        TestContext.WriteLine($"batches of {batchSize}: {calls} Klaviyo calls for {events.Count} events of the mix = {perThousand:F1} per 1,000 (planned in {planned.TotalSeconds:F2} s; transform alone {floor.TotalSeconds:F2} s)");
+        Assert.IsLessThanOrEqualTo(bound, perThousand);
+    }
+
+    public TestContext TestContext { get; set; } = null!;
 }

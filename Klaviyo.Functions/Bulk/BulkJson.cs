@@ -11,9 +11,9 @@ internal static class BulkJson
     private static readonly JsonSerializerOptions s_nodeOptions = new() { Encoder = BodyBuffers.WriterOptions.Encoder };
 
     /// <summary>Writes a JSON document with a fresh writer (bulk bodies are large and rare; no pooling needed).</summary>
-    public static byte[] Write(Action<Utf8JsonWriter> write)
+    public static byte[] Write(Action<Utf8JsonWriter> write, int sizeHint = 16 * 1024)
     {
-        var buffer = new ArrayBufferWriter<byte>(16 * 1024);
+        var buffer = new ArrayBufferWriter<byte>(Math.Max(256, sizeHint));
         using (var writer = new Utf8JsonWriter(buffer, BodyBuffers.WriterOptions))
         {
             write(writer);
@@ -25,18 +25,22 @@ internal static class BulkJson
     public static byte[] Raw(JsonElement element) => System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(element).ToArray();
 
     /// <summary>An object's properties except <paramref name="skip"/>, as a new object.</summary>
-    public static byte[] Without(JsonElement obj, string skip) => Write(w =>
+    public static byte[] Without(JsonElement obj, string skip)
     {
-        w.WriteStartObject();
-        foreach (var property in obj.EnumerateObject())
+        void WriteWithout(Utf8JsonWriter w)
         {
-            if (!property.NameEquals(skip))
+            w.WriteStartObject();
+            foreach (var property in obj.EnumerateObject())
             {
-                property.WriteTo(w);
+                if (!property.NameEquals(skip))
+                {
+                    property.WriteTo(w);
+                }
             }
+            w.WriteEndObject();
         }
-        w.WriteEndObject();
-    });
+        return Write(WriteWithout, System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(obj).Length);
+    }
 
     public static string? String(JsonElement obj, string name) =>
         obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
