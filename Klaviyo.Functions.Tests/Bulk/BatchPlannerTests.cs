@@ -167,4 +167,27 @@ public sealed class BatchPlannerTests
     }
 
     public TestContext TestContext { get; set; } = null!;
+
+    /// <summary>A clock whose <paramref name="throwOn"/>-th reading throws (a bug somewhere in the relay's own code).</summary>
+    internal sealed class ClockFailingOnce(int throwOn) : TimeProvider
+    {
+        private int _reads;
+
+        public override DateTimeOffset GetUtcNow() =>
+            Interlocked.Increment(ref _reads) == throwOn ? throw new InvalidOperationException("clock broke") : Transforms.Now;
+    }
+
+    [TestMethod]
+    public void Plan_OneMessageHitsABug_OnlyThatMessageIsLeftOutOfTheBulkCall()
+    {
+        // Read 1 is the planner's own; reads 2.. are the tracks' in order, so read 5 breaks the fourth message.
+        var planner = new BatchPlanner(new global::Klaviyo.Functions.Transform.KlaviyoTransformer(Transforms.Options(), new ClockFailingOnce(5)),
+            Options.Create(new RelayOptions()));
+        var batch = Enumerable.Range(0, 11).Select(i => Track($"m-{i}", $"u-{i}")).ToList();
+
+        var plan = planner.Plan(batch);
+
+        Assert.AreEqual("0,1,2,4,5,6,7,8,9,10", Seq(plan.EventCalls.Single().Pieces.Order()));
+        Assert.IsTrue(plan.Failed.Contains(3) || plan.Decided.ContainsKey(3), "the broken message gets its own outcome");
+    }
 }

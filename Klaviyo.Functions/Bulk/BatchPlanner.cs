@@ -44,6 +44,9 @@ public sealed class BatchPlan
     /// <summary>Subscription jobs, one list each: item k is <c>profiles.data[k]</c>.</summary>
     public required IReadOnlyList<CarriedCall> Subscriptions { get; init; }
 
+    /// <summary>Messages whose planning failed on a bug in the relay's own code: each goes the single path on its own.</summary>
+    public IReadOnlyList<int> Failed { get; init; } = [];
+
     /// <summary>Every message of the batch that is planned (not a repeat): decided, single, or in a bulk call.</summary>
     public IEnumerable<int> Planned => Enumerable.Range(0, SameAs.Count).Where(i => SameAs[i] == i);
 }
@@ -62,9 +65,11 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
         var sameAs = new int[batch.Count];
         var firstById = new Dictionary<string, int>(StringComparer.Ordinal);
         var decided = new Dictionary<int, RelayOutcome>();
-        var events = new List<(int Message, RequestPlan Plan)>();
-        var profiles = new List<(int Message, RequestPlan Plan)>();
+        var events = new List<(int Message, RequestPlan Plan, EventPiece Piece)>();
+        var profiles = new List<ProfileMessage>();
         var singles = new List<SingleDelivery>();
+        var failed = new List<int>();
+        var now = transformer.TimeProvider.GetUtcNow();
 
         for (var i = 0; i < batch.Count; i++)
         {
@@ -75,26 +80,37 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
             }
             firstById[batch[i].MessageId] = i;
             sameAs[i] = i;
-            switch (transformer.Transform(batch[i].Body.Span))
+            try
             {
-                case TransformResult.Skipped skipped:
-                    decided[i] = new RelayOutcome.Skipped(skipped.Reason);
-                    break;
-                case TransformResult.Invalid invalid:
-                    decided[i] = new RelayOutcome.DeadLetter(DeadLetterReason.InvalidEvent, invalid.Message);
-                    break;
-                case TransformResult.Malformed malformed:
-                    decided[i] = new RelayOutcome.DeadLetter(DeadLetterReason.MalformedMessage, malformed.Reason);
-                    break;
-                case TransformResult.Planned { Plan.Steps: [{ Endpoint: KlaviyoEndpoint.CreateEvent }] } planned:
-                    events.Add((i, planned.Plan));
-                    break;
-                case TransformResult.Planned { Plan.Steps: [{ Endpoint: KlaviyoEndpoint.ProfileImport }, ..] } planned:
-                    profiles.Add((i, planned.Plan));
-                    break;
-                case TransformResult.Planned planned:
-                    singles.Add(new SingleDelivery(i, planned.Plan));
-                    break;
+                switch (transformer.Transform(batch[i].Body.Span))
+                {
+                    case TransformResult.Skipped skipped:
+                        decided[i] = new RelayOutcome.Skipped(skipped.Reason);
+                        break;
+                    case TransformResult.Invalid invalid:
+                        decided[i] = new RelayOutcome.DeadLetter(DeadLetterReason.InvalidEvent, invalid.Message);
+                        break;
+                    case TransformResult.Malformed malformed:
+                        decided[i] = new RelayOutcome.DeadLetter(DeadLetterReason.MalformedMessage, malformed.Reason);
+                        break;
+                    case TransformResult.Planned { Plan.Steps: [{ Endpoint: KlaviyoEndpoint.CreateEvent }] } planned:
+                        events.Add((i, planned.Plan, EventPiece.FromCreateEvent(planned.Plan.Steps[0].Build())));
+                        break;
+                    case TransformResult.Planned { Plan.Steps: [{ Endpoint: KlaviyoEndpoint.ProfileImport }, ..] } planned:
+                        profiles.Add(new ProfileMessage(
+                            i, planned.Plan, ProfilePiece.FromProfileImport(planned.Plan.Steps[0].Build()),
+                            planned.Plan.Steps.Count > 1 ? ListTarget.FromStep(planned.Plan.Steps[1]) : null,
+                            EventTimeOf(batch[i].Body, now)));
+                        break;
+                    case TransformResult.Planned planned:
+                        singles.Add(new SingleDelivery(i, planned.Plan));
+                        break;
+                }
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A bug planning this message must not fail the batch: it goes the single path, which reports it.
+                failed.Add(i);
             }
         }
 
@@ -103,7 +119,7 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
         var eventPieces = new Dictionary<int, EventPiece>();
         if (events.Count >= threshold)
         {
-            var pieces = events.Select(e => EventPiece.FromCreateEvent(e.Plan.Steps[0].Build())).ToList();
+            var pieces = events.Select(e => e.Piece).ToList();
             for (var p = 0; p < pieces.Count; p++)
             {
                 eventPieces[events[p].Message] = pieces[p];
@@ -122,7 +138,7 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
         IReadOnlyList<CarriedCall> subscriptions = [];
         if (bulkProfiles && profiles.Count >= threshold)
         {
-            (importJobs, subscriptions) = PlanProfiles(batch, profiles);
+            (importJobs, subscriptions) = PlanProfiles(profiles);
         }
         else
         {
@@ -138,21 +154,20 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
             EventPieces = eventPieces,
             ImportJobs = importJobs,
             Subscriptions = subscriptions,
+            Failed = failed,
         };
     }
 
-    private (IReadOnlyList<CarriedCall> Imports, IReadOnlyList<CarriedCall> Subscriptions) PlanProfiles(
-        IReadOnlyList<BatchMessage> batch, List<(int Message, RequestPlan Plan)> profiles)
+    private sealed record ProfileMessage(int Message, RequestPlan Plan, ProfilePiece Piece, ListTarget? Target, DateTime Time);
+
+    private static (IReadOnlyList<CarriedCall> Imports, IReadOnlyList<CarriedCall> Subscriptions) PlanProfiles(List<ProfileMessage> profiles)
     {
-        var now = transformer.TimeProvider.GetUtcNow();
         // One entry per target list (add-to-list; none for no list or a subscription) and profile.
         var entries = new Dictionary<(string List, string Identity), List<(DateTime Time, int Message, ProfilePiece Piece)>>();
         var entryOrder = new List<(string List, string Identity)>();
         var subscriptionsByList = new Dictionary<string, List<(int Message, ReadOnlyMemory<byte> Profile)>>(StringComparer.Ordinal);
-        foreach (var (message, plan) in profiles)
+        foreach (var (message, _, piece, target, time) in profiles)
         {
-            var piece = ProfilePiece.FromProfileImport(plan.Steps[0].Build());
-            var target = plan.Steps.Count > 1 ? ListTarget.FromStep(plan.Steps[1]) : null;
             var key = (target is { Subscribes: false } ? target.ListId : "", piece.IdentityKey);
             if (!entries.TryGetValue(key, out var updates))
             {
@@ -160,7 +175,7 @@ public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayO
                 entries[key] = updates;
                 entryOrder.Add(key);
             }
-            updates.Add((EventTimeOf(batch[message].Body, now), message, piece));
+            updates.Add((time, message, piece));
             if (target is { Subscription: { } subscription })
             {
                 if (!subscriptionsByList.TryGetValue(target.ListId, out var list))

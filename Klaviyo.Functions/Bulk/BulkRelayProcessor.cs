@@ -70,6 +70,11 @@ public sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor sing
         {
             outcomes[message] = await single.ExecuteAsync(requestPlan, batch[message].MessageId, batch[message].Attempt, cancellationToken).ConfigureAwait(false);
         }
+        foreach (var message in plan.Failed)
+        {
+            // Planning this message hit a bug: it alone goes the single path, which reports a bug as such.
+            outcomes[message] = await single.ProcessAsync(batch[message].Body, batch[message].MessageId, batch[message].Attempt, cancellationToken).ConfigureAwait(false);
+        }
 
         var result = new RelayOutcome[batch.Count];
         for (var i = 0; i < batch.Count; i++)
