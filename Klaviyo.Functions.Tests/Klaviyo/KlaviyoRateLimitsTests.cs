@@ -32,9 +32,8 @@ public sealed class KlaviyoRateLimitsTests
         var second = await host.Client.SendAsync(listAdd, TestContext.CancellationToken);
 
         Assert.IsInstanceOfType<KlaviyoResponse.Success>(first);
-        var held = Assert.IsInstanceOfType<KlaviyoResponse.Transient>(second);
-        Assert.AreEqual(429, held.StatusCode);
-        Assert.IsGreaterThan(TimeSpan.FromSeconds(5), held.RetryAfter!.Value, "a spent minute window is waited out by a scheduled retry");
+        var held = Assert.IsInstanceOfType<KlaviyoResponse.HeldBack>(second, "a held-back call is a value of its own, not a made-up 429");
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(5), held.RetryAfter, "a spent minute window is waited out by a scheduled retry");
         Assert.Contains("rate limiter", held.Description);
         Assert.HasCount(1, klaviyo.Received);
     }
@@ -51,8 +50,8 @@ public sealed class KlaviyoRateLimitsTests
         var paused = await host.Client.SendAsync(Plans.Event("b"), TestContext.CancellationToken);
         var other = await host.Client.SendAsync(Plans.IdentifyWithList().Steps[0].Build(), TestContext.CancellationToken);
 
-        var held = Assert.IsInstanceOfType<KlaviyoResponse.Transient>(paused);
-        Assert.IsGreaterThan(TimeSpan.FromSeconds(100), held.RetryAfter!.Value);
+        var held = Assert.IsInstanceOfType<KlaviyoResponse.HeldBack>(paused);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(100), held.RetryAfter);
         Assert.IsInstanceOfType<KlaviyoResponse.Success>(other);
         Assert.AreSequenceEqual(["/api/events", "/api/profile-import"], klaviyo.ReceivedPaths);
         Assert.IsGreaterThan(TimeSpan.FromSeconds(100), host.Services.GetRequiredService<KlaviyoRateLimits>().PausedFor(KlaviyoEndpoint.CreateEvent));
@@ -91,5 +90,93 @@ public sealed class KlaviyoRateLimitsTests
         {
             lease.Dispose();
         }
+    }
+
+    private static Dictionary<string, string> Budget(int limit, int remaining, int reset) => new()
+    {
+        ["RateLimit-Limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["RateLimit-Remaining"] = remaining.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["RateLimit-Reset"] = reset.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    [TestMethod]
+    public async Task Limiter_KlaviyoReportsTheBudgetSpent_HoldsBackUntilItsResetWithoutCallingKlaviyo()
+    {
+        // Another instance or integration spent the account's minute: the relay's own share (untouched) cannot know.
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202, null, Budget(150, 0, 40));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var request = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
+
+        var first = await host.Client.SendAsync(request, TestContext.CancellationToken);
+        var second = await host.Client.SendAsync(request, TestContext.CancellationToken);
+
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(first);
+        var held = Assert.IsInstanceOfType<KlaviyoResponse.HeldBack>(second);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(30), held.RetryAfter);
+        Assert.Contains("RateLimit-Remaining", held.Description);
+        Assert.HasCount(1, klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Limiter_KlaviyoReportsMoreBudgetThanTheShare_PacesAgainstKlaviyosBudget()
+    {
+        // 1000 instances: the start share is 1 list call a minute; Klaviyo says 120 of 150 are left for 60 s.
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/lists/L1/relationships/profiles", 204, null, Budget(150, 120, 60));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "1000" });
+        var listAdd = Plans.IdentifyWithList("L1").Steps[1].Build("P1");
+
+        var responses = new List<KlaviyoResponse>();
+        for (var i = 0; i < 3; i++)
+        {
+            responses.Add(await host.Client.SendAsync(listAdd, TestContext.CancellationToken));
+        }
+
+        Assert.IsTrue(responses.All(r => r is KlaviyoResponse.Success), string.Join(", ", responses));
+        Assert.HasCount(3, klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Limiter_BudgetAlmostSpent_SpreadsTheRestOverTheTimeToReset()
+    {
+        // 2 calls left for 3 s: the next call may go at once, the one after only ~1.5 s later, so it is held back.
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202, null, Budget(150, 2, 3));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var limits = host.Services.GetRequiredService<KlaviyoRateLimits>();
+        limits.Observe(KlaviyoEndpoint.BulkCreateEvents, 150, 2, TimeSpan.FromSeconds(3));
+
+        var first = limits.ReserveAccountSlot(KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(1));
+        var second = limits.ReserveAccountSlot(KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(1));
+        var third = limits.ReserveAccountSlot(KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(5));
+
+        Assert.AreEqual(TimeSpan.Zero, first);
+        Assert.IsNull(second, "the second of two calls left for 3 s is ~1.5 s away: held back, nothing taken");
+        Assert.IsNotNull(third);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(1.2), third.Value);
+    }
+
+    [TestMethod]
+    [DataRow(KlaviyoEndpoint.BulkCreateEvents, 10, 150)]
+    [DataRow(KlaviyoEndpoint.BulkImportProfiles, 10, 150)]
+    [DataRow(KlaviyoEndpoint.GetImportJob, 10, 150)]
+    [DataRow(KlaviyoEndpoint.GetImportErrors, 10, 150)]
+    public void PublishedLimit_BulkAndJobEndpoints_HaveTheirOwnWindows(KlaviyoEndpoint endpoint, int perSecond, int perMinute)
+    {
+        Assert.AreEqual((perSecond, perMinute), KlaviyoRateLimits.PublishedLimit(endpoint));
+    }
+
+    [TestMethod]
+    public async Task Limiter_OneEndpointsWindowSpent_OtherBulkEndpointsStillSend()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202).Answer("/api/profile-bulk-import-jobs", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "1000" });
+        var events = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
+        var profiles = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, "{}"u8.ToArray());
+
+        await host.Client.SendAsync(events, TestContext.CancellationToken);
+        var heldEvents = await host.Client.SendAsync(events, TestContext.CancellationToken);
+        var sentProfiles = await host.Client.SendAsync(profiles, TestContext.CancellationToken);
+
+        Assert.IsInstanceOfType<KlaviyoResponse.HeldBack>(heldEvents);
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(sentProfiles);
     }
 }

@@ -122,6 +122,15 @@ public sealed class RelayOptionsValidatorTests
     }
 
     [TestMethod]
+    [DataRow(0)]
+    [DataRow(10_001)]
+    public void Validate_BulkThresholdOutOfRange_NamesTheSetting(int threshold)
+    {
+        var failures = new RelayOptionsValidator().Validate(null, new RelayOptions { BulkThreshold = threshold }).Failures!.ToList();
+        Assert.Contains($"Relay__BulkThreshold: {threshold} is not between 1 and 10000", failures);
+    }
+
+    [TestMethod]
     public void Options_FromConfiguration_BindAndFailOnFirstUse()
     {
         using var host = RelayTestHost.Create("http://127.0.0.1:1", new Dictionary<string, string?> { ["Relay:MaxAttempts"] = "500" });

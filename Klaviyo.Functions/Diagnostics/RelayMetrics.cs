@@ -16,6 +16,8 @@ public sealed class RelayMetrics
     private readonly Counter<long> _inCallRetries;
     private readonly Counter<long> _replayed;
     private readonly Histogram<double> _klaviyoDuration;
+    private readonly Counter<long> _heldBack;
+    private readonly Histogram<long> _eventsPerCall;
 
     public RelayMetrics(IMeterFactory meterFactory)
     {
@@ -26,6 +28,8 @@ public sealed class RelayMetrics
         _deadLettered = meter.CreateCounter<long>("klaviyo.relay.dead_lettered", "{message}", "Messages dead-lettered, by reason.");
         _inCallRetries = meter.CreateCounter<long>("klaviyo.relay.klaviyo.in_call_retries", "{retry}", "Extra HTTP tries within one Klaviyo call.");
         _replayed = meter.CreateCounter<long>("klaviyo.relay.replayed", "{message}", "Dead-lettered messages moved back to the queue.");
+        _heldBack = meter.CreateCounter<long>("klaviyo.relay.klaviyo.held_back", "{call}", "Klaviyo calls the relay's own rate limiter held back (not sent), by endpoint.");
+        _eventsPerCall = meter.CreateHistogram<long>("klaviyo.relay.klaviyo.events_per_call", "{event}", "Events (or profiles) carried by one bulk Klaviyo call, by endpoint.");
         _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
     }
 
@@ -40,6 +44,10 @@ public sealed class RelayMetrics
     public void InCallRetry(KlaviyoEndpoint? endpoint) => _inCallRetries.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint?.ToString()));
 
     public void Replayed(string? reason) => _replayed.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void BulkCallSent(KlaviyoEndpoint endpoint, int items) => _eventsPerCall.Record(items, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
+
+    public void HeldBack(KlaviyoEndpoint endpoint) => _heldBack.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
 
     /// <param name="statusCode">null when no answer came (timeout, connection failure).</param>
     public void KlaviyoCallCompleted(KlaviyoEndpoint endpoint, int? statusCode, TimeSpan elapsed) =>

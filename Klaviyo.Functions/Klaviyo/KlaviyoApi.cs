@@ -11,6 +11,14 @@ public enum KlaviyoEndpoint
     SubscribeProfiles,
     /// <summary><c>POST /api/lists/{listId}/relationships/profiles</c>, schema <c>ListMembersAddQuery</c>; M tier (10/s, 150/min).</summary>
     AddProfilesToList,
+    /// <summary><c>POST /api/event-bulk-create-jobs</c>, schema <c>EventsBulkCreateJob</c>; M tier (10/s, 150/min).</summary>
+    BulkCreateEvents,
+    /// <summary><c>POST /api/profile-bulk-import-jobs</c>, schema <c>ProfileImportJobCreateQuery</c>; M tier.</summary>
+    BulkImportProfiles,
+    /// <summary><c>GET /api/profile-bulk-import-jobs/{id}</c>: an import job's status; M tier, its own budget.</summary>
+    GetImportJob,
+    /// <summary><c>GET /api/profile-bulk-import-jobs/{id}/import-errors</c>: per-profile errors; M tier, its own budget.</summary>
+    GetImportErrors,
 }
 
 /// <summary>Paths, media type and default revision of Klaviyo's JSON:API.</summary>
@@ -23,6 +31,12 @@ public static class KlaviyoApi
     public const string ProfileImportPath = "/api/profile-import";
     public const string CreateEventPath = "/api/events";
     public const string SubscribeProfilesPath = "/api/profile-subscription-bulk-create-jobs";
+    public const string BulkCreateEventsPath = "/api/event-bulk-create-jobs";
+    public const string BulkImportProfilesPath = "/api/profile-bulk-import-jobs";
+
+    public static string ImportJobPath(string jobId) => $"/api/profile-bulk-import-jobs/{Uri.EscapeDataString(jobId)}";
+
+    public static string ImportErrorsPath(string jobId) => $"/api/profile-bulk-import-jobs/{Uri.EscapeDataString(jobId)}/import-errors";
 
     public static string AddProfilesToListPath(string listId) => $"/api/lists/{listId}/relationships/profiles";
 
@@ -33,6 +47,8 @@ public static class KlaviyoApi
         KlaviyoEndpoint.CreateEvent => "EventCreateQueryV2",
         KlaviyoEndpoint.SubscribeProfiles => "SubscriptionCreateJobCreateQuery",
         KlaviyoEndpoint.AddProfilesToList => "ListMembersAddQuery",
-        _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
+        KlaviyoEndpoint.BulkCreateEvents => "EventsBulkCreateJob",
+        KlaviyoEndpoint.BulkImportProfiles => "ProfileImportJobCreateQuery",
+        _ => throw new ArgumentOutOfRangeException(nameof(endpoint), endpoint, "a GET has no request body"),
     };
 }

@@ -36,6 +36,7 @@ public sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptio
             Content = new ReadOnlyMemoryContent(request.Body) { Headers = { ContentType = JsonApi } },
         };
         message.Options.Set(KlaviyoRateLimits.EndpointOption, request.Endpoint);
+        message.Options.Set(KlaviyoRateLimits.KlaviyoRefusedOption, new System.Runtime.CompilerServices.StrongBox<int>());
 
         var started = time.GetTimestamp();
         try
@@ -49,6 +50,15 @@ public sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptio
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
+        }
+        catch (KlaviyoHeldBackException held)
+        {
+            // Not sent, so not a Klaviyo call; unless an earlier try of this call was refused by Klaviyo itself.
+            metrics.HeldBack(request.Endpoint);
+            var why = $"POST {request.Path}: held back by the relay's rate limiter ({held.Reason})";
+            return message.Options.TryGetValue(KlaviyoRateLimits.KlaviyoRefusedOption, out var refused) && refused.Value != 0
+                ? new KlaviyoResponse.Transient(refused.Value, held.RetryAfter, $"POST {request.Path} answered {refused.Value}, then {why}")
+                : new KlaviyoResponse.HeldBack(held.RetryAfter, why);
         }
         catch (Exception e) when (FailureClassifier.IsTransient(e) || e is OperationCanceledException)
         {
@@ -78,9 +88,7 @@ public sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptio
                 return new KlaviyoResponse.Success(status, answer?.DataId, answer?.DataId is null ? answer?.Unread : null);
             case FailureKind.Transient:
                 var retryAfter = RetryAfterHeader.Read(response, time);
-                var description = response.Headers.TryGetValues(KlaviyoRateLimits.HeldBackHeader, out var why)
-                    ? $"POST {path}: held back by the relay's rate limiter ({why.First()})"
-                    : $"POST {path} answered {status}" + Suffix(Errors(answer));
+                var description = $"POST {path} answered {status}" + Suffix(Errors(answer));
                 return new KlaviyoResponse.Transient(status, retryAfter, description);
             case FailureKind.Unauthorized:
                 return new KlaviyoResponse.Unauthorized(status, Errors(answer));

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
 using Klaviyo.Functions.Relay;
 using Microsoft.Extensions.Options;
@@ -7,17 +8,22 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>
-/// Per-endpoint client-side limits (spec section 8): each instance takes 1/<c>Relay__ExpectedInstanceCount</c> of
-/// Klaviyo's published per-account limits, in both the 1 s burst and the 60 s steady window, and a 429 pauses the
-/// endpoint for its <c>Retry-After</c>. Klaviyo's own 429 stays the backstop (private keys share one account quota).
+/// Per-endpoint client-side limits (spec section 8): every endpoint has its own 1 s burst and 60 s steady windows.
+/// Before Klaviyo has answered, each instance takes 1/<c>Relay__ExpectedInstanceCount</c> of the published limits.
+/// Once an answer carries <c>RateLimit-Limit/Remaining/Reset</c> (the account's real steady budget, shared with
+/// other instances and integrations), the steady window is paced against that instead: what is left of it, spread
+/// over the time to its reset. A 429 pauses the endpoint for its <c>Retry-After</c>.
 /// </summary>
 public sealed class KlaviyoRateLimits : IDisposable
 {
     /// <summary>Request option carrying the endpoint, so the handler can pick the limiter.</summary>
     public static readonly HttpRequestOptionsKey<KlaviyoEndpoint> EndpointOption = new("Klaviyo.Endpoint");
 
-    /// <summary>Header on the 429 the relay makes up itself when it holds a call back (never sent to Klaviyo).</summary>
-    public const string HeldBackHeader = "X-Klaviyo-Relay-Held-Back";
+    /// <summary>
+    /// Request option holding the status of the last transient answer Klaviyo gave a try of the call (0: none). A holder,
+    /// because the resilience pipeline sends copies of the request whose options share it.
+    /// </summary>
+    internal static readonly HttpRequestOptionsKey<StrongBox<int>> KlaviyoRefusedOption = new("Klaviyo.Refused");
 
     /// <summary>Klaviyo's 1 s burst window, plus 50 ms of room for transit time.</summary>
     public static readonly TimeSpan BurstWindow = TimeSpan.FromMilliseconds(1050);
@@ -25,28 +31,38 @@ public sealed class KlaviyoRateLimits : IDisposable
     /// <summary>Klaviyo's 60 s steady window, plus 250 ms of room for transit time.</summary>
     public static readonly TimeSpan SteadyWindow = TimeSpan.FromMilliseconds(60_250);
 
-    private readonly Dictionary<KlaviyoEndpoint, RateLimiter> _limiters = [];
+    private readonly Dictionary<KlaviyoEndpoint, RateLimiter> _shares = [];
+    private readonly Dictionary<KlaviyoEndpoint, RateLimiter> _bursts = [];
+    private readonly AccountBudget[] _budgets;
     private readonly long[] _pausedUntilTicks = new long[Enum.GetValues<KlaviyoEndpoint>().Length];
     private readonly TimeProvider _time;
 
     public KlaviyoRateLimits(IOptions<RelayOptions> options, TimeProvider time)
     {
         _time = time;
+        _budgets = new AccountBudget[_pausedUntilTicks.Length];
         foreach (var endpoint in Enum.GetValues<KlaviyoEndpoint>())
         {
             var (perSecond, perMinute) = InstanceShare(endpoint, options.Value.ExpectedInstanceCount);
             // Exact sliding logs, with a little room for the calls' transit times to differ on the way to Klaviyo.
-            _limiters[endpoint] = new SlidingLogRateLimiter(perSecond, BurstWindow, perMinute, SteadyWindow, time);
+            _shares[endpoint] = new SlidingLogRateLimiter(perSecond, BurstWindow, perMinute, SteadyWindow, time);
+            // Once Klaviyo reports the steady budget, only the burst share is kept locally (the header has no burst).
+            _bursts[endpoint] = new SlidingLogRateLimiter(perSecond, BurstWindow, perSecond * 60, SteadyWindow, time);
+            _budgets[(int)endpoint] = new AccountBudget();
         }
     }
 
-    /// <summary>Klaviyo's published per-account limits, revision 2026-07-15 (<c>x-klaviyo-ratelimit</c>).</summary>
+    /// <summary>Klaviyo's published per-account limits, revision 2026-07-15 (<c>x-klaviyo-ratelimit</c>; spec 8 table).</summary>
     public static (int PerSecond, int PerMinute) PublishedLimit(KlaviyoEndpoint endpoint) => endpoint switch
     {
         KlaviyoEndpoint.CreateEvent => (350, 3500),
         KlaviyoEndpoint.ProfileImport => (75, 750),
         KlaviyoEndpoint.SubscribeProfiles => (75, 750),
         KlaviyoEndpoint.AddProfilesToList => (10, 150),
+        KlaviyoEndpoint.BulkCreateEvents => (10, 150),
+        KlaviyoEndpoint.BulkImportProfiles => (10, 150),
+        KlaviyoEndpoint.GetImportJob => (10, 150),
+        KlaviyoEndpoint.GetImportErrors => (10, 150),
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
     };
 
@@ -58,8 +74,28 @@ public sealed class KlaviyoRateLimits : IDisposable
         return (Math.Max(1, perSecond / n), Math.Max(1, perMinute / n));
     }
 
+    /// <summary>
+    /// A permit from the local windows: the 1/N share until Klaviyo has reported the account's budget, then the burst
+    /// share only (the steady window is then <see cref="ReserveAccountSlot"/>'s business).
+    /// </summary>
     public ValueTask<RateLimitLease> AcquireAsync(KlaviyoEndpoint endpoint, CancellationToken cancellationToken) =>
-        _limiters[endpoint].AcquireAsync(1, cancellationToken);
+        (_budgets[(int)endpoint].Known(_time.GetUtcNow()) ? _bursts : _shares)[endpoint].AcquireAsync(1, cancellationToken);
+
+    /// <summary>
+    /// Records Klaviyo's <c>RateLimit-*</c> answer for <paramref name="endpoint"/>: <paramref name="remaining"/> calls of
+    /// the account's <paramref name="limit"/> are left until <paramref name="reset"/> from now.
+    /// </summary>
+    public void Observe(KlaviyoEndpoint endpoint, int limit, int remaining, TimeSpan reset) =>
+        _budgets[(int)endpoint].Observe(limit, remaining, _time.GetUtcNow() + reset);
+
+    /// <summary>
+    /// How long to wait before the next call, per Klaviyo's reported budget (zero when none is known or it has reset):
+    /// the calls left are spread evenly over the time to the reset, so instances sharing the account slow down together
+    /// as <c>RateLimit-Remaining</c> falls. The slot is taken; null when it is further away than <paramref name="maxWait"/>
+    /// (nothing taken: the call is held back).
+    /// </summary>
+    public TimeSpan? ReserveAccountSlot(KlaviyoEndpoint endpoint, TimeSpan maxWait) =>
+        _budgets[(int)endpoint].Reserve(_time.GetUtcNow(), maxWait);
 
     /// <summary>Holds every call to <paramref name="endpoint"/> back for <paramref name="duration"/> (after a 429).</summary>
     public void Pause(KlaviyoEndpoint endpoint, TimeSpan duration)
@@ -87,20 +123,98 @@ public sealed class KlaviyoRateLimits : IDisposable
 
     public void Dispose()
     {
-        foreach (var limiter in _limiters.Values)
+        foreach (var limiter in _shares.Values.Concat(_bursts.Values))
         {
             limiter.Dispose();
         }
     }
+
+    /// <summary>The account's steady budget for one endpoint as Klaviyo last reported it, less the calls since.</summary>
+    private sealed class AccountBudget
+    {
+        private readonly Lock _gate = new();
+        private int _remaining;
+        private DateTimeOffset _resetAt = DateTimeOffset.MinValue;
+        private DateTimeOffset _lastSlot = DateTimeOffset.MinValue;
+
+        public bool Known(DateTimeOffset now)
+        {
+            lock (_gate)
+            {
+                return now < _resetAt;
+            }
+        }
+
+        public void Observe(int limit, int remaining, DateTimeOffset resetAt)
+        {
+            lock (_gate)
+            {
+                // Calls already let through but not yet answered are not in Klaviyo's count; Klaviyo's word still wins,
+                // it is the only view of what other instances and integrations spent.
+                _remaining = Math.Clamp(remaining, 0, Math.Max(limit, remaining));
+                _resetAt = resetAt;
+            }
+        }
+
+        public TimeSpan? Reserve(DateTimeOffset now, TimeSpan maxWait)
+        {
+            lock (_gate)
+            {
+                if (now >= _resetAt)
+                {
+                    return TimeSpan.Zero;
+                }
+                if (_remaining <= 0)
+                {
+                    return _resetAt - now <= maxWait ? _resetAt - now : null;
+                }
+                var interval = (_resetAt - now) / _remaining;
+                var slot = _lastSlot + interval > now ? _lastSlot + interval : now;
+                if (slot - now > maxWait)
+                {
+                    return null;
+                }
+                _lastSlot = slot;
+                _remaining--;
+                return slot - now;
+            }
+        }
+
+        public TimeSpan UntilReset(DateTimeOffset now)
+        {
+            lock (_gate)
+            {
+                return _resetAt > now ? _resetAt - now : TimeSpan.Zero;
+            }
+        }
+    }
+
+    internal TimeSpan UntilAccountReset(KlaviyoEndpoint endpoint) => _budgets[(int)endpoint].UntilReset(_time.GetUtcNow());
 }
 
 /// <summary>
-/// Sits inside the retry pipeline, so every try takes a permit. A call the limiter will not allow now is answered
-/// with a local 429 + Retry-After, which the retry strategy and the processor treat exactly like Klaviyo's own.
+/// Thrown by <see cref="KlaviyoRateLimitHandler"/> inside the HTTP pipeline when the relay's own limiter holds a call
+/// back; <see cref="KlaviyoClient"/> turns it into <see cref="KlaviyoResponse.HeldBack"/> at once. It is not a failure:
+/// the resilience pipeline does not retry it and no Klaviyo call is recorded.
+/// </summary>
+internal sealed class KlaviyoHeldBackException(KlaviyoEndpoint endpoint, TimeSpan retryAfter, string reason)
+    : Exception($"{endpoint}: held back by the relay's rate limiter ({reason})")
+{
+    public KlaviyoEndpoint Endpoint { get; } = endpoint;
+
+    public TimeSpan RetryAfter { get; } = retryAfter;
+
+    public string Reason { get; } = reason;
+}
+
+/// <summary>
+/// Sits inside the retry pipeline, so every try takes a permit. A call the limiter will not allow soon is held back
+/// (<see cref="KlaviyoHeldBackException"/>, a value for the caller), never sent and never made to look like Klaviyo's 429.
+/// Every answer's <c>RateLimit-*</c> headers feed <see cref="KlaviyoRateLimits.Observe"/>.
 /// </summary>
 internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProvider time) : DelegatingHandler
 {
-    /// <summary>A pause this short is waited out in the call rather than answered with a held-back 429.</summary>
+    /// <summary>A wait this short is waited out in the call rather than held back.</summary>
     internal static readonly TimeSpan ShortPause = TimeSpan.FromSeconds(1);
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -113,36 +227,83 @@ internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProv
         var paused = limits.PausedFor(endpoint);
         if (paused > ShortPause)
         {
-            return HeldBack(request, paused, "paused after Klaviyo answered 429");
+            throw new KlaviyoHeldBackException(endpoint, paused, "paused after Klaviyo answered 429");
         }
         if (paused > TimeSpan.Zero)
         {
-            // The tail of a pause is waited out here: answering it with a held-back 429 of a few milliseconds lets the
-            // retry come back before the pause ends (timers and clocks differ by that much) and spends the retries.
+            // The tail of a pause is waited out here: holding back for a few milliseconds lets the retry come back
+            // before the pause ends (timers and clocks differ by that much).
             await Task.Delay(paused, time, cancellationToken).ConfigureAwait(false);
+        }
+
+        var slot = limits.ReserveAccountSlot(endpoint, ShortPause);
+        if (slot is null)
+        {
+            throw new KlaviyoHeldBackException(endpoint, Max(limits.UntilAccountReset(endpoint), ShortPause), "Klaviyo's RateLimit-Remaining budget is spent until its reset");
+        }
+        if (slot > TimeSpan.Zero)
+        {
+            await Task.Delay(slot.Value, time, cancellationToken).ConfigureAwait(false);
         }
 
         using var lease = await limits.AcquireAsync(endpoint, cancellationToken).ConfigureAwait(false);
         if (!lease.IsAcquired)
         {
-            var wait = lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero ? retryAfter : TimeSpan.FromSeconds(1);
-            return HeldBack(request, wait, "client-side limit reached");
+            var wait = lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero ? retryAfter : ShortPause;
+            throw new KlaviyoHeldBackException(endpoint, wait, "client-side limit reached");
         }
 
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.TooManyRequests)
         {
-            limits.Pause(endpoint, RetryAfterHeader.Read(response, time) ?? TimeSpan.FromSeconds(1));
+            var pause = RetryAfterHeader.Read(response, time) ?? ShortPause;
+            limits.Pause(endpoint, pause);
+            limits.Observe(endpoint, 1, 0, pause);
+        }
+        else if (RateLimitHeaders.TryRead(response, out var limit, out var remaining, out var reset))
+        {
+            limits.Observe(endpoint, limit, remaining, reset);
+        }
+        if (FailureClassifier.Classify((int)response.StatusCode) == FailureKind.Transient)
+        {
+            if (request.Options.TryGetValue(KlaviyoRateLimits.KlaviyoRefusedOption, out var refused))
+            {
+                refused.Value = (int)response.StatusCode;
+            }
         }
         return response;
     }
 
-    private static HttpResponseMessage HeldBack(HttpRequestMessage request, TimeSpan wait, string why)
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+}
+
+/// <summary>Klaviyo's <c>RateLimit-Limit</c>, <c>RateLimit-Remaining</c> and <c>RateLimit-Reset</c> (seconds) headers.</summary>
+internal static class RateLimitHeaders
+{
+    public static bool TryRead(HttpResponseMessage response, out int limit, out int remaining, out TimeSpan reset)
     {
-        var response = new HttpResponseMessage(HttpStatusCode.TooManyRequests) { RequestMessage = request };
-        response.Headers.RetryAfter = new RetryConditionHeaderValue(wait);
-        response.Headers.Add(KlaviyoRateLimits.HeldBackHeader, why);
-        return response;
+        limit = remaining = 0;
+        reset = TimeSpan.Zero;
+        if (!First(response, "RateLimit-Limit", out limit) || !First(response, "RateLimit-Remaining", out remaining)
+            || !First(response, "RateLimit-Reset", out var seconds) || limit <= 0 || remaining < 0 || seconds < 0 || seconds > 3600)
+        {
+            return false;
+        }
+        reset = TimeSpan.FromSeconds(seconds);
+        return true;
+    }
+
+    // The first integer of the header (a structured form such as "150, 150;w=60" starts with the plain number).
+    private static bool First(HttpResponseMessage response, string name, out int value)
+    {
+        value = 0;
+        if (!response.Headers.TryGetValues(name, out var values))
+        {
+            return false;
+        }
+        var text = values.FirstOrDefault() ?? "";
+        var end = text.IndexOfAny([',', ';', ' ']);
+        return int.TryParse(end < 0 ? text : text[..end], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value);
     }
 }
 

@@ -18,6 +18,12 @@ public abstract record KlaviyoResponse
     /// <paramref name="StatusCode"/> is null when no answer came.</summary>
     public sealed record Transient(int? StatusCode, TimeSpan? RetryAfter, string Description) : KlaviyoResponse;
 
+    /// <summary>
+    /// Not sent: the relay's own limiter held the call back (its share of Klaviyo's budget is spent, or Klaviyo
+    /// asked for a pause). Not a Klaviyo answer and not a failure: it spends none of the message's attempts.
+    /// </summary>
+    public sealed record HeldBack(TimeSpan RetryAfter, string Description) : KlaviyoResponse;
+
     /// <summary>A non-retryable answer other than 401/403.</summary>
     public sealed record Rejected(int StatusCode, IReadOnlyList<KlaviyoError> Errors) : KlaviyoResponse;
 

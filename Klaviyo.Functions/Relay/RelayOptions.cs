@@ -39,6 +39,10 @@ public sealed class RelayOptions
     /// <summary>Kept after the calls for settling: scheduling the retry copy, then completing or dead-lettering.</summary>
     public static readonly TimeSpan SettlementAllowance = TimeSpan.FromSeconds(30);
 
+    /// <summary>From this many calls of one kind (events; profiles) in a batch on, the bulk endpoints are used;
+    /// below it the single-call endpoints (lowest latency). Spec 8.1. Default 10, 1–10000.</summary>
+    public int BulkThreshold { get; set; } = 10;
+
     /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
     public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
 
@@ -63,6 +67,7 @@ public sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.MaxInCallRetries), options.MaxInCallRetries, 0, 2);
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.BulkThreshold), options.BulkThreshold, 1, 10_000);
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
         if (failures.Count == 0 && options.LongestDelivery > RelayOptions.MessageLockDuration)
         {

@@ -91,6 +91,8 @@ public sealed partial class RelayProcessor(
                     DeadLetterReason.KlaviyoRejected, $"POST {request.Path} answered 2xx without data.id (the profile id later calls need)"),
                 KlaviyoResponse.Success => null,
                 KlaviyoResponse.Transient transient => RetryOrGiveUp(transient, attempt),
+                // Klaviyo never saw it: rescheduled for when the limiter has room, the attempt count unchanged (spec 6).
+                KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
                 KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
                     DeadLetterReason.KlaviyoUnauthorized,
                     Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
@@ -110,15 +112,18 @@ public sealed partial class RelayProcessor(
         return Finish(new RelayOutcome.Delivered(calls), messageId, attempt);
     }
 
-    private RelayOutcome RetryOrGiveUp(KlaviyoResponse.Transient transient, int attempt)
+    private RelayOutcome RetryOrGiveUp(KlaviyoResponse.Transient transient, int attempt) => RetryOrGiveUp(transient.RetryAfter, transient.Description, attempt);
+
+    /// <summary>A retry later as the next attempt, or <c>RetriesExhausted</c> when this was the last.</summary>
+    internal RelayOutcome RetryOrGiveUp(TimeSpan? retryAfter, string description, int attempt)
     {
         var maxAttempts = options.Value.MaxAttempts;
         if (attempt >= maxAttempts)
         {
             return new RelayOutcome.DeadLetter(
-                DeadLetterReason.RetriesExhausted, $"{maxAttempts} attempt(s) failed; last: {transient.Description}");
+                DeadLetterReason.RetriesExhausted, $"{maxAttempts} attempt(s) failed; last: {description}");
         }
-        return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, transient.RetryAfter), attempt + 1, transient.Description);
+        return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, retryAfter), attempt + 1, description);
     }
 
     // Cancellation of this delivery (the host is stopping) is not a bug: the message stays locked and comes back.
@@ -160,7 +165,8 @@ public sealed partial class RelayProcessor(
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
         $"POST {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
 
-    private RelayOutcome Finish(RelayOutcome outcome, string messageId, int attempt)
+    /// <summary>Logs and counts an outcome (bounding a dead-letter description); the one place outcomes are reported.</summary>
+    internal RelayOutcome Finish(RelayOutcome outcome, string messageId, int attempt)
     {
         switch (outcome)
         {
@@ -173,8 +179,14 @@ public sealed partial class RelayProcessor(
                 Log.Skipped(logger, messageId, skipped.Reason);
                 return outcome;
             case RelayOutcome.RetryLater retry when retry.NextAttempt == attempt:
+                // Put off without spending an attempt. Held back by the relay's own limiter: counted, not logged per
+                // event, so an overloaded relay's log stays flat (held-back calls have their own metric). Not ready
+                // (an unresolved Key Vault reference): logged, an operator must act.
                 metrics.RetryScheduled(retry.NextAttempt);
-                Log.PutOff(logger, messageId, attempt, retry.Delay, retry.Cause);
+                if (retry.Cause == KeyNotResolved)
+                {
+                    Log.PutOff(logger, messageId, attempt, retry.Delay, retry.Cause);
+                }
                 return outcome;
             case RelayOutcome.RetryLater retry:
                 metrics.RetryScheduled(retry.NextAttempt);

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -9,73 +11,231 @@ using Microsoft.Extensions.Logging;
 
 namespace Klaviyo.Functions.LoadRunner;
 
+/// <summary>How the fake behaves beyond answering at once.</summary>
+public sealed record FakeKlaviyoOptions
+{
+    /// <summary>Klaviyo's per-endpoint limits: fixed 1 s and 60 s windows, 429 with Retry-After past either.</summary>
+    public bool EnforceLimits { get; init; }
+
+    /// <summary>How long after its creation an import job reports <c>complete</c> (until then <c>processing</c>).</summary>
+    public TimeSpan JobDelay { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Share of the profiles of each import job reported in its import errors (0–1), spread evenly.</summary>
+    public double ImportErrorShare { get; init; }
+}
+
 /// <summary>
 /// A Klaviyo stand-in on 127.0.0.1 that answers at once, optionally enforcing Klaviyo's published per-endpoint
-/// limits (fixed windows: burst per second, steady per minute; 429 with Retry-After past either), and counts
-/// what it received.
+/// limits (fixed windows: burst per second, steady per minute; 429 with Retry-After past either, and
+/// <c>RateLimit-Limit/Remaining/Reset</c> on every other answer), with the bulk endpoints: event bulk jobs (counts the
+/// events), profile import jobs that complete after <see cref="FakeKlaviyoOptions.JobDelay"/> and report a share of
+/// their profiles as import errors, subscription jobs and list members. Counts what it received.
 /// </summary>
 public sealed class FakeKlaviyo : IAsyncDisposable
 {
+    public const int ErrorsPageSize = 100;
+
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, EndpointCounter> _counters = new();
-    private readonly bool _enforceLimits;
+    private readonly ConcurrentDictionary<string, ImportJob> _jobs = new();
+    private readonly FakeKlaviyoOptions _options;
+    private long _jobSequence;
+    private long _bulkEvents;
+    private long _importedProfiles;
 
-    private FakeKlaviyo(WebApplication app, bool enforceLimits)
+    private FakeKlaviyo(WebApplication app, FakeKlaviyoOptions options)
     {
         _app = app;
-        _enforceLimits = enforceLimits;
+        _options = options;
     }
 
     public string BaseUrl { get; private set; } = "";
 
     public IReadOnlyDictionary<string, EndpointCounter> Counters => _counters;
 
-    public static async Task<FakeKlaviyo> StartAsync(bool enforceLimits)
+    /// <summary>Events received in accepted event bulk calls.</summary>
+    public long BulkEvents => Interlocked.Read(ref _bulkEvents);
+
+    /// <summary>Profiles received in accepted import jobs.</summary>
+    public long ImportedProfiles => Interlocked.Read(ref _importedProfiles);
+
+    public static Task<FakeKlaviyo> StartAsync(bool enforceLimits) => StartAsync(new FakeKlaviyoOptions { EnforceLimits = enforceLimits });
+
+    public static async Task<FakeKlaviyo> StartAsync(FakeKlaviyoOptions options)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
-        var fake = new FakeKlaviyo(app, enforceLimits);
+        var fake = new FakeKlaviyo(app, options);
         app.MapPost("/api/{**rest}", fake.HandleAsync);
+        app.MapGet("/api/{**rest}", fake.HandleAsync);
         await app.StartAsync();
         fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return fake;
     }
 
-    /// <summary>Klaviyo's per-account limits (spec section 8), keyed by the endpoint group.</summary>
-    public static (string Group, int Burst, int Steady) LimitsFor(string path) => path switch
+    /// <summary>Klaviyo's per-account limits (spec section 8), keyed by the endpoint group; each group has its own budget.</summary>
+    public static (string Group, int Burst, int Steady) LimitsFor(string method, string path) => (method, path) switch
     {
-        "/api/events" => ("events", 350, 3500),
-        "/api/profile-import" => ("profile-import", 75, 750),
-        "/api/profile-subscription-bulk-create-jobs" => ("subscriptions", 75, 750),
-        _ when path.StartsWith("/api/lists/", StringComparison.Ordinal) => ("list-members", 10, 150),
+        ("POST", "/api/events") => ("events", 350, 3500),
+        ("POST", "/api/event-bulk-create-jobs") => ("event-bulk", 10, 150),
+        ("POST", "/api/profile-import") => ("profile-import", 75, 750),
+        ("POST", "/api/profile-bulk-import-jobs") => ("profile-bulk-import", 10, 150),
+        ("GET", _) when path.StartsWith("/api/profile-bulk-import-jobs/", StringComparison.Ordinal) && path.EndsWith("/import-errors", StringComparison.Ordinal) => ("import-errors", 10, 150),
+        ("GET", _) when path.StartsWith("/api/profile-bulk-import-jobs/", StringComparison.Ordinal) => ("import-job", 10, 150),
+        ("POST", "/api/profile-subscription-bulk-create-jobs") => ("subscriptions", 75, 750),
+        ("POST", _) when path.StartsWith("/api/lists/", StringComparison.Ordinal) => ("list-members", 10, 150),
         _ => ("other", 10, 150),
     };
+
+    /// <summary>The POST groups, as before the bulk endpoints (kept for callers that only send POSTs).</summary>
+    public static (string Group, int Burst, int Steady) LimitsFor(string path) => LimitsFor("POST", path);
 
     private async Task HandleAsync(HttpContext context)
     {
         var path = context.Request.Path.Value ?? "";
-        var (group, burst, steady) = LimitsFor(path);
+        var method = context.Request.Method;
+        var (group, burst, steady) = LimitsFor(method, path);
         var counter = _counters.GetOrAdd(group, _ => new EndpointCounter(burst, steady));
-        await context.Request.Body.CopyToAsync(Stream.Null);
-        if (_enforceLimits && !counter.TryAdmit(DateTimeOffset.UtcNow, out var retryAfter))
+        using var body = new MemoryStream();
+        await context.Request.Body.CopyToAsync(body);
+        var now = DateTimeOffset.UtcNow;
+        if (_options.EnforceLimits && !counter.TryAdmit(now, out var retryAfter))
         {
             context.Response.StatusCode = 429;
-            context.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
             context.Response.ContentType = "application/vnd.api+json";
             await context.Response.WriteAsync($$"""{"errors":[{"id":"x","status":429,"code":"throttled","title":"Request was throttled.","detail":"Request was throttled. Expected available in {{retryAfter}} second(s)."}]}""");
             return;
         }
         counter.Accepted();
-        if (path == "/api/profile-import")
+        var (limit, remaining, reset) = counter.Budget(now);
+        context.Response.Headers["RateLimit-Limit"] = limit.ToString(CultureInfo.InvariantCulture);
+        context.Response.Headers["RateLimit-Remaining"] = remaining.ToString(CultureInfo.InvariantCulture);
+        context.Response.Headers["RateLimit-Reset"] = reset.ToString(CultureInfo.InvariantCulture);
+
+        switch (group)
         {
-            context.Response.StatusCode = 200;
-            context.Response.ContentType = "application/vnd.api+json";
-            await context.Response.WriteAsync("""{"data":{"type":"profile","id":"01HLOADPROFILE000000000000"}}""");
+            case "profile-import":
+                await Json(context, 200, """{"data":{"type":"profile","id":"01HLOADPROFILE000000000000"}}""");
+                return;
+            case "event-bulk":
+                Interlocked.Add(ref _bulkEvents, CountEvents(body.ToArray()));
+                context.Response.StatusCode = 202;
+                return;
+            case "profile-bulk-import":
+                await CreateJobAsync(context, body.ToArray(), now);
+                return;
+            case "import-job":
+                await JobStatusAsync(context, path["/api/profile-bulk-import-jobs/".Length..], now);
+                return;
+            case "import-errors":
+                await ImportErrorsAsync(context, path["/api/profile-bulk-import-jobs/".Length..^"/import-errors".Length]);
+                return;
+            case "list-members":
+                context.Response.StatusCode = 204;
+                return;
+            default:
+                context.Response.StatusCode = 202;
+                return;
+        }
+    }
+
+    private static Task Json(HttpContext context, int status, string json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/vnd.api+json";
+        return context.Response.WriteAsync(json);
+    }
+
+    private static int CountEvents(byte[] body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            return document.RootElement.GetProperty("data").GetProperty("attributes").GetProperty("events-bulk-create").GetProperty("data")
+                .EnumerateArray().Sum(entry => entry.GetProperty("attributes").GetProperty("events").GetProperty("data").GetArrayLength());
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
+    private async Task CreateJobAsync(HttpContext context, byte[] body, DateTimeOffset now)
+    {
+        List<string> profiles;
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            profiles = document.RootElement.GetProperty("data").GetProperty("attributes").GetProperty("profiles").GetProperty("data")
+                .EnumerateArray().Select(p => p.GetProperty("attributes").GetRawText()).ToList();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            await Json(context, 400, """{"errors":[{"id":"x","status":400,"code":"invalid","title":"Invalid input.","detail":"not a profile import job","source":{"pointer":"/data"}}]}""");
             return;
         }
-        context.Response.StatusCode = path.StartsWith("/api/lists/", StringComparison.Ordinal) ? 204 : 202;
+        var id = "JOB" + Interlocked.Increment(ref _jobSequence).ToString("D8", CultureInfo.InvariantCulture);
+        var job = new ImportJob(id, now, profiles, FailingProfiles(profiles.Count, _options.ImportErrorShare));
+        _jobs[id] = job;
+        Interlocked.Add(ref _importedProfiles, profiles.Count);
+        await Json(context, 202, JobDocument(job, "queued"));
+    }
+
+    /// <summary>Which profiles of a job fail: <paramref name="share"/> of them, spread evenly (deterministic).</summary>
+    public static IReadOnlySet<int> FailingProfiles(int count, double share)
+    {
+        var failing = new HashSet<int>();
+        if (share <= 0)
+        {
+            return failing;
+        }
+        var target = (int)Math.Round(count * Math.Min(1, share));
+        for (var k = 0; k < target; k++)
+        {
+            failing.Add((int)((long)k * count / target));
+        }
+        return failing;
+    }
+
+    private Task JobStatusAsync(HttpContext context, string id, DateTimeOffset now)
+    {
+        if (!_jobs.TryGetValue(id, out var job))
+        {
+            return Json(context, 404, """{"errors":[{"id":"x","status":404,"code":"not_found","title":"Not found.","detail":"no such job"}]}""");
+        }
+        return Json(context, 200, JobDocument(job, now - job.Created >= _options.JobDelay ? "complete" : "processing"));
+    }
+
+    private static string JobDocument(ImportJob job, string status)
+    {
+        var complete = status == "complete";
+        var failed = complete ? job.Failing.Count : 0;
+        var completed = complete ? job.Profiles.Count - failed : 0;
+        return "{\"data\":{\"type\":\"profile-bulk-import-job\",\"id\":\"" + job.Id + "\",\"attributes\":{\"status\":\"" + status
+            + "\",\"created_at\":\"" + job.Created.ToString("O", CultureInfo.InvariantCulture) + "\",\"total_count\":" + job.Profiles.Count.ToString(CultureInfo.InvariantCulture)
+            + ",\"completed_count\":" + completed.ToString(CultureInfo.InvariantCulture) + ",\"failed_count\":" + failed.ToString(CultureInfo.InvariantCulture) + "}}}";
+    }
+
+    private Task ImportErrorsAsync(HttpContext context, string id)
+    {
+        if (!_jobs.TryGetValue(id, out var job))
+        {
+            return Json(context, 404, """{"errors":[{"id":"x","status":404,"code":"not_found","title":"Not found.","detail":"no such job"}]}""");
+        }
+        var cursor = int.TryParse(context.Request.Query["page[cursor]"], NumberStyles.None, CultureInfo.InvariantCulture, out var c) ? c : 0;
+        var failing = job.Failing.Order().ToList();
+        var page = failing.Skip(cursor).Take(ErrorsPageSize).ToList();
+        var items = page.Select(k => "{\"type\":\"import-error\",\"id\":\"" + job.Id + "-" + k.ToString(CultureInfo.InvariantCulture)
+            + "\",\"attributes\":{\"code\":\"invalid\",\"title\":\"Invalid input.\",\"detail\":\"profile " + k.ToString(CultureInfo.InvariantCulture)
+            + " was refused by the fake\",\"source\":{\"pointer\":\"/data/attributes/profiles/data/" + k.ToString(CultureInfo.InvariantCulture)
+            + "\"},\"original_payload\":" + job.Profiles[k] + "}}");
+        var next = cursor + ErrorsPageSize < failing.Count
+            ? "\"" + BaseUrl + "/api/profile-bulk-import-jobs/" + job.Id + "/import-errors?page%5Bcursor%5D=" + (cursor + ErrorsPageSize).ToString(CultureInfo.InvariantCulture) + "\""
+            : "null";
+        return Json(context, 200, "{\"data\":[" + string.Join(",", items) + "],\"links\":{\"self\":\"x\",\"next\":" + next + "}}");
     }
 
     public async ValueTask DisposeAsync()
@@ -83,6 +243,8 @@ public sealed class FakeKlaviyo : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
+
+    private sealed record ImportJob(string Id, DateTimeOffset Created, IReadOnlyList<string> Profiles, IReadOnlySet<int> Failing);
 }
 
 /// <summary>Fixed-window counters for one endpoint group, like Klaviyo's (1 s burst, 60 s steady).</summary>
@@ -140,6 +302,19 @@ public sealed class EndpointCounter(int burst, int steady)
             _inMinute++;
             retryAfterSeconds = 0;
             return true;
+        }
+    }
+
+    /// <summary>The steady window as Klaviyo's <c>RateLimit-*</c> headers describe it: limit, remaining, seconds to reset.</summary>
+    public (int Limit, int Remaining, int ResetSeconds) Budget(DateTimeOffset now)
+    {
+        var unix = now.ToUnixTimeMilliseconds();
+        lock (_gate)
+        {
+            var minute = unix / 60_000;
+            var used = minute == _minute ? _inMinute : 0;
+            var reset = (int)Math.Max(1, Math.Ceiling(((minute + 1) * 60_000 - unix) / 1000.0));
+            return (steady, Math.Max(0, steady - used), reset);
         }
     }
 

@@ -162,6 +162,7 @@ var appSettings = {
   Relay__InCallRetryBudget: '00:00:05'
   Relay__InCallRetryDelay: '00:00:00.5'
   Relay__AttemptTimeout: '00:00:10'
+  Relay__BulkThreshold: '10'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${ingestSigningSecretUri})'

@@ -1,0 +1,179 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Klaviyo.Functions.Bulk;
+using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Tests.TestSupport;
+using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Tests.Bulk;
+
+/// <summary>The events path of a batch against a fake Klaviyo on 127.0.0.1 (spec 8.1–8.2).</summary>
+[TestClass]
+public sealed class BulkRelayProcessorTests
+{
+    private const string BulkPath = "/api/event-bulk-create-jobs";
+
+    public TestContext TestContext { get; set; } = null!;
+
+    private static BulkRelayProcessor Processor(RelayTestHost host) => new(
+        new BatchPlanner(host.Services.GetRequiredService<KlaviyoTransformer>(), host.Services.GetRequiredService<IOptions<RelayOptions>>()),
+        host.Processor, host.Client, host.Services.GetRequiredService<RelayMetrics>());
+
+    private static List<BatchMessage> TenUsers(int attempt = 1) =>
+        Enumerable.Range(0, 10).Select(i => BatchPlannerTests.Track($"m-{i}", $"u-{i}") with { Attempt = attempt }).ToList();
+
+    private static JsonArray Entries(string body) => JsonNode.Parse(body)!["data"]!["attributes"]!["events-bulk-create"]!["data"]!.AsArray();
+
+    private static string ExternalIds(string body) =>
+        string.Join(",", Entries(body).Select(e => (string?)e!["attributes"]!["profile"]!["data"]!["attributes"]!["external_id"]));
+
+    private static string Errors(params (string Pointer, string Detail)[] errors) =>
+        "{\"errors\":[" + string.Join(",", errors.Select(e => $$$"""{"id":"e","status":400,"code":"invalid","title":"Invalid input.","detail":"{{{e.Detail}}}","source":{"pointer":"{{{e.Pointer}}}"}}""")) + "]}";
+
+    [TestMethod]
+    public async Task Batch_400PointingAtEntries3And7_OnlyThoseDeadLetteredTheRestDeliveredInTheSameInvocation()
+    {
+        using var klaviyo = FakeKlaviyo.Start().AnswerInTurn(BulkPath,
+            (400, Errors(("/data/attributes/events-bulk-create/data/3/attributes/profile/data/attributes/email", "bad identifier 3"),
+                         ("/data/attributes/events-bulk-create/data/7/attributes/events/data/0/attributes/time", "bad time 7"))),
+            (202, null));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+
+        Assert.HasCount(10, outcomes);
+        var three = Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[3]);
+        Assert.AreEqual(DeadLetterReason.KlaviyoRejected, three.Reason);
+        Assert.Contains("bad identifier 3", three.Description);
+        Assert.Contains("bad time 7", Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[7]).Description);
+        Assert.AreEqual(8, outcomes.Count(o => o is RelayOutcome.Delivered));
+        var received = klaviyo.Received;
+        Assert.AreEqual("/api/event-bulk-create-jobs,/api/event-bulk-create-jobs", string.Join(",", received.Select(r => r.Path)));
+        Assert.AreEqual("u-0,u-1,u-2,u-3,u-4,u-5,u-6,u-7,u-8,u-9", ExternalIds(received[0].Body));
+        Assert.AreEqual("u-0,u-1,u-2,u-4,u-5,u-6,u-8,u-9", ExternalIds(received[1].Body));
+        foreach (var request in received)
+        {
+            Assert.IsEmpty(KlaviyoSchemas.Validate(KlaviyoSchemas.EventsBulkCreateJob, Encoding.UTF8.GetBytes(request.Body)));
+        }
+    }
+
+    [TestMethod]
+    public async Task Batch_400NamingNoEntry_FallsBackToOneCallPerEvent()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer(BulkPath, 400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", null))
+            .Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered), string.Join(", ", outcomes));
+        Assert.ContainsSingle(p => p == BulkPath, klaviyo.ReceivedPaths);
+        Assert.AreEqual(10, klaviyo.ReceivedPaths.Count(p => p == "/api/events"));
+    }
+
+    [TestMethod]
+    public async Task Batch_429WithRetryAfter_EveryMessageRetriesNoSoonerAsTheNextAttempt()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 429, FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled.", null),
+            new Dictionary<string, string> { ["Retry-After"] = "120" });
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers(attempt: 2), TestContext.CancellationToken);
+
+        foreach (var outcome in outcomes)
+        {
+            var retry = Assert.IsInstanceOfType<RelayOutcome.RetryLater>(outcome);
+            Assert.AreEqual(3, retry.NextAttempt);
+            Assert.IsGreaterThanOrEqualTo(TimeSpan.FromSeconds(120), retry.Delay);
+        }
+        Assert.HasCount(1, klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Batch_503_EveryMessageRetriesLaterAfterTheInCallRetries()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 503);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.RetryLater { NextAttempt: 2 }), string.Join(", ", outcomes));
+        Assert.HasCount(3, klaviyo.Received, "the first try and two in-call retries");
+    }
+
+    [TestMethod]
+    public async Task Batch_401_EveryMessageKlaviyoUnauthorized()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 401, FakeKlaviyo.ErrorAnswer(401, "not_authenticated", "Missing or invalid private key.", null));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.DeadLetter { Reason: DeadLetterReason.KlaviyoUnauthorized }), string.Join(", ", outcomes));
+        Assert.DoesNotContain(RelayTestHost.ApiKey, string.Join(" ", outcomes.OfType<RelayOutcome.DeadLetter>().Select(d => d.Description)));
+    }
+
+    [TestMethod]
+    public async Task Batch_RepeatedMessageId_SentOnceAndBothMessagesDelivered()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var batch = TenUsers();
+        batch.Add(BatchPlannerTests.Track("m-4", "u-4"));
+
+        var outcomes = await Processor(host).ProcessAsync(batch, TestContext.CancellationToken);
+
+        Assert.HasCount(11, outcomes);
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered));
+        var body = klaviyo.Received.Single().Body;
+        Assert.AreEqual(10, Entries(body).Sum(e => e!["attributes"]!["events"]!["data"]!.AsArray().Count));
+    }
+
+    [TestMethod]
+    public async Task Batch_GoodInvalidMalformedAndSkipped_EachItsOwnOutcomeTheGoodDeliveredInOneCall()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var batch = TenUsers();
+        batch.Insert(2, BatchPlannerTests.Message("bad", """{"type":"track","messageId":"bad","userId":"u-1"}"""));
+        batch.Insert(5, BatchPlannerTests.Message("junk", "{not json"));
+        batch.Add(BatchPlannerTests.Message("alias", """{"type":"alias","messageId":"alias","userId":"u-1","previousId":"u-0"}"""));
+
+        var outcomes = await Processor(host).ProcessAsync(batch, TestContext.CancellationToken);
+
+        Assert.AreEqual(DeadLetterReason.InvalidEvent, Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[2]).Reason);
+        Assert.AreEqual(DeadLetterReason.MalformedMessage, Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[5]).Reason);
+        Assert.IsInstanceOfType<RelayOutcome.Skipped>(outcomes[12]);
+        Assert.AreEqual(10, outcomes.Count(o => o is RelayOutcome.Delivered));
+        Assert.AreEqual(BulkPath, klaviyo.ReceivedPaths.Single());
+    }
+
+    [TestMethod]
+    public async Task Batch_BelowTheThreshold_SingleCallsAsBefore()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers().Take(9).ToList(), TestContext.CancellationToken);
+
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered));
+        Assert.AreEqual(9, klaviyo.ReceivedPaths.Count(p => p == "/api/events"));
+    }
+
+    [TestMethod]
+    public async Task Batch_BulkCallHeldBackByTheRelaysLimiter_EveryMessagePutOffWithItsAttemptUnchanged()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        host.Services.GetRequiredService<global::Klaviyo.Functions.Klaviyo.KlaviyoRateLimits>().Pause(global::Klaviyo.Functions.Klaviyo.KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(30));
+
+        var outcomes = await Processor(host).ProcessAsync(TenUsers(attempt: 5), TestContext.CancellationToken);
+
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.RetryLater { NextAttempt: 5 }), string.Join(", ", outcomes));
+        Assert.IsEmpty(klaviyo.Received);
+    }
+}

@@ -1,0 +1,147 @@
+using System.Net;
+using System.Text;
+using Klaviyo.Functions.Bulk;
+using Klaviyo.Functions.LoadRunner;
+using FakeKlaviyo = Klaviyo.Functions.LoadRunner.FakeKlaviyo;
+using Klaviyo.Functions.Tests.TestSupport;
+using Klaviyo.Functions.Transform;
+
+namespace Klaviyo.Functions.Tests.LoadRunner;
+
+/// <summary>The load runner's fake Klaviyo: bulk endpoints with Klaviyo's limits, RateLimit-* headers, import jobs.</summary>
+[TestClass]
+public sealed class LoadRunnerFakeKlaviyoTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    private static StringContent JsonApi(string json) => new(json, Encoding.UTF8, "application/vnd.api+json");
+
+    private static string Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.Single() : "";
+
+    [TestMethod]
+    public async Task BulkEvents_PastTheWindow_429WithRetryAfterAndRateLimitHeadersOnEveryOtherAnswer()
+    {
+        await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions { EnforceLimits = true });
+        using var http = new HttpClient { BaseAddress = new Uri(fake.BaseUrl) };
+        var body = BulkBody(3);
+
+        var accepted = new List<HttpResponseMessage>();
+        HttpResponseMessage? throttled = null;
+        for (var i = 0; i < 200 && throttled is null; i++)
+        {
+            var answer = await http.PostAsync("/api/event-bulk-create-jobs", JsonApi(body), TestContext.CancellationToken);
+            if (answer.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                throttled = answer;
+            }
+            else
+            {
+                accepted.Add(answer);
+            }
+        }
+
+        Assert.IsNotNull(throttled, "10/s and 150/min: 200 calls must meet a 429");
+        Assert.IsNotNull(throttled.Headers.RetryAfter);
+        Assert.AreEqual("", Header(throttled, "RateLimit-Remaining"), "a 429 carries Retry-After, not RateLimit-*");
+        Assert.IsTrue(accepted.All(a => a.StatusCode == HttpStatusCode.Accepted && Header(a, "RateLimit-Limit") == "150"
+            && int.Parse(Header(a, "RateLimit-Remaining"), System.Globalization.CultureInfo.InvariantCulture) is >= 0 and < 150
+            && int.Parse(Header(a, "RateLimit-Reset"), System.Globalization.CultureInfo.InvariantCulture) is >= 1 and <= 60));
+        Assert.AreEqual(accepted.Count * 3, fake.BulkEvents);
+    }
+
+    [TestMethod]
+    public void EndpointCounter_FixedWindows_BurstThenSteadyRefusalsWithTheirRetryAfter()
+    {
+        var counter = new EndpointCounter(10, 150);
+        var start = new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero);
+
+        var firstSecond = Enumerable.Range(0, 11).Select(i => counter.TryAdmit(start.AddMilliseconds(i), out _)).ToList();
+        var laterSeconds = Enumerable.Range(1, 20).SelectMany(s => Enumerable.Range(0, 10).Select(i => counter.TryAdmit(start.AddSeconds(s).AddMilliseconds(i), out _))).Count(ok => ok);
+        var steadyRefused = !counter.TryAdmit(start.AddSeconds(30), out var retryAfter);
+
+        Assert.AreEqual(10, firstSecond.Count(ok => ok));
+        Assert.AreEqual(140, laterSeconds, "the minute's 150 are spent after 10 + 140");
+        Assert.IsTrue(steadyRefused);
+        Assert.AreEqual(30, retryAfter, "until the minute window ends");
+        Assert.AreEqual((150, 0, 30), counter.Budget(start.AddSeconds(30)));
+    }
+
+    [TestMethod]
+    public async Task ImportJob_2Of500ProfilesFailing_CompletesAfterTheDelayAndItsErrorsSettleExactlyThose2()
+    {
+        await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions { JobDelay = TimeSpan.FromMilliseconds(500), ImportErrorShare = 2 / 500.0 });
+        using var http = new HttpClient { BaseAddress = new Uri(fake.BaseUrl) };
+        var job = ImportJob(500);
+
+        using var created = await http.PostAsync("/api/profile-bulk-import-jobs", JsonApi(Encoding.UTF8.GetString(job.Request.Body.Span)), TestContext.CancellationToken);
+        var createdBody = await created.Content.ReadAsByteArrayAsync(TestContext.CancellationToken);
+        var id = System.Text.Json.JsonDocument.Parse(createdBody).RootElement.GetProperty("data").GetProperty("id").GetString();
+        var early = ImportJobAnswer.ParseStatus(await http.GetByteArrayAsync($"/api/profile-bulk-import-jobs/{id}", TestContext.CancellationToken));
+        await Task.Delay(TimeSpan.FromMilliseconds(700), TestContext.CancellationToken);
+        var late = ImportJobAnswer.ParseStatus(await http.GetByteArrayAsync($"/api/profile-bulk-import-jobs/{id}", TestContext.CancellationToken));
+        var errors = ImportJobAnswer.ParseErrors(await http.GetByteArrayAsync($"/api/profile-bulk-import-jobs/{id}/import-errors", TestContext.CancellationToken))!;
+
+        Assert.AreEqual(HttpStatusCode.Accepted, created.StatusCode);
+        Assert.IsInstanceOfType<ImportJobState.Running>(early);
+        Assert.AreEqual(2, Assert.IsInstanceOfType<ImportJobState.Complete>(late).FailedCount);
+        var verdicts = ImportJobAnswer.Settle(job, late, errors.Errors);
+        Assert.AreEqual(2, verdicts.Values.Count(v => v is BulkVerdict.DeadLetter));
+        Assert.AreEqual(498, verdicts.Values.Count(v => v is BulkVerdict.Delivered));
+        Assert.AreEqual(500, fake.ImportedProfiles);
+    }
+
+    [TestMethod]
+    public async Task ImportErrors_ManyFailing_PagedWithNextLinks()
+    {
+        await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions { JobDelay = TimeSpan.Zero, ImportErrorShare = 0.5 });
+        using var http = new HttpClient { BaseAddress = new Uri(fake.BaseUrl) };
+        var job = ImportJob(500);
+        using var created = await http.PostAsync("/api/profile-bulk-import-jobs", JsonApi(Encoding.UTF8.GetString(job.Request.Body.Span)), TestContext.CancellationToken);
+        var id = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsByteArrayAsync(TestContext.CancellationToken)).RootElement.GetProperty("data").GetProperty("id").GetString();
+
+        var all = new List<ImportError>();
+        string? next = $"/api/profile-bulk-import-jobs/{id}/import-errors";
+        var pages = 0;
+        while (next is not null)
+        {
+            var page = ImportJobAnswer.ParseErrors(await http.GetByteArrayAsync(next, TestContext.CancellationToken))!;
+            all.AddRange(page.Errors);
+            next = page.Next;
+            pages++;
+        }
+
+        Assert.AreEqual(3, pages);
+        Assert.HasCount(250, all.Select(e => e.ProfileIndex).Distinct());
+    }
+
+    [TestMethod]
+    [DataRow(0.0, 0)]
+    [DataRow(0.004, 2)]
+    [DataRow(0.1, 50)]
+    [DataRow(1.0, 500)]
+    public void FailingProfiles_Share_IsThatManySpreadEvenly(double share, int expected)
+    {
+        var failing = FakeKlaviyo.FailingProfiles(500, share);
+
+        Assert.HasCount(expected, failing);
+        Assert.IsTrue(failing.All(k => k is >= 0 and < 500));
+    }
+
+    private static string BulkBody(int events)
+    {
+        var pieces = Enumerable.Range(0, events)
+            .Select(i => EventPiece.FromCreateEvent(((TransformResult.Planned)Transforms.Run($$"""{"type":"track","messageId":"m-{{i}}","userId":"u-1","event":"Clicked"}""")).Plan.Steps[0].Build()))
+            .ToList();
+        return Encoding.UTF8.GetString(EventsBulkBuilder.Build(pieces).Single().Request.Body.Span);
+    }
+
+    private static CarriedCall ImportJob(int count)
+    {
+        var profiles = Enumerable.Range(0, count)
+            .Select(i => ProfilePiece.FromProfileImport(((TransformResult.Planned)Transforms.Run("{\"type\":\"identify\",\"userId\":\"u-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\"}}")).Plan.Steps[0].Build()))
+            .ToList();
+        var call = ProfileImportJobBuilder.Build(null, profiles).Single();
+        return new CarriedCall(call.Request, call.Items.Select(k => (IReadOnlyList<int>)[k]).ToArray());
+    }
+}

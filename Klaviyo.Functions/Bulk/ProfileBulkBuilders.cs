@@ -1,0 +1,197 @@
+using System.Text.Json;
+using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Transform;
+
+namespace Klaviyo.Functions.Bulk;
+
+/// <summary>One bulk call and the input items (indices) it carries, in body order.</summary>
+public sealed record BulkCall(KlaviyoRequest Request, IReadOnlyList<int> Items);
+
+/// <summary>
+/// <c>POST /api/profile-bulk-import-jobs</c> bodies (<c>ProfileImportJobCreateQuery</c>, spec 8.3): one job per
+/// target list (its <c>relationships.lists</c> adds every profile to the list, replacing the per-profile list call),
+/// at most 10,000 profiles and 5 MB per job. The caller merges several updates of one profile first, so a job never
+/// carries a profile twice; <see cref="BulkCall.Items"/>[k] is the item at <c>profiles.data[k]</c>.
+/// </summary>
+public static class ProfileImportJobBuilder
+{
+    private const int CallOverhead = 200;
+    private const int ItemOverhead = 2;
+
+    public static IReadOnlyList<BulkCall> Build(string? listId, IReadOnlyList<ProfilePiece> profiles,
+        int maxProfiles = BulkLimits.MaxProfilesPerImportJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
+        Chunk(profiles.Count, i => profiles[i].Data.Length + ItemOverhead, CallOverhead + (listId?.Length ?? 0), maxProfiles, maxBytes)
+            .Select(items => new BulkCall(Write(listId, items.Select(i => profiles[i]).ToList()), items))
+            .ToList();
+
+    private static KlaviyoRequest Write(string? listId, IReadOnlyList<ProfilePiece> profiles)
+    {
+        var body = BulkJson.Write(w =>
+        {
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteStartObject();
+            w.WriteString("type", "profile-bulk-import-job");
+            w.WritePropertyName("attributes");
+            w.WriteStartObject();
+            w.WritePropertyName("profiles");
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteStartArray();
+            foreach (var profile in profiles)
+            {
+                w.WriteRawValue(profile.Data.Span, skipInputValidation: true);
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WriteEndObject();
+            if (listId is not null)
+            {
+                w.WritePropertyName("relationships");
+                w.WriteStartObject();
+                w.WritePropertyName("lists");
+                w.WriteStartObject();
+                w.WritePropertyName("data");
+                w.WriteStartArray();
+                w.WriteStartObject();
+                w.WriteString("type", "list");
+                w.WriteString("id", listId);
+                w.WriteEndObject();
+                w.WriteEndArray();
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        });
+        return new KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, body);
+    }
+
+    /// <summary>Consecutive runs of items within a count and a byte budget; an item alone always fits.</summary>
+    internal static List<int[]> Chunk(int count, Func<int, int> size, int overhead, int maxItems, int maxBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxItems, 1);
+        var chunks = new List<int[]>();
+        var current = new List<int>();
+        var bytes = overhead;
+        for (var i = 0; i < count; i++)
+        {
+            var itemBytes = size(i);
+            if (current.Count > 0 && (current.Count + 1 > maxItems || bytes + itemBytes > maxBytes))
+            {
+                chunks.Add([.. current]);
+                current.Clear();
+                bytes = overhead;
+            }
+            current.Add(i);
+            bytes += itemBytes;
+        }
+        if (current.Count > 0)
+        {
+            chunks.Add([.. current]);
+        }
+        return chunks;
+    }
+}
+
+/// <summary>
+/// <c>POST /api/profile-subscription-bulk-create-jobs</c> bodies (<c>SubscriptionCreateJobCreateQuery</c>, spec 8.3):
+/// one list per call, at most 1,000 profiles, each with its own channels, no profile ids needed.
+/// </summary>
+public static class SubscriptionBulkBuilder
+{
+    public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<ReadOnlyMemory<byte>> profiles,
+        int maxProfiles = BulkLimits.MaxProfilesPerSubscriptionJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
+        ProfileImportJobBuilder.Chunk(profiles.Count, i => profiles[i].Length + 2, 240 + listId.Length, maxProfiles, maxBytes)
+            .Select(items => new BulkCall(Write(listId, items.Select(i => profiles[i]).ToList()), items))
+            .ToList();
+
+    private static KlaviyoRequest Write(string listId, IReadOnlyList<ReadOnlyMemory<byte>> profiles)
+    {
+        var body = BulkJson.Write(w =>
+        {
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteStartObject();
+            w.WriteString("type", "profile-subscription-bulk-create-job");
+            w.WritePropertyName("attributes");
+            w.WriteStartObject();
+            w.WritePropertyName("profiles");
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteStartArray();
+            foreach (var profile in profiles)
+            {
+                w.WriteRawValue(profile.Span, skipInputValidation: true);
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WritePropertyName("relationships");
+            w.WriteStartObject();
+            w.WritePropertyName("list");
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteStartObject();
+            w.WriteString("type", "list");
+            w.WriteString("id", listId);
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndObject();
+        });
+        return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, body);
+    }
+}
+
+/// <summary>
+/// <c>POST /api/lists/{id}/relationships/profiles</c> bodies (<c>ListMembersAddQuery</c>, spec 8.3): the list
+/// additions of one list grouped, at most 1,000 profile ids per call. <see cref="BulkCall.Items"/> are indices into
+/// the ids given; a repeated id is sent once and both items are carried by that call.
+/// </summary>
+public static class ListMembersBuilder
+{
+    public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<string> profileIds, int maxIds = BulkLimits.MaxIdsPerListCall)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
+        var firstOf = new Dictionary<string, int>(StringComparer.Ordinal);
+        var distinct = new List<string>();
+        var carriedBy = new List<List<int>>();
+        for (var i = 0; i < profileIds.Count; i++)
+        {
+            if (firstOf.TryGetValue(profileIds[i], out var at))
+            {
+                carriedBy[at].Add(i);
+                continue;
+            }
+            firstOf[profileIds[i]] = distinct.Count;
+            distinct.Add(profileIds[i]);
+            carriedBy.Add([i]);
+        }
+        var path = KlaviyoApi.AddProfilesToListPath(listId);
+        var calls = new List<BulkCall>();
+        for (var start = 0; start < distinct.Count; start += maxIds)
+        {
+            var ids = distinct.Skip(start).Take(maxIds).ToList();
+            var body = BulkJson.Write(w =>
+            {
+                w.WriteStartObject();
+                w.WritePropertyName("data");
+                w.WriteStartArray();
+                foreach (var id in ids)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("type", "profile");
+                    w.WriteString("id", id);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            });
+            var items = carriedBy.Skip(start).Take(maxIds).SelectMany(c => c).ToArray();
+            calls.Add(new BulkCall(new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, path, body), items));
+        }
+        return calls;
+    }
+}
