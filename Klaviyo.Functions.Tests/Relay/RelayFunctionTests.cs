@@ -228,7 +228,7 @@ public sealed class RelayFunctionTests
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
         var sender = new RecordingSender();
-        var function = new RelayFunction(host.Processor, new ServiceBusEventQueue(sender), TimeProvider.System);
+        var function = new RelayFunction(host.Settler, new ServiceBusEventQueue(sender));
 
         await function.RunAsync(RelayTestHost.Message(Track, "m-1"), new RecordingMessageActions(), TestContext.CancellationToken);
         var first = sender.Scheduled.Single().Message;

@@ -35,6 +35,8 @@ internal sealed class RelayTestHost : IDisposable
 
     public RelayProcessor Processor => Services.GetRequiredService<RelayProcessor>();
 
+    public RelaySettler Settler => Services.GetRequiredService<RelaySettler>();
+
     public KlaviyoClient Client => Services.GetRequiredService<KlaviyoClient>();
 
     public RelayFunction Function => ActivatorUtilities.CreateInstance<RelayFunction>(Services);
