@@ -21,7 +21,7 @@ public sealed partial class RelaySettler(
     public static readonly TimeSpan SettlementTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>
-    /// Processes and settles one message. A host stop that cancels the work mid-plan still settles it (a retry soon,
+    /// Processes and settles one message. A host stop that cancels the work mid-plan still settles it (a retry now,
     /// attempt + 1: every call is idempotent), and an unexpected exception is retried like a transient failure until
     /// attempts run out, then dead-lettered as <see cref="ProcessingFailed"/>. Settlement runs under its own bounded
     /// timeout, not the host's token: once Klaviyo has the event, completing beats a redelivery.
@@ -38,7 +38,7 @@ public sealed partial class RelaySettler(
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             LogInterrupted(logger, delivery.EventMessageId, delivery.Attempt);
-            outcome = new RelayOutcome.RetryLater(schedule.DelayAfter(1, null), delivery.Attempt + 1, "interrupted by a host stop");
+            outcome = new RelayOutcome.RetryLater(TimeSpan.Zero, delivery.Attempt + 1, "interrupted by a host stop");
         }
         catch (Exception ex)
         {
