@@ -2,6 +2,7 @@ using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
+using Microsoft.Azure.Functions.Worker;
 
 namespace Klaviyo.Functions.Tests.Relay;
 
@@ -243,5 +244,52 @@ public sealed class RelayFunctionTests
         Assert.AreEqual("m-1/attempt-3", second.MessageId);
         Assert.AreEqual("m-1", second.ApplicationProperties[MessageProperties.EventMessageId]);
         Assert.Contains("Event m-1 attempt 2 failed transiently", host.AllLogText());
+    }
+
+    [TestMethod]
+    public async Task Relay_HostStopsMidPlan_SchedulesTheRetryAndCompletesInsteadOfLeavingItToTheLock()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202, delay: TimeSpan.FromSeconds(4));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        using var stopping = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), actions, stopping.Token);
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
+        var (copy, at) = host.Queue.Scheduled.Single();
+        Assert.AreEqual(new QueuedEvent("m-1/attempt-2", "track", copy.Body, 2, "m-1"), copy);
+        Assert.IsLessThanOrEqualTo(DateTimeOffset.UtcNow, at, "due at once: another instance takes it");
+        Assert.Contains("interrupted by a host stop", host.AllLogText());
+    }
+
+    [TestMethod]
+    public async Task Relay_SettlementThatHangs_IsCancelledAfterTheSettlementTimeout()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var settler = new RelaySettler(host.Processor, new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RelaySettler>.Instance);
+        var actions = new HangingMessageActions();
+
+        var run = new RelayFunction(settler, host.Queue).RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);
+        await actions.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.CancellationToken);
+        time.Advance(RelaySettler.SettlementTimeout - TimeSpan.FromSeconds(1));
+        Assert.IsFalse(run.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await Assert.ThrowsAsync<OperationCanceledException>(() => run.WaitAsync(TimeSpan.FromSeconds(10), TestContext.CancellationToken));
+    }
+
+    /// <summary>Message actions whose completion never answers until cancelled (a broker that stalls).</summary>
+    private sealed class HangingMessageActions : ServiceBusMessageActions
+    {
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override async Task CompleteMessageAsync(ServiceBusReceivedMessage message, CancellationToken cancellationToken = default)
+        {
+            Entered.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
     }
 }

@@ -129,7 +129,7 @@ public static class LocalHost
         var (status, value, contentType) = result switch
         {
             OkObjectResult ok => (StatusCodes.Status200OK, ok.Value, "application/json"),
-            ObjectResult other => (other.StatusCode ?? StatusCodes.Status400BadRequest, other.Value, "application/problem+json"),
+            ObjectResult other => (other.StatusCode ?? StatusCodes.Status400BadRequest, other.Value, other.Value is ProblemDetails ? "application/problem+json" : "application/json"),
             _ => throw new InvalidOperationException($"Unexpected replay result {result.GetType().Name}."),
         };
         context.Response.StatusCode = status;

@@ -71,9 +71,9 @@ public sealed partial class RelaySettler(
     private static string Bounded(string description) =>
         description.Length <= RelayProcessor.MaxDescriptionLength ? description : description[..(RelayProcessor.MaxDescriptionLength - 1)] + "…";
 
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} was interrupted by a host stop; a retry is scheduled")]
+    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} was interrupted by a host stop; a retry is scheduled")]
     private static partial void LogInterrupted(ILogger logger, string messageId, int attempt);
 
-    [LoggerMessage(EventId = 2102, Level = LogLevel.Error, Message = "Relaying {MessageId} attempt {Attempt} failed unexpectedly (a bug in the relay)")]
+    [LoggerMessage(EventId = 3202, Level = LogLevel.Error, Message = "Relaying {MessageId} attempt {Attempt} failed unexpectedly (a bug in the relay)")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string messageId, int attempt);
 }
