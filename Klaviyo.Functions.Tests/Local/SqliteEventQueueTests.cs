@@ -53,7 +53,7 @@ public sealed class SqliteEventQueueTests
         Assert.AreEqual(2, queue.Counts().Ready, "re-sent within the 10-minute window: answered, not queued twice");
 
         _time.Advance(TimeSpan.FromMinutes(1.5));
-        queue.PruneDuplicates();
+        await queue.PruneDuplicatesAsync();
         await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
         Assert.AreEqual(3, queue.Counts().Ready, "after the window the same messageId is a new event");
     }
@@ -64,17 +64,17 @@ public sealed class SqliteEventQueueTests
         using var queue = Open();
         await queue.SendAsync([Event("m-1"), Event("m-2"), Event("m-3")], TestContext.CancellationToken);
 
-        var first = queue.Lease(2, Lease);
+        var first = await queue.LeaseAsync(2, Lease);
         Assert.AreSequenceEqual(["m-1", "m-2"], first.Select(e => e.MessageId));
-        Assert.IsEmpty(queue.Lease(5, Lease).Where(e => e.MessageId != "m-3"), "leased events are not handed out twice");
+        Assert.IsEmpty((await queue.LeaseAsync(5, Lease)).Where(e => e.MessageId != "m-3"), "leased events are not handed out twice");
         Assert.AreEqual(3, queue.Counts().Leased);
 
         _time.Advance(Lease + TimeSpan.FromSeconds(1));
-        var again = queue.Lease(5, Lease);
+        var again = await queue.LeaseAsync(5, Lease);
         Assert.AreSequenceEqual(["m-1", "m-2", "m-3"], again.Select(e => e.MessageId).Order());
 
-        Assert.AreEqual(0, queue.Complete(first), "the lapsed lease no longer settles");
-        Assert.AreEqual(3, queue.Complete(again));
+        Assert.AreEqual(0, await queue.CompleteAsync(first), "the lapsed lease no longer settles");
+        Assert.AreEqual(3, await queue.CompleteAsync(again));
         Assert.AreEqual(new BacklogCounts(0, 0, 0, 0, 0), queue.Counts());
     }
 
@@ -84,17 +84,17 @@ public sealed class SqliteEventQueueTests
         using (var queue = Open())
         {
             await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
-            var leased = queue.Lease(1, Lease);
-            Assert.AreEqual(1, queue.Retry(leased, 2, _time.GetUtcNow().AddMinutes(2)));
+            var leased = await queue.LeaseAsync(1, Lease);
+            Assert.AreEqual(1, await queue.RetryAsync(leased, 2, _time.GetUtcNow().AddMinutes(2)));
             Assert.AreEqual(1, queue.Counts().Scheduled);
         }
 
         using var reopened = Open();
         Assert.AreEqual(new BacklogCounts(0, 1, 0, 0, 0), reopened.Counts());
         _time.Advance(TimeSpan.FromSeconds(119));
-        Assert.IsEmpty(reopened.Lease(1, Lease));
+        Assert.IsEmpty(await reopened.LeaseAsync(1, Lease));
         _time.Advance(TimeSpan.FromSeconds(1));
-        var due = reopened.Lease(1, Lease).Single();
+        var due = (await reopened.LeaseAsync(1, Lease)).Single();
         Assert.AreEqual(2, due.Attempt);
         Assert.AreEqual(RelayMessage.RetryMessageId("m-1", 2), due.MessageId);
         Assert.AreEqual("m-1", due.EventMessageId);
@@ -113,6 +113,29 @@ public sealed class SqliteEventQueueTests
         Assert.AreEqual(2, queue.Counts().Ready, "nothing of the refused request was queued");
         await queue.SendAsync([Event("m-3")], TestContext.CancellationToken);
         Assert.AreEqual(3, queue.Counts().Ready);
+    }
+
+    [TestMethod]
+    public async Task Send_ManyAtOnce_GroupCommittedAndARefusedOneDoesNotUndoTheOthers()
+    {
+        using var queue = Open(maxBacklog: 5);
+
+        var sends = Enumerable.Range(0, 10).Select(i => queue.SendAsync([Event($"a{i}"), Event($"b{i}")], TestContext.CancellationToken)).ToList();
+        var accepted = await Task.WhenAll(sends.Select(async send =>
+        {
+            try
+            {
+                await send;
+                return true;
+            }
+            catch (BacklogFullException)
+            {
+                return false;
+            }
+        }));
+
+        Assert.AreEqual(2, accepted.Count(a => a));
+        Assert.AreEqual(4, queue.Counts().Ready, "two requests of two events each: the rest refused whole");
     }
 
     [TestMethod]
@@ -146,16 +169,16 @@ public sealed class SqliteEventQueueTests
     {
         using var queue = Open();
         await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
-        var leased = queue.Lease(1, Lease);
+        var leased = await queue.LeaseAsync(1, Lease);
 
-        Assert.AreEqual(1, queue.Defer(leased));
+        Assert.AreEqual(1, await queue.DeferAsync(leased));
         _time.Advance(Lease * 3);
-        Assert.IsEmpty(queue.Lease(5, Lease), "a parked event does not lapse back into the queue");
+        Assert.IsEmpty(await queue.LeaseAsync(5, Lease), "a parked event does not lapse back into the queue");
         Assert.AreEqual(1, queue.Counts().Deferred);
 
-        var back = queue.ReceiveDeferred([leased[0].Sequence]);
-        Assert.AreEqual(0, queue.Complete(leased), "the parking lease was replaced");
-        Assert.AreEqual(1, queue.Complete(back));
+        var back = await queue.ReceiveDeferredAsync([leased[0].Sequence]);
+        Assert.AreEqual(0, await queue.CompleteAsync(leased), "the parking lease was replaced");
+        Assert.AreEqual(1, await queue.CompleteAsync(back));
         Assert.AreEqual(0, queue.Counts().Waiting);
     }
 
@@ -168,7 +191,7 @@ public sealed class SqliteEventQueueTests
         var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance);
         await queue.SendAsync([Event("m-1"), Event("m-2\u2028é")], TestContext.CancellationToken);
 
-        var leased = queue.Lease(2, Lease);
+        var leased = await queue.LeaseAsync(2, Lease);
         await settlement.DeadLetterAsync([leased[0]], "KlaviyoRejected", "POST /api/events answered 400: \"bad\"\nline", TestContext.CancellationToken);
         await settlement.DeadLetterAsync([leased[1]], "InvalidEvent", null, TestContext.CancellationToken);
 
@@ -191,10 +214,10 @@ public sealed class SqliteEventQueueTests
         using var host = RelayTestHost.Create("http://127.0.0.1:1");
         using var queue = Open();
         await queue.SendAsync([Event("m-1"), Event("m-2")], TestContext.CancellationToken);
-        var leased = queue.Lease(2, Lease);
-        queue.Retry([leased[0]], 10, _time.GetUtcNow());
-        queue.DeadLetter([leased[1]], "KlaviyoRejected", "400");
-        queue.DeadLetter(queue.Lease(1, Lease), "RetriesExhausted", "10 attempt(s) failed");
+        var leased = await queue.LeaseAsync(2, Lease);
+        await queue.RetryAsync([leased[0]], 10, _time.GetUtcNow());
+        await queue.DeadLetterAsync([leased[1]], "KlaviyoRejected", "400");
+        await queue.DeadLetterAsync(await queue.LeaseAsync(1, Lease), "RetriesExhausted", "10 attempt(s) failed");
         var replayer = ActivatorUtilities.CreateInstance<DeadLetterReplayer>(host.Services, queue, (IEventQueue)queue);
 
         var result = await replayer.ReplayAsync(10, "RetriesExhausted", TestContext.CancellationToken);
@@ -203,7 +226,7 @@ public sealed class SqliteEventQueueTests
         Assert.AreSequenceEqual(["m-1"], result.Moved.Select(m => m.MessageId));
         Assert.IsEmpty(again.Moved);
         Assert.AreEqual(new BacklogCounts(1, 0, 0, 0, 1), queue.Counts());
-        var replayed = queue.Lease(5, Lease).Single();
+        var replayed = (await queue.LeaseAsync(5, Lease)).Single();
         Assert.AreEqual(1, replayed.Attempt);
         Assert.AreEqual("m-1", replayed.EventMessageId);
         Assert.AreEqual(result.Moved[0].QueueMessageId, replayed.MessageId);

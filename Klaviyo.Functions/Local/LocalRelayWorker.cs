@@ -79,10 +79,10 @@ public sealed partial class LocalRelayWorker(
             IReadOnlyList<LeasedEvent> batch = [];
             try
             {
-                batch = queue.Lease(take, options.Value.LeaseDuration);
+                batch = await queue.LeaseAsync(take, options.Value.LeaseDuration).ConfigureAwait(false);
                 if (time.GetUtcNow() - lastPrune > PruneInterval)
                 {
-                    queue.PruneDuplicates();
+                    await queue.PruneDuplicatesAsync().ConfigureAwait(false);
                     lastPrune = time.GetUtcNow();
                 }
             }

@@ -7,21 +7,15 @@ namespace Klaviyo.Functions.Local;
 /// dead-letter file once committed (the database stays the record if the file cannot be written).</summary>
 public sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger) : IRelaySettlement<LeasedEvent>
 {
-    public Task CompleteAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken)
-    {
-        Report(messages, queue.Complete(messages));
-        return Task.CompletedTask;
-    }
+    public async Task CompleteAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
+        Report(messages, await queue.CompleteAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
 
-    public Task RetryAsync(IReadOnlyList<LeasedEvent> messages, int nextAttempt, DateTimeOffset due, CancellationToken cancellationToken)
-    {
-        Report(messages, queue.Retry(messages, nextAttempt, due));
-        return Task.CompletedTask;
-    }
+    public async Task RetryAsync(IReadOnlyList<LeasedEvent> messages, int nextAttempt, DateTimeOffset due, CancellationToken cancellationToken) =>
+        Report(messages, await queue.RetryAsync(messages, nextAttempt, due).WaitAsync(cancellationToken).ConfigureAwait(false));
 
     public async Task DeadLetterAsync(IReadOnlyList<LeasedEvent> messages, string reason, string? description, CancellationToken cancellationToken)
     {
-        var settled = queue.DeadLetter(messages, reason, description);
+        var settled = await queue.DeadLetterAsync(messages, reason, description).WaitAsync(cancellationToken).ConfigureAwait(false);
         Report(messages, settled.Count);
         foreach (var dead in settled)
         {
@@ -38,11 +32,8 @@ public sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFi
         }
     }
 
-    public Task DeferAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken)
-    {
-        Report(messages, queue.Defer(messages));
-        return Task.CompletedTask;
-    }
+    public async Task DeferAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
+        Report(messages, await queue.DeferAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
 
     private void Report(IReadOnlyList<LeasedEvent> messages, int settled)
     {

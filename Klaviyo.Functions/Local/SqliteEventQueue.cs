@@ -24,7 +24,9 @@ public sealed record BacklogCounts(long Ready, long Scheduled, long Leased, long
 /// survives <c>kill -9</c> and a power cut. Rows are leased rather than removed; completion, a retry (the same row,
 /// due later, attempt + 1, under the retry copy's id) and a dead letter are each one commit. Duplicate detection keys
 /// on the ingest's messageId over <c>Local:DuplicateWindow</c>; at most <c>Local:MaxBacklog</c> events wait.
-/// Every statement runs under one lock on one connection: SQLite has a single writer anyway.
+/// Writes are group-committed: one writer applies every pending request, lease and settlement in one transaction (each
+/// in its own savepoint, so one refused request does not undo the others) and completes them only after the commit,
+/// so a burst pays one fsync, not one per call. Reads share the connection under the same lock.
 /// </summary>
 public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposable
 {
@@ -36,7 +38,10 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
     private readonly TimeSpan _duplicateWindow;
     private readonly long _maxBacklog;
     private readonly SemaphoreSlim _available = new(0, 1);
-    private long _backlog;
+    private readonly System.Threading.Channels.Channel<WriteItem> _writes =
+        System.Threading.Channels.Channel.CreateUnbounded<WriteItem>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
+    private long _backlog; // changed by the writer only
     private bool _closed;
 
     private SqliteEventQueue(SqliteConnection db, string path, LocalOptions options, TimeProvider time)
@@ -47,7 +52,11 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
         _duplicateWindow = options.DuplicateWindow;
         _maxBacklog = options.MaxBacklog;
         _backlog = Scalar($"SELECT COUNT(*) FROM messages WHERE state < {Dead}");
+        _writer = Task.Run(WriteLoopAsync);
     }
+
+    /// <summary>Most writes committed in one transaction.</summary>
+    private const int MaxGroup = 256;
 
     /// <summary>The database file (full path).</summary>
     public string Path { get; }
@@ -116,25 +125,17 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
     /// <summary>Commits every new event of a request in one transaction, or none: duplicates of the window are
     /// dropped (answered 202 all the same), and a request that would take the backlog past <c>Local:MaxBacklog</c>
     /// is refused whole with <see cref="BacklogFullException"/>.</summary>
-    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default)
-    {
-        Insert(events, due: null);
-        return Task.CompletedTask;
-    }
+    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null);
 
-    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default)
-    {
-        Insert([queuedEvent], enqueueAt);
-        return Task.CompletedTask;
-    }
+    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt);
 
     /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
     /// for <paramref name="leaseFor"/>, oldest first, in one commit.</summary>
-    public IReadOnlyList<LeasedEvent> Lease(int max, TimeSpan leaseFor)
+    public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor)
     {
         var now = Now();
         var token = NewToken();
-        return Write(transaction =>
+        return WriteAsync(transaction =>
         {
             using var command = Command(transaction, $"""
                 UPDATE messages SET state = {Leased}, due = $until, lease = $token
@@ -146,10 +147,10 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
     }
 
     /// <summary>Hands deferred events out again by sequence number (under a new lease token), for whoever parked them.</summary>
-    public IReadOnlyList<LeasedEvent> ReceiveDeferred(IReadOnlyList<long> sequences)
+    public Task<List<LeasedEvent>> ReceiveDeferredAsync(IReadOnlyList<long> sequences)
     {
         var token = NewToken();
-        return Write(transaction =>
+        return WriteAsync(transaction =>
         {
             var result = new List<LeasedEvent>();
             foreach (var sequence in sequences)
@@ -163,27 +164,27 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
     }
 
     /// <summary>Deletes delivered or skipped events still held by their lease; returns how many were.</summary>
-    public int Complete(IReadOnlyList<LeasedEvent> events) => Settle(events, (transaction, leased) =>
-        Command(transaction, $"DELETE FROM messages WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true).Count;
+    public async Task<int> CompleteAsync(IReadOnlyList<LeasedEvent> events) => (await SettleAsync(events, (transaction, leased) =>
+        Command(transaction, $"DELETE FROM messages WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true).ConfigureAwait(false)).Count;
 
     /// <summary>Makes each event due again at <paramref name="due"/> as <paramref name="nextAttempt"/>, under the retry
     /// copy's id (<see cref="RelayMessage.RetryMessageId"/>): one update, so it survives restarts like any row.</summary>
-    public int Retry(IReadOnlyList<LeasedEvent> events, int nextAttempt, DateTimeOffset due) => Settle(events, (transaction, leased) =>
+    public async Task<int> RetryAsync(IReadOnlyList<LeasedEvent> events, int nextAttempt, DateTimeOffset due) => (await SettleAsync(events, (transaction, leased) =>
         Command(transaction, $"UPDATE messages SET state = {Waiting}, due = $due, attempt = $attempt, message_id = $messageId, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
             ("$due", due.ToUnixTimeMilliseconds()), ("$attempt", nextAttempt), ("$messageId", RelayMessage.RetryMessageId(leased.MessageId, nextAttempt)),
-            ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).Count;
+            ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
 
     /// <summary>Keeps each event as a dead letter with its reason; returns those that were (still held by their lease).</summary>
-    public IReadOnlyList<LeasedEvent> DeadLetter(IReadOnlyList<LeasedEvent> events, string reason, string? description) => Settle(events, (transaction, leased) =>
+    public Task<List<LeasedEvent>> DeadLetterAsync(IReadOnlyList<LeasedEvent> events, string reason, string? description) => SettleAsync(events, (transaction, leased) =>
         Command(transaction, $"UPDATE messages SET state = {Dead}, reason = $reason, description = $description, dead_lettered_at = $now, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
             ("$reason", reason), ("$description", (object?)description ?? DBNull.Value), ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true);
 
     /// <summary>Parks leased events: not handed out again, not lapsing, until settled with their token.</summary>
-    public int Defer(IReadOnlyList<LeasedEvent> events) => Settle(events, (transaction, leased) =>
-        Command(transaction, $"UPDATE messages SET state = {Deferred} WHERE id = $id AND lease = $token AND state = {Leased}", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).Count;
+    public async Task<int> DeferAsync(IReadOnlyList<LeasedEvent> events) => (await SettleAsync(events, (transaction, leased) =>
+        Command(transaction, $"UPDATE messages SET state = {Deferred} WHERE id = $id AND lease = $token AND state = {Leased}", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
 
     /// <summary>Forgets messageIds older than the duplicate window.</summary>
-    public void PruneDuplicates() => Write(transaction =>
+    public Task<int> PruneDuplicatesAsync() => WriteAsync(transaction =>
     {
         using var command = Command(transaction, "DELETE FROM seen WHERE at < $cutoff", ("$cutoff", Now() - (long)_duplicateWindow.TotalMilliseconds));
         return command.ExecuteNonQuery();
@@ -219,6 +220,8 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
 
     public void Dispose()
     {
+        _writes.Writer.TryComplete();
+        _writer.GetAwaiter().GetResult();
         lock (_gate)
         {
             _db.Dispose();
@@ -226,10 +229,10 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
         _available.Dispose();
     }
 
-    private void Insert(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due)
+    private async Task InsertAsync(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due)
     {
         var now = Now();
-        var added = Write(transaction =>
+        var added = await WriteAsync(transaction =>
         {
             if (_closed)
             {
@@ -268,8 +271,9 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
                 insert.Parameters["$attempt"].Value = queued.Attempt;
                 insert.ExecuteNonQuery();
             }
+            _backlog += fresh.Count;
             return fresh.Count;
-        }, committed => _backlog += committed);
+        }).ConfigureAwait(false);
         if (added > 0 && _available.CurrentCount == 0)
         {
             try
@@ -283,9 +287,8 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
         }
     }
 
-    private List<LeasedEvent> Settle(IReadOnlyList<LeasedEvent> events, Func<SqliteTransaction, LeasedEvent, SqliteCommand> statement, bool leavesBacklog)
-    {
-        var settled = Write(transaction =>
+    private Task<List<LeasedEvent>> SettleAsync(IReadOnlyList<LeasedEvent> events, Func<SqliteTransaction, LeasedEvent, SqliteCommand> statement, bool leavesBacklog) =>
+        WriteAsync(transaction =>
         {
             var done = new List<LeasedEvent>(events.Count);
             foreach (var leased in events)
@@ -296,28 +299,102 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
                     done.Add(leased);
                 }
             }
+            _backlog -= leavesBacklog ? done.Count : 0;
             return done;
-        }, done => _backlog -= leavesBacklog ? done.Count : 0);
-        return settled;
+        });
+
+    /// <summary>Queues <paramref name="work"/> for the writer, which runs it in the next group transaction; completes
+    /// after that commit. A storage failure (disk full, I/O error) becomes <see cref="LocalQueueWriteException"/>, a
+    /// <see cref="QueueUnavailableException"/>, so the ingest answers 503, never 202. <paramref name="work"/> changes
+    /// <c>_backlog</c> only after its last statement, so a rolled-back savepoint leaves the count right.</summary>
+    private Task<T> WriteAsync<T>(Func<SqliteTransaction, T> work)
+    {
+        var item = new WriteItem<T>(work);
+        if (!_writes.Writer.TryWrite(item))
+        {
+            throw new ObjectDisposedException(nameof(SqliteEventQueue));
+        }
+        return item.Task;
     }
 
-    /// <summary>Runs <paramref name="work"/> in one transaction and commits it; a storage failure (disk full, I/O error,
-    /// database locked) becomes <see cref="QueueUnavailableException"/>, so the ingest answers 503, never 202.</summary>
-    private T Write<T>(Func<SqliteTransaction, T> work, Action<T>? committed = null)
+    private async Task WriteLoopAsync()
     {
-        lock (_gate)
+        var group = new List<WriteItem>(MaxGroup);
+        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            try
+            while (group.Count < MaxGroup && _writes.Reader.TryRead(out var item))
             {
-                using var transaction = _db.BeginTransaction(deferred: false);
-                var result = work(transaction);
-                transaction.Commit();
-                committed?.Invoke(result);
-                return result;
+                group.Add(item);
             }
-            catch (SqliteException ex)
+            lock (_gate)
             {
-                throw new LocalQueueWriteException(Path, ex);
+                var backlogBefore = _backlog;
+                try
+                {
+                    using var transaction = _db.BeginTransaction(deferred: false);
+                    for (var i = 0; i < group.Count; i++)
+                    {
+                        var savepoint = "w" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                        transaction.Save(savepoint);
+                        try
+                        {
+                            group[i].Run(transaction);
+                            transaction.Release(savepoint);
+                        }
+                        catch (Exception ex)
+                        {
+                            transaction.Rollback(savepoint);
+                            transaction.Release(savepoint);
+                            group[i].Error = ex is SqliteException sqlite ? new LocalQueueWriteException(Path, sqlite) : ex;
+                        }
+                    }
+                    transaction.Commit();
+                }
+                catch (Exception ex)
+                {
+                    // The commit (or a rollback) failed: nothing of the group is stored, and every caller hears so.
+                    _backlog = backlogBefore;
+                    foreach (var item in group)
+                    {
+                        item.Error ??= new LocalQueueWriteException(Path, ex);
+                    }
+                }
+            }
+            foreach (var item in group)
+            {
+                item.Complete();
+            }
+            group.Clear();
+        }
+    }
+
+    private abstract class WriteItem
+    {
+        public Exception? Error { get; set; }
+
+        public abstract void Run(SqliteTransaction transaction);
+
+        public abstract void Complete();
+    }
+
+    private sealed class WriteItem<T>(Func<SqliteTransaction, T> work) : WriteItem
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+
+        public Task<T> Task => _done.Task;
+
+        public override void Run(SqliteTransaction transaction) => _result = work(transaction);
+
+        public override void Complete()
+        {
+            if (Error is null)
+            {
+                _done.SetResult(_result);
+            }
+            else
+            {
+                _done.SetException(Error);
             }
         }
     }
@@ -388,15 +465,12 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
             return Task.FromResult<IReadOnlyList<DeadLetteredMessage>>(result);
         }
 
-        public Task RemoveAsync(DeadLetteredMessage message, CancellationToken cancellationToken)
-        {
-            queue.Write(transaction =>
+        public Task RemoveAsync(DeadLetteredMessage message, CancellationToken cancellationToken) =>
+            queue.WriteAsync(transaction =>
             {
                 using var command = queue.Command(transaction, $"DELETE FROM messages WHERE id = $id AND state = {Dead}", ("$id", message.SequenceNumber));
                 return command.ExecuteNonQuery();
             });
-            return Task.CompletedTask;
-        }
 
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
@@ -413,5 +487,5 @@ public sealed class BacklogFullException(long maxBacklog)
     : QueueUnavailableException($"The local queue holds Local__MaxBacklog ({maxBacklog}) events; try again later.");
 
 /// <summary>The database refused a write (disk full, I/O error): nothing of the transaction was stored.</summary>
-public sealed class LocalQueueWriteException(string path, SqliteException inner)
-    : QueueUnavailableException($"The local queue database {path} could not be written (SQLite error {inner.SqliteErrorCode}: {inner.Message}).");
+public sealed class LocalQueueWriteException(string path, Exception inner)
+    : QueueUnavailableException($"The local queue database {path} could not be written ({(inner is SqliteException sqlite ? $"SQLite error {sqlite.SqliteErrorCode}: " : inner.GetType().Name + ": ")}{inner.Message}).");
