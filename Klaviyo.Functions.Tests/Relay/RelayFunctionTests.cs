@@ -281,6 +281,48 @@ public sealed class RelayFunctionTests
         await Assert.ThrowsAsync<OperationCanceledException>(() => run.WaitAsync(TimeSpan.FromSeconds(10), TestContext.CancellationToken));
     }
 
+    [TestMethod]
+    public async Task Relay_BugInTheRelaysOwnCode_RetriesLikeATransientFailure()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, configure: Throwing);
+        var actions = new RecordingMessageActions();
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1", attempt: 3), actions, TestContext.CancellationToken);
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
+        Assert.AreEqual(new QueuedEvent("m-1/attempt-4", "track", host.Queue.Scheduled.Single().Event.Body, 4, "m-1"), host.Queue.Scheduled.Single().Event);
+        Assert.IsEmpty(klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Relay_BugInTheRelaysOwnCodeOnTheLastAttempt_DeadLettersProcessingFailedWithTheExceptionType()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, configure: Throwing);
+        var actions = new RecordingMessageActions();
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1/attempt-10", attempt: 10), actions, TestContext.CancellationToken);
+
+        var settlement = actions.Calls.Single();
+        Assert.AreEqual("DeadLetter", settlement.Action);
+        Assert.AreEqual("ProcessingFailed", settlement.Reason);
+        Assert.Contains("InvalidOperationException", settlement.Description!);
+        Assert.IsEmpty(host.Queue.Scheduled);
+    }
+
+    /// <summary>A fault inside the relay's own pipeline (not Klaviyo's, not the network's): stands in for a bug.</summary>
+    private static void Throwing(Microsoft.Extensions.DependencyInjection.IServiceCollection services) =>
+        Microsoft.Extensions.DependencyInjection.HttpClientBuilderExtensions.AddHttpMessageHandler(
+            Microsoft.Extensions.DependencyInjection.HttpClientFactoryServiceCollectionExtensions.AddHttpClient<global::Klaviyo.Functions.Klaviyo.KlaviyoClient>(services),
+            () => new ThrowingHandler());
+
+    private sealed class ThrowingHandler : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("a bug in the relay");
+    }
+
     /// <summary>Message actions whose completion never answers until cancelled (a broker that stalls).</summary>
     private sealed class HangingMessageActions : ServiceBusMessageActions
     {
