@@ -5,6 +5,7 @@ using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Klaviyo.Functions;
 
@@ -13,13 +14,24 @@ public static class RelayServiceCollectionExtensions
 {
     public static IServiceCollection AddKlaviyoRelay(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(TimeProvider.System);
-        services.AddKlaviyoOptions();
-        services.AddKlaviyoTransform();
-        services.AddKlaviyoClient();
+        services.AddRelayCore();
         services.AddRelay(configuration);
         services.AddIngest(configuration);
         services.AddRelayTelemetry(configuration);
+        return services;
+    }
+
+    /// <summary>The registrations both hosts share (Azure above, local mode in <c>LocalHost</c>): one clock, options,
+    /// transform, Klaviyo client, processor, settler, replayer and ingest handler. Each host adds only its queue,
+    /// dead-letter store and settlement.</summary>
+    public static IServiceCollection AddRelayCore(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddKlaviyoOptions();
+        services.AddKlaviyoTransform();
+        services.AddKlaviyoClient();
+        services.AddRelayProcessing();
+        services.AddIngestHandler();
         return services;
     }
 }

@@ -1,5 +1,10 @@
 using System.Reflection;
+using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Local;
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Transform;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -66,5 +71,24 @@ public sealed class CompositionRootTests
 
         var failure = Assert.ThrowsExactly<OptionsValidationException>(() => services.GetRequiredService<IOptions<KlaviyoOptions>>().Value);
         Assert.Contains("Klaviyo__PrivateApiKey is required", failure.Failures);
+    }
+
+    [TestMethod]
+    public void BothHosts_ShareTheCoreRegistration_SameLifetimesAndOneClock()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(AzureSettings()).Build();
+        var azure = new ServiceCollection();
+        azure.AddKlaviyoRelay(configuration);
+        var local = new ServiceCollection();
+        local.AddRelayCore();
+        local.AddLocalQueue();
+
+        foreach (var type in new[] { typeof(RelayProcessor), typeof(RelaySettler), typeof(DeadLetterReplayer), typeof(IngestHandler), typeof(KlaviyoTransformer), typeof(RetrySchedule) })
+        {
+            Assert.AreEqual(azure.Single(d => d.ServiceType == type).Lifetime, local.Single(d => d.ServiceType == type).Lifetime, type.Name);
+        }
+        Assert.HasCount(1, azure.Where(d => d.ServiceType == typeof(TimeProvider)));
+        Assert.HasCount(1, local.Where(d => d.ServiceType == typeof(TimeProvider)));
+        Assert.HasCount(1, local.Where(d => d.ServiceType == typeof(IEventQueue)), "local mode adds only its own queue");
     }
 }

@@ -104,21 +104,28 @@ public sealed class LocalModeTests
     }
 
     [TestMethod]
-    public async Task LocalMode_KlaviyoDownWhenStopped_WritesTheWaitingEventOutAsShutdown()
+    public async Task LocalMode_StoppedWhileKlaviyoHoldsTheEvent_KeepsItForTheNextStartWhichDeliversIt()
     {
-        var down = $"http://127.0.0.1:{FakeKlaviyo.FreePort()}";
+        var database = TempFile() + ".db";
         var deadLetters = TempFile();
-        await using var app = await StartAsync(down, deadLetters);
+        using (var slow = FakeKlaviyo.Start().Answer("/api/events", 202, delay: TimeSpan.FromSeconds(20)))
+        {
+            await using var app = await StartAsync(slow.BaseUrl, deadLetters, new() { ["Local__DatabasePath"] = database, ["Local__ShutdownGrace"] = "00:00:00.5" });
+            using var response = await PostAsync(app, "/api/events", """{"type":"track","messageId":"e2e-stop","userId":"u-4","event":"Signed Up"}""");
+            Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
+            await WaitForHealthAsync(app, backlog => (int)backlog["leased"]! == 1);
 
-        using var response = await PostAsync(app, "/api/events", """{"type":"track","messageId":"e2e-stop","userId":"u-4","event":"Signed Up"}""");
-        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
-        await Task.Delay(TimeSpan.FromSeconds(1), TestContext.CancellationToken);
+            Assert.AreEqual(0, await app.StopAsync(Patience));
+            Assert.Contains("0 delivered, 0 skipped, 0 dead-lettered, 1 still queued", app.Output);
+            Assert.IsFalse(File.Exists(deadLetters), "nothing is written out as Shutdown any more");
+        }
 
-        Assert.AreEqual(0, await app.StopAsync(Patience));
-        var line = await WaitForDeadLetterAsync(deadLetters);
-        Assert.AreEqual("e2e-stop", line.GetProperty("messageId").GetString());
-        Assert.AreEqual("Shutdown", line.GetProperty("reason").GetString());
-        Assert.Contains("0 delivered, 0 skipped, 0 dead-lettered, 1 still queued", app.Output);
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        await using var restarted = await StartAsync(klaviyo.BaseUrl, deadLetters, new() { ["Local__DatabasePath"] = database });
+        var received = await WaitForAsync(klaviyo, 1);
+        Assert.Contains("\"unique_id\":\"e2e-stop\"", received.Single().Body);
+        Assert.AreEqual(0, await restarted.StopAsync(Patience));
+        Assert.Contains("1 delivered, 0 skipped, 0 dead-lettered, 0 still queued", restarted.Output);
     }
 
     [TestMethod]
@@ -199,6 +206,7 @@ public sealed class LocalModeTests
             ["Klaviyo__PrivateApiKey"] = Key,
             ["Klaviyo__BaseUrl"] = klaviyoBaseUrl,
             ["Local__DeadLetterPath"] = deadLetters,
+            ["Local__DatabasePath"] = deadLetters + ".db",
             ["Relay__InCallRetryDelay"] = "00:00:00.1",
         };
         foreach (var (name, value) in extra ?? [])
@@ -227,6 +235,22 @@ public sealed class LocalModeTests
             await Task.Delay(50, TestContext.CancellationToken);
         }
         return klaviyo.Received;
+    }
+
+    private async Task<JsonNode> WaitForHealthAsync(LocalAppProcess app, Func<JsonNode, bool> backlogCondition)
+    {
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow + Patience;
+        while (true)
+        {
+            var health = JsonNode.Parse(await http.GetStringAsync(app.BaseUrl + "/api/health", TestContext.CancellationToken))!;
+            if (backlogCondition(health["backlog"]!))
+            {
+                return health;
+            }
+            Assert.IsLessThan(deadline, DateTime.UtcNow, "health never reported the expected backlog: " + health.ToJsonString());
+            await Task.Delay(50, TestContext.CancellationToken);
+        }
     }
 
     private async Task<JsonElement> WaitForDeadLetterAsync(string path)

@@ -61,8 +61,10 @@ public sealed class DeadLetterReplayTests
         store.Add("a", "KlaviyoRejected");
         host.Queue.Failure = new InvalidOperationException("queue down");
 
-        await Assert.ThrowsExactlyAsync<InvalidOperationException>(() => Replayer(host, store).ReplayAsync(10, null, CancellationToken.None));
+        var result = await Replayer(host, store).ReplayAsync(10, null, CancellationToken.None);
 
+        Assert.IsEmpty(result.Moved);
+        Assert.AreEqual("InvalidOperationException: queue down", result.Interrupted);
         Assert.HasCount(1, store.Messages);
         Assert.AreEqual(1, store.Released);
     }
@@ -105,5 +107,65 @@ public sealed class DeadLetterReplayTests
         var problem = Assert.IsInstanceOfType<ProblemDetails>(Assert.IsInstanceOfType<BadRequestObjectResult>(result).Value);
         Assert.AreEqual(query[1..query.IndexOf('=')], problem.Extensions["field"]);
         Assert.HasCount(1, store.Messages);
+    }
+
+    [TestMethod]
+    public async Task Replay_OfAThousand_WorksInPagesEachRemovedBeforeTheNextIsReceived()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        for (var i = 0; i < 250; i++)
+        {
+            store.Add($"m{i}", "KlaviyoRejected");
+        }
+
+        var result = await Replayer(host, store).ReplayAsync(1000, null, CancellationToken.None);
+
+        Assert.HasCount(250, result.Moved);
+        Assert.IsEmpty(store.Messages);
+        var receives = store.Operations.Select((op, index) => (op, index)).Where(x => x.op.StartsWith("receive:", StringComparison.Ordinal)).ToList();
+        Assert.AreSequenceEqual(["receive:100", "receive:100", "receive:50", "receive:0"], receives.Select(r => r.op));
+        Assert.AreSequenceEqual([0, 101, 202, 253], receives.Select(r => r.index), "every page is removed before the next is received");
+    }
+
+    [TestMethod]
+    public async Task Replay_WhenALockIsLostMidReplay_AnswersWhatItMovedAndKeepsTheRest()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        for (var i = 0; i < 150; i++)
+        {
+            store.Add($"m{i}", "KlaviyoRejected");
+        }
+        store.RemoveFailure = new InvalidOperationException("The lock supplied is invalid.");
+        store.FailRemoveAt = 120;
+
+        var result = await Replayer(host, store).ReplayAsync(1000, null, CancellationToken.None);
+
+        Assert.AreEqual("InvalidOperationException: the lock on a dead letter was lost after its copy was queued; the dead letter was kept", result.Interrupted);
+        Assert.HasCount(150, result.Moved, "every copy sent is reported, the first page's and the interrupted one's");
+        Assert.HasCount(119, result.Moved.Where(m => !m.DeadLetterKept));
+        Assert.AreSequenceEqual(store.Messages.Select(m => m.MessageId), result.Moved.Where(m => m.DeadLetterKept).Select(m => m.MessageId));
+        Assert.HasCount(150, host.Queue.Sent);
+    }
+
+    [TestMethod]
+    public async Task Function_WhenTheReplayIsInterrupted_Answers503WithWhatItMoved()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        store.Add("a", "KlaviyoRejected").Add("b", "KlaviyoRejected");
+        store.RemoveFailure = new InvalidOperationException("lock lost");
+        store.FailRemoveAt = 2;
+        var request = new DefaultHttpContext().Request;
+
+        var result = await new ReplayDeadLettersFunction(Replayer(host, store)).RunAsync(request, CancellationToken.None);
+
+        var answer = Assert.IsInstanceOfType<ObjectResult>(result);
+        Assert.AreEqual(StatusCodes.Status503ServiceUnavailable, answer.StatusCode);
+        var body = Assert.IsInstanceOfType<ReplayDeadLettersFunction.Response>(answer.Value);
+        Assert.AreSequenceEqual(["a", "b"], body.Messages.Select(m => m.MessageId));
+        Assert.IsTrue(body.Messages[1].DeadLetterKept);
+        Assert.IsNotNull(body.Interrupted);
     }
 }

@@ -2,6 +2,7 @@ using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
+using Microsoft.Azure.Functions.Worker;
 
 namespace Klaviyo.Functions.Tests.Relay;
 
@@ -228,7 +229,7 @@ public sealed class RelayFunctionTests
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
         var sender = new RecordingSender();
-        var function = new RelayFunction(host.Processor, new ServiceBusEventQueue(sender), TimeProvider.System);
+        var function = new RelayFunction(host.Settler, new ServiceBusEventQueue(sender));
 
         await function.RunAsync(RelayTestHost.Message(Track, "m-1"), new RecordingMessageActions(), TestContext.CancellationToken);
         var first = sender.Scheduled.Single().Message;
@@ -243,5 +244,94 @@ public sealed class RelayFunctionTests
         Assert.AreEqual("m-1\u001Fattempt-3", second.MessageId);
         Assert.AreEqual("m-1", second.ApplicationProperties[MessageProperties.EventMessageId]);
         Assert.Contains("Event m-1 attempt 2 failed transiently", host.AllLogText());
+    }
+
+    [TestMethod]
+    public async Task Relay_HostStopsMidPlan_SchedulesTheRetryAndCompletesInsteadOfLeavingItToTheLock()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202, delay: TimeSpan.FromSeconds(4));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        using var stopping = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), actions, stopping.Token);
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
+        var (copy, at) = host.Queue.Scheduled.Single();
+        Assert.AreEqual(new QueuedEvent("m-1\u001Fattempt-2", "track", copy.Body, 2, "m-1"), copy);
+        Assert.IsLessThanOrEqualTo(DateTimeOffset.UtcNow, at, "due at once: another instance takes it");
+        Assert.Contains("interrupted by a host stop", host.AllLogText());
+    }
+
+    [TestMethod]
+    public async Task Relay_SettlementThatHangs_IsCancelledAfterTheSettlementTimeout()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var settler = new RelaySettler(host.Processor, new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RelaySettler>.Instance);
+        var actions = new HangingMessageActions();
+
+        var run = new RelayFunction(settler, host.Queue).RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);
+        await actions.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.CancellationToken);
+        time.Advance(RelaySettler.SettlementTimeout - TimeSpan.FromSeconds(1));
+        Assert.IsFalse(run.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await Assert.ThrowsAsync<OperationCanceledException>(() => run.WaitAsync(TimeSpan.FromSeconds(10), TestContext.CancellationToken));
+    }
+
+    [TestMethod]
+    public async Task Relay_BugInTheRelaysOwnCode_RetriesLikeATransientFailure()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, configure: Throwing);
+        var actions = new RecordingMessageActions();
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1", attempt: 3), actions, TestContext.CancellationToken);
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), actions.Calls.Single());
+        Assert.AreEqual(new QueuedEvent("m-1\u001Fattempt-4", "track", host.Queue.Scheduled.Single().Event.Body, 4, "m-1"), host.Queue.Scheduled.Single().Event);
+        Assert.IsEmpty(klaviyo.Received);
+    }
+
+    [TestMethod]
+    public async Task Relay_BugInTheRelaysOwnCodeOnTheLastAttempt_DeadLettersProcessingFailedWithTheExceptionType()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, configure: Throwing);
+        var actions = new RecordingMessageActions();
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1\u001Fattempt-10", attempt: 10), actions, TestContext.CancellationToken);
+
+        var settlement = actions.Calls.Single();
+        Assert.AreEqual("DeadLetter", settlement.Action);
+        Assert.AreEqual("ProcessingFailed", settlement.Reason);
+        Assert.Contains("InvalidOperationException", settlement.Description!);
+        Assert.IsEmpty(host.Queue.Scheduled);
+    }
+
+    /// <summary>A fault inside the relay's own pipeline (not Klaviyo's, not the network's): stands in for a bug.</summary>
+    private static void Throwing(Microsoft.Extensions.DependencyInjection.IServiceCollection services) =>
+        Microsoft.Extensions.DependencyInjection.HttpClientBuilderExtensions.AddHttpMessageHandler(
+            Microsoft.Extensions.DependencyInjection.HttpClientFactoryServiceCollectionExtensions.AddHttpClient<global::Klaviyo.Functions.Klaviyo.KlaviyoClient>(services),
+            () => new ThrowingHandler());
+
+    private sealed class ThrowingHandler : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("a bug in the relay");
+    }
+
+    /// <summary>Message actions whose completion never answers until cancelled (a broker that stalls).</summary>
+    private sealed class HangingMessageActions : ServiceBusMessageActions
+    {
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override async Task CompleteMessageAsync(ServiceBusReceivedMessage message, CancellationToken cancellationToken = default)
+        {
+            Entered.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
     }
 }

@@ -109,8 +109,10 @@ public sealed class ServiceBusDeadLetterStoreTests
         var client = new FakeDeadLetterClient().Add("a", "KlaviyoRejected").Add("b", "KlaviyoRejected");
         var sender = new RecordingSender { FailOnSend = 1 };
 
-        await Assert.ThrowsExactlyAsync<ServiceBusException>(() => ReplayAsync(client, sender, 10, null, TestContext.CancellationToken));
+        var result = await ReplayAsync(client, sender, 10, null, TestContext.CancellationToken);
 
+        Assert.IsEmpty(result.Moved);
+        Assert.StartsWith("ServiceBusException", result.Interrupted);
         Assert.IsEmpty(client.Completed);
         Assert.HasCount(2, client.DeadLetters);
         Assert.IsEmpty(client.Locked, "every received dead letter is released for the next replay");

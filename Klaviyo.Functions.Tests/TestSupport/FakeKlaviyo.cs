@@ -76,7 +76,8 @@ internal sealed class FakeKlaviyo : IDisposable
             e.RequestMessage.Method,
             e.RequestMessage.Path,
             e.RequestMessage.Headers?.ToDictionary(h => h.Key, h => string.Join(",", h.Value), StringComparer.OrdinalIgnoreCase) ?? [],
-            e.RequestMessage.BodyAsBytes is { } bytes ? Encoding.UTF8.GetString(bytes) : e.RequestMessage.Body ?? ""))
+            e.RequestMessage.BodyAsBytes is { } bytes ? Encoding.UTF8.GetString(bytes) : e.RequestMessage.Body ?? "",
+            e.ResponseMessage?.StatusCode is { } status ? Convert.ToInt32(status, System.Globalization.CultureInfo.InvariantCulture) : 0))
         .ToList();
 
     /// <summary>WireMock logs a request once it has answered; a delayed answer shows up late.</summary>
@@ -129,4 +130,5 @@ internal sealed class FakeKlaviyo : IDisposable
     }
 }
 
-internal sealed record ReceivedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body);
+/// <param name="Status">The status the fake answered (0 when unknown).</param>
+internal sealed record ReceivedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body, int Status = 0);

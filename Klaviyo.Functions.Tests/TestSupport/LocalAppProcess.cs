@@ -20,6 +20,24 @@ public sealed class LocalAppProcess : IAsyncDisposable
 
     public string BaseUrl { get; }
 
+    public int ProcessId => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Resident memory of the app now (Linux <c>VmRSS</c>), in MB.</summary>
+    public double ResidentMegabytes()
+    {
+        var line = File.ReadLines($"/proc/{_process.Id}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+    }
+
+    /// <summary><c>kill -9</c>: no shutdown code runs.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: false);
+        await _process.WaitForExitAsync();
+    }
+
     public string Output
     {
         get { lock (_output) { return _output.ToString(); } }
@@ -32,8 +50,13 @@ public sealed class LocalAppProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>The built app: <c>KLAVIYO_APP_DLL</c> when set (a benchmark comparing two builds), else this repository's.</summary>
     public static string FindAppDll()
     {
+        if (Environment.GetEnvironmentVariable("KLAVIYO_APP_DLL") is { Length: > 0 } dll)
+        {
+            return dll;
+        }
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             var own = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
@@ -51,7 +74,8 @@ public sealed class LocalAppProcess : IAsyncDisposable
 
     /// <summary>Starts the app with <paramref name="settings"/> as environment variables (<c>Klaviyo__PrivateApiKey</c>, …)
     /// and waits until <c>/api/health</c> answers.</summary>
-    public static async Task<LocalAppProcess> StartAsync(IDictionary<string, string> settings, TimeSpan? startTimeout = null)
+    /// <param name="listenHost">The address to listen on (<c>0.0.0.0</c> to listen beyond loopback); health is polled on 127.0.0.1.</param>
+    public static async Task<LocalAppProcess> StartAsync(IDictionary<string, string> settings, TimeSpan? startTimeout = null, string listenHost = "127.0.0.1")
     {
         var port = FreePort();
         var baseUrl = $"http://127.0.0.1:{port}";
@@ -65,7 +89,7 @@ public sealed class LocalAppProcess : IAsyncDisposable
         info.ArgumentList.Add(FindAppDll());
         info.ArgumentList.Add("--local");
         info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add(baseUrl);
+        info.ArgumentList.Add($"http://{listenHost}:{port}");
         foreach (var (key, value) in settings)
         {
             info.Environment[key] = value;
@@ -83,6 +107,7 @@ public sealed class LocalAppProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
+                process.WaitForExit(); // the output read to its end
                 throw new InvalidOperationException("The local app exited at start-up:\n" + app.Output);
             }
             try

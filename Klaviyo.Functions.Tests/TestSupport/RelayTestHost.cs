@@ -35,11 +35,14 @@ internal sealed class RelayTestHost : IDisposable
 
     public RelayProcessor Processor => Services.GetRequiredService<RelayProcessor>();
 
+    public RelaySettler Settler => Services.GetRequiredService<RelaySettler>();
+
     public KlaviyoClient Client => Services.GetRequiredService<KlaviyoClient>();
 
     public RelayFunction Function => ActivatorUtilities.CreateInstance<RelayFunction>(Services);
 
-    public static RelayTestHost Create(string baseUrl, IDictionary<string, string?>? settings = null)
+    /// <param name="configure">Runs last, before the provider is built (e.g. an extra handler on the Klaviyo client).</param>
+    public static RelayTestHost Create(string baseUrl, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null)
     {
         var values = new Dictionary<string, string?>
         {
@@ -66,6 +69,7 @@ internal sealed class RelayTestHost : IDisposable
         var queue = new RecordingEventQueue();
         services.AddSingleton<IEventQueue>(queue);
         services.AddSingleton(new RetrySchedule(() => 0.5));
+        configure?.Invoke(services);
         return new RelayTestHost(services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }), queue);
     }
 

@@ -5,11 +5,14 @@ using Klaviyo.Functions.Ingest;
 namespace Klaviyo.Functions.Local;
 
 /// <summary>
-/// Local mode's dead-letter queue: one JSON object per line in <c>Local:DeadLetterPath</c> with
+/// Local mode's readable copy of its dead letters (the database keeps them too): one JSON object per line in <c>Local:DeadLetterPath</c> with
 /// <c>messageId</c>, <c>reason</c>, <c>description</c>, <c>attempt</c>, <c>deadLetteredAt</c> and <c>event</c> (spec section 9).
 /// </summary>
 public sealed class DeadLetterFile : IDisposable
 {
+    /// <summary>UTF-8 without a byte-order mark: strict JSON-lines readers reject a BOM on the first line.</summary>
+    private static readonly UTF8Encoding Utf8NoBom = new(encoderShouldEmitUTF8Identifier: false);
+
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly TimeProvider _time;
 
@@ -32,7 +35,7 @@ public sealed class DeadLetterFile : IDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await File.AppendAllTextAsync(Path, line, Encoding.UTF8, cancellationToken).ConfigureAwait(false);
+            await File.AppendAllTextAsync(Path, line, Utf8NoBom, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -1,18 +1,24 @@
 using System.Net;
 using System.Text;
+using Klaviyo.Functions.Klaviyo;
+using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Local;
 
 /// <summary>
-/// <c>Klaviyo:DryRun</c> in local mode: prints each Klaviyo call (method, path, body; never headers, so never the key)
+/// <c>Klaviyo:DryRun</c> in local mode (the innermost handler, read from the bound options): prints each Klaviyo call (method, path, body; never headers, so never the key)
 /// and answers as Klaviyo would on success, with a made-up profile id for profile-import.
 /// </summary>
-public sealed class DryRunKlaviyoHandler(TextWriter output) : HttpMessageHandler
+public sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, TextWriter output) : DelegatingHandler
 {
     public const string ProfileId = "01DRYRUNPROFILE00000000000";
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        if (!options.Value.DryRun)
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
         var body = request.Content is null ? "" : await request.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
         var path = request.RequestUri?.AbsolutePath ?? "";
         lock (output)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
@@ -8,6 +9,7 @@ using Klaviyo.Functions.Transform;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -18,7 +20,7 @@ namespace Klaviyo.Functions.Local;
 
 /// <summary>
 /// Local mode (spec section 9): the same ingest handler, transform, Klaviyo client and relay processor, hosted in one
-/// ASP.NET Core process with an in-process queue and a dead-letter file — no Azure, Docker or Core Tools.
+/// ASP.NET Core process with a durable SQLite queue (<see cref="SqliteEventQueue"/>) — no Azure, Docker or Core Tools.
 /// </summary>
 public static class LocalHost
 {
@@ -32,7 +34,21 @@ public static class LocalHost
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var app = Build(args.Where(a => a != Switch).ToArray());
+        WebApplication app;
+        try
+        {
+            app = Build(args.Where(a => a != Switch).ToArray());
+        }
+        catch (LocalStartupException ex)
+        {
+            await Console.Error.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return 1;
+        }
+        catch (OptionsValidationException ex)
+        {
+            await Console.Error.WriteLineAsync(string.Join(Environment.NewLine, ex.Failures)).ConfigureAwait(false);
+            return 1;
+        }
         await app.RunAsync().ConfigureAwait(false);
         return 0;
     }
@@ -57,21 +73,11 @@ public static class LocalHost
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
-        var services = builder.Services;
-        services.AddSingleton(TimeProvider.System);
-        services.AddKlaviyoOptions();
-        services.AddKlaviyoTransform();
-        services.AddKlaviyoClient();
-        if (builder.Configuration.GetValue<bool>($"{KlaviyoOptions.SectionName}:{nameof(KlaviyoOptions.DryRun)}"))
-        {
-            services.AddHttpClient<KlaviyoClient>().ConfigurePrimaryHttpMessageHandler(() => new DryRunKlaviyoHandler(Console.Out));
-        }
-        services.AddRelayOptions();
-        services.TryAddSingleton(new RetrySchedule());
-        services.AddSingleton<RelayProcessor>();
-        services.AddIngestHandler();
+        builder.Services.AddRelayCore();
+        builder.Services.AddLocalQueue();
+        builder.Services.AddLocalTelemetry(builder.Configuration);
         // While stopping: 503 + Retry-After for a short drain before the listener closes (spec section 7).
-        services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<IngestStopping>(sp, IngestStoppingDrain));
+        builder.Services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<IngestStopping>(sp, IngestStoppingDrain));
         // Kestrel answers its own header limits with an empty 431; keep its limits above the relay's so the relay's
         // problem document answers first (HttpProblemAnswers).
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -80,30 +86,68 @@ public static class LocalHost
             kestrel.Limits.MaxRequestHeaderCount = 2 * HttpProblemAnswers.MaxHeaderCount;
         });
 
-        services.AddOptions<LocalOptions>().BindConfiguration(LocalOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<LocalOptions>, LocalOptionsValidator>();
-        services.AddSingleton<InProcessEventQueue>();
-        services.AddSingleton<IEventQueue>(sp => sp.GetRequiredService<InProcessEventQueue>());
-        services.AddSingleton(sp => new DeadLetterFile(sp.GetRequiredService<IOptions<LocalOptions>>().Value.DeadLetterPath, sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<LocalCounters>();
-        services.AddSingleton<ConfigurationHealth>();
-        services.AddLocalTelemetry(builder.Configuration);
-        services.AddHostedService<LocalRelayWorker>();
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = builder.Configuration.GetValue($"{LocalOptions.SectionName}:{nameof(LocalOptions.ShutdownGrace)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(15));
-
         var app = builder.Build();
         app.UseProblemAnswers();
-        // No function keys in local mode; the signing secret (Ingest:SigningSecret) still applies in the handler.
-        app.MapPost("/api/events", context => IngestAsync(context, routeType: null));
-        app.MapPost("/api/v1/batch", context => IngestAsync(context, routeType: null));
-        app.MapPost("/api/" + IngestFunction.TypedRoute, context => IngestAsync(context, (string?)context.Request.RouteValues["type"]));
+        var local = app.Services.GetRequiredService<IOptions<LocalOptions>>().Value;
+        var keys = LocalKeys.For(local, app.Services.GetRequiredService<IOptions<IngestOptions>>().Value, builder.Configuration["urls"] ?? DefaultUrl);
+        var queue = app.Services.GetRequiredService<SqliteEventQueue>(); // opens the database now: a bad path stops start-up
+
+        app.MapPost("/api/events", context => IngestAsync(context, keys, routeType: null));
+        app.MapPost("/api/v1/batch", context => IngestAsync(context, keys, routeType: null));
+        app.MapPost("/api/" + IngestFunction.TypedRoute, context => IngestAsync(context, keys, (string?)context.Request.RouteValues["type"]));
         app.MapGet("/api/health", context =>
         {
             var (status, body) = HealthFunction.Describe(context.RequestServices.GetRequiredService<ConfigurationHealth>().Check(includeServiceBus: false));
+            var answer = JsonSerializer.SerializeToNode(body)!.AsObject();
+            var backlog = queue.Counts();
+            answer["backlog"] = new JsonObject
+            {
+                ["ready"] = backlog.Ready,
+                ["scheduled"] = backlog.Scheduled,
+                ["leased"] = backlog.Leased,
+                ["deferred"] = backlog.Deferred,
+                ["deadLettered"] = backlog.DeadLettered,
+            };
             context.Response.StatusCode = status;
-            return context.Response.WriteAsJsonAsync(body);
+            return context.Response.WriteAsJsonAsync(answer);
         });
+        if (keys.Admin is not null)
+        {
+            // Absent without Local:AdminKey; with it, the same replay as Azure's admin-level function.
+            app.MapPost("/api/dead-letters/replay", context => ReplayAsync(context, keys));
+        }
         return app;
+    }
+
+    private static async Task IngestAsync(HttpContext context, LocalKeys keys, string? routeType)
+    {
+        if (!keys.AllowsIngest(context.Request))
+        {
+            await LocalKeys.WriteUnauthorizedAsync(context).ConfigureAwait(false);
+            return;
+        }
+        var handler = context.RequestServices.GetRequiredService<IngestHandler>();
+        var result = await handler.HandleAsync(IngestFunction.ToIngestRequest(context.Request, routeType), context.RequestAborted).ConfigureAwait(false);
+        await IngestActionResult.WriteAsync(context, result).ConfigureAwait(false);
+    }
+
+    private static async Task ReplayAsync(HttpContext context, LocalKeys keys)
+    {
+        if (!keys.AllowsAdmin(context.Request))
+        {
+            await LocalKeys.WriteUnauthorizedAsync(context).ConfigureAwait(false);
+            return;
+        }
+        var function = ActivatorUtilities.CreateInstance<ReplayDeadLettersFunction>(context.RequestServices);
+        var result = await function.RunAsync(context.Request, context.RequestAborted).ConfigureAwait(false);
+        var (status, value, contentType) = result switch
+        {
+            OkObjectResult ok => (StatusCodes.Status200OK, ok.Value, "application/json"),
+            ObjectResult other => (other.StatusCode ?? StatusCodes.Status400BadRequest, other.Value, other.Value is ProblemDetails ? "application/problem+json" : "application/json"),
+            _ => throw new InvalidOperationException($"Unexpected replay result {result.GetType().Name}."),
+        };
+        context.Response.StatusCode = status;
+        await context.Response.WriteAsJsonAsync(value, value?.GetType() ?? typeof(object), options: null, contentType, context.RequestAborted).ConfigureAwait(false);
     }
 
     private static async Task IngestAsync(HttpContext context, string? routeType)

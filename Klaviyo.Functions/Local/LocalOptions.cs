@@ -5,7 +5,10 @@ public sealed class LocalOptions
 {
     public const string SectionName = "Local";
 
-    /// <summary>JSON-lines file for dead letters (and events still queued at shutdown). Default <c>dead-letters.jsonl</c>.</summary>
+    /// <summary>The SQLite database holding the queue, scheduled retries and dead letters. Default <c>relay.db</c>.</summary>
+    public string DatabasePath { get; set; } = "relay.db";
+
+    /// <summary>JSON-lines copy of every dead letter (UTF-8, no byte-order mark). Default <c>dead-letters.jsonl</c>.</summary>
     public string DeadLetterPath { get; set; } = "dead-letters.jsonl";
 
     /// <summary>Events relayed at once, like host.json <c>maxConcurrentCalls</c>. Default 16 (1–256).</summary>
@@ -13,4 +16,20 @@ public sealed class LocalOptions
 
     /// <summary>On Ctrl+C, how long events already being relayed may take to finish. Default 20 s (0–5 min).</summary>
     public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>A re-sent messageId within this window is answered 202 but not queued again. Default 10 min (0–7 days).</summary>
+    public TimeSpan DuplicateWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Events waiting at most; beyond it the ingest answers 503 with Retry-After. Default 1,000,000.</summary>
+    public long MaxBacklog { get; set; } = 1_000_000;
+
+    /// <summary>How long a consumer holds an event before it is handed out again (a process that died). Default 5 min
+    /// (1 s–1 h); longer than the longest delivery.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Function key for the ingest when listening beyond loopback (<c>x-functions-key</c> or <c>?code=</c>).</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Key for <c>POST /api/dead-letters/replay</c>; without it the route does not exist.</summary>
+    public string? AdminKey { get; set; }
 }

@@ -1,5 +1,5 @@
-using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -7,134 +7,145 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Local;
 
 /// <summary>
-/// Local mode's stand-in for the queue trigger: takes events from the in-process queue, runs the same
-/// <see cref="RelayProcessor"/>, and settles as <see cref="RelayFunction"/> does — a scheduled copy for a retry,
-/// a line in the dead-letter file for a dead letter. On stop it lets in-flight events finish (up to
-/// <see cref="LocalOptions.ShutdownGrace"/>) and writes what is still queued to the file as <c>Shutdown</c>.
+/// Local mode's stand-in for the queue trigger: leases due events from the SQLite queue in batches (as many as there
+/// are free consumers), runs each through the same <see cref="RelaySettler"/> as <see cref="RelayFunction"/>, and
+/// settles with <see cref="LocalSettlement"/>. On stop it stops taking events, lets in-flight ones finish for up to
+/// <see cref="LocalOptions.ShutdownGrace"/> (then settles the rest as retries), and leaves the backlog in the database.
 /// </summary>
 public sealed partial class LocalRelayWorker(
-    InProcessEventQueue queue,
-    RelayProcessor processor,
-    DeadLetterFile deadLetters,
+    SqliteEventQueue queue,
+    LocalSettlement settlement,
+    IServiceProvider services,
     LocalCounters counters,
     IOptions<LocalOptions> options,
     TimeProvider time,
-    ILogger<LocalRelayWorker> logger) : IHostedService
+    ILogger<LocalRelayWorker> logger) : IHostedService, IDisposable
 {
-    public const string ShutdownReason = "Shutdown";
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
 
+    private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort = new();
-    private Task[] _consumers = [];
+    private readonly SemaphoreSlim _slots = new(options.Value.Concurrency, options.Value.Concurrency);
+    private Task _pump = Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _consumers = [.. Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(ConsumeAsync, CancellationToken.None))];
-        LogStarted(logger, options.Value.Concurrency, deadLetters.Path);
+        _pump = Task.Run(PumpAsync, CancellationToken.None);
+        LogStarted(logger, options.Value.Concurrency, queue.Path, queue.Counts().Waiting);
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Stop accepting (the ingest now answers 503) and take back what no consumer has started.
-        var left = queue.Close().ToList();
-        var consumers = Task.WhenAll(_consumers);
-        if (await Task.WhenAny(consumers, Task.Delay(options.Value.ShutdownGrace, time, cancellationToken)).ConfigureAwait(false) != consumers)
+        queue.Close(); // the ingest now answers 503
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _pump.ConfigureAwait(false);
+        var drained = DrainAsync();
+        if (await Task.WhenAny(drained, Task.Delay(options.Value.ShutdownGrace, time, cancellationToken)).ConfigureAwait(false) != drained)
         {
             await _abort.CancelAsync().ConfigureAwait(false);
         }
-        await consumers.ConfigureAwait(false);
-        left.AddRange(queue.Close());
-        foreach (var queued in left)
-        {
-            await WriteOutAsync(queued).ConfigureAwait(false);
-        }
-        Console.WriteLine(counters.Summary(deadLetters.Path));
+        await drained.ConfigureAwait(false);
+        Console.WriteLine(counters.Summary(queue.Counts(), queue.Path));
     }
 
-    private async Task ConsumeAsync()
+    public void Dispose()
     {
-        await foreach (var queued in queue.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        _stopping.Dispose();
+        _abort.Dispose();
+        _slots.Dispose();
+    }
+
+    private async Task PumpAsync()
+    {
+        var concurrency = options.Value.Concurrency;
+        var lastPrune = time.GetUtcNow();
+        while (!_stopping.IsCancellationRequested)
         {
             try
             {
-                await RelayAsync(queued).ConfigureAwait(false);
+                await _slots.WaitAsync(_stopping.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+            catch (OperationCanceledException)
             {
-                await WriteOutAsync(queued).ConfigureAwait(false);
+                break;
+            }
+            var take = 1;
+            while (take < concurrency && _slots.Wait(0))
+            {
+                take++;
+            }
+            IReadOnlyList<LeasedEvent> batch = [];
+            try
+            {
+                batch = await queue.LeaseAsync(take, options.Value.LeaseDuration).ConfigureAwait(false);
+                if (time.GetUtcNow() - lastPrune > PruneInterval)
+                {
+                    await queue.PruneDuplicatesAsync().ConfigureAwait(false);
+                    lastPrune = time.GetUtcNow();
+                }
             }
             catch (Exception ex)
             {
-                // A bug, not an outcome: keep the event (Service Bus would redeliver it) rather than drop it.
-                LogUnexpected(logger, ex, EventMessageId(queued));
-                await DeadLetterAsync(queued, "ProcessingFailed", ex.GetType().Name).ConfigureAwait(false);
-                counters.AddDeadLettered();
+                LogLeaseFailed(logger, ex.GetType().Name, ex.Message);
+            }
+            if (batch.Count < take)
+            {
+                _slots.Release(take - batch.Count);
+            }
+            foreach (var leased in batch)
+            {
+                _ = Task.Run(() => RelayAsync(leased), CancellationToken.None);
+            }
+            if (batch.Count == 0)
+            {
+                try
+                {
+                    await queue.WaitForEventsAsync(PollInterval, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
             }
         }
     }
 
-    private async Task RelayAsync(QueuedEvent queued)
-    {
-        var messageId = EventMessageId(queued);
-        var outcome = await processor.ProcessAsync(queued.Body, messageId, queued.Attempt, _abort.Token).ConfigureAwait(false);
-        switch (outcome)
-        {
-            case RelayOutcome.Delivered:
-                counters.AddDelivered();
-                break;
-            case RelayOutcome.Skipped:
-                counters.AddSkipped();
-                break;
-            case RelayOutcome.RetryLater retry:
-                var copy = queued with { MessageId = RelayMessage.RetryMessageId(queued.MessageId, retry.NextAttempt), Attempt = retry.NextAttempt, EventMessageId = messageId };
-                try
-                {
-                    await queue.ScheduleAsync(copy, time.GetUtcNow() + retry.Delay).ConfigureAwait(false);
-                    counters.AddRetried();
-                }
-                catch (QueueClosedException)
-                {
-                    await WriteOutAsync(copy).ConfigureAwait(false);
-                }
-                break;
-            case RelayOutcome.DeadLetter dead:
-                await DeadLetterAsync(queued, dead.Reason.ToString(), dead.Description).ConfigureAwait(false);
-                counters.AddDeadLettered();
-                break;
-            default:
-                throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}.");
-        }
-    }
-
-    private async Task WriteOutAsync(QueuedEvent queued)
-    {
-        await DeadLetterAsync(queued, ShutdownReason, "The local relay stopped before this event was delivered; post it again to retry.").ConfigureAwait(false);
-        counters.AddWrittenOut();
-    }
-
-    /// <summary>Appends to the dead-letter file; when the file cannot be written (disk full, no permission) the same
-    /// line goes to standard error, so the event is still in the output and the consumer keeps going.</summary>
-    private async Task DeadLetterAsync(QueuedEvent queued, string reason, string? description)
+    private async Task RelayAsync(LeasedEvent leased)
     {
         try
         {
-            await deadLetters.AppendAsync(EventMessageId(queued), reason, description, queued.Attempt, queued.Body).ConfigureAwait(false);
+            // Per event, as the Functions host creates the function per invocation: the typed Klaviyo client is transient.
+            var settler = services.GetRequiredService<RelaySettler>();
+            var outcome = await settler.RelayAsync(settlement, new RelayDelivery<LeasedEvent>(leased, leased.EventMessageId, leased.Body, leased.Attempt), _abort.Token).ConfigureAwait(false);
+            counters.Add(outcome);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex)
         {
-            LogDeadLetterFileFailed(logger, ex.GetType().Name, deadLetters.Path, EventMessageId(queued));
-            await Console.Error.WriteAsync(DeadLetterFile.Format(EventMessageId(queued), reason, description, queued.Attempt, time.GetUtcNow(), queued.Body)).ConfigureAwait(false);
+            // Settlement failed (the database refused the write): the lease lapses and the event is handed out again.
+            LogSettleFailed(logger, ex.GetType().Name, leased.EventMessageId);
+        }
+        finally
+        {
+            _slots.Release();
         }
     }
 
-    private static string EventMessageId(QueuedEvent queued) => queued.EventMessageId ?? queued.MessageId;
+    private async Task DrainAsync()
+    {
+        for (var i = 0; i < options.Value.Concurrency; i++)
+        {
+            await _slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
 
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s), dead letters to {Path}")]
-    private static partial void LogStarted(ILogger logger, int concurrency, string path);
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s), queue {Path} ({Waiting} event(s) waiting)")]
+    private static partial void LogStarted(ILogger logger, int concurrency, string path, long waiting);
 
-    [LoggerMessage(EventId = 5003, Level = LogLevel.Error, Message = "Could not write to {Path} ({ExceptionType}); the dead letter of {MessageId} went to standard error")]
-    private static partial void LogDeadLetterFileFailed(ILogger logger, string exceptionType, string path, string messageId);
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Could not lease events from the local queue ({ExceptionType}: {Reason}); trying again")]
+    private static partial void LogLeaseFailed(ILogger logger, string exceptionType, string reason);
 
-    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Relaying {MessageId} failed unexpectedly; written to the dead-letter file as ProcessingFailed")]
-    private static partial void LogUnexpected(ILogger logger, Exception exception, string messageId);
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Could not settle {MessageId} ({ExceptionType}); it is handed out again when its lease lapses")]
+    private static partial void LogSettleFailed(ILogger logger, string exceptionType, string messageId);
 }

@@ -13,18 +13,26 @@ public static class RelayFeatureServiceCollectionExtensions
     /// <summary>The app setting naming the events queue (shared with the trigger's <c>%EventsQueueName%</c>).</summary>
     public const string QueueNameSetting = "EventsQueueName";
 
-    /// <summary>Registers the relay processor, options, retry schedule, metrics and dead-letter replay.
-    /// <see cref="IEventQueue"/> and <see cref="ServiceBusClient"/> come from the queue feature.</summary>
+    /// <summary>Registers the relay processor, options, retry schedule, metrics and dead-letter replay, with Service Bus's
+    /// dead-letter queue as the replay's store. <see cref="IEventQueue"/> and <see cref="ServiceBusClient"/> come from the queue feature.</summary>
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddRelayProcessing();
+        var queueName = configuration[QueueNameSetting] is { Length: > 0 } name ? name : MessageProperties.DefaultQueueName;
+        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(sp.GetRequiredService<ServiceBusClient>(), queueName));
+        return services;
+    }
+
+    /// <summary>The processor, the settler that turns its outcomes into queue actions, and the replay, for either host.
+    /// Transient like the functions the host creates per invocation: the typed Klaviyo client they hold is transient.</summary>
+    internal static IServiceCollection AddRelayProcessing(this IServiceCollection services)
     {
         services.AddRelayOptions();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new RetrySchedule());
-        services.AddTransient<RelayProcessor>();
-        services.AddTransient<DeadLetterReplayer>();
-
-        var queueName = configuration[QueueNameSetting] is { Length: > 0 } name ? name : MessageProperties.DefaultQueueName;
-        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(sp.GetRequiredService<ServiceBusClient>(), queueName));
+        services.TryAddTransient<RelayProcessor>();
+        services.TryAddTransient<RelaySettler>();
+        services.TryAddTransient<DeadLetterReplayer>();
         return services;
     }
 

@@ -14,8 +14,9 @@ public sealed class ReplayDeadLettersFunction(DeadLetterReplayer replayer)
     public const string Name = "ReplayDeadLetters";
     public const int DefaultMax = 100;
 
-    /// <summary>The answer: how many moved, how many were looked at, and each moved event.</summary>
-    public sealed record Response(int Moved, int Scanned, string? Reason, IReadOnlyList<ReplayedMessage> Messages);
+    /// <summary>The answer: how many moved, how many were looked at, each moved event, and why the replay stopped
+    /// early if it did (then the status is 503: run it again for the rest).</summary>
+    public sealed record Response(int Moved, int Scanned, string? Reason, IReadOnlyList<ReplayedMessage> Messages, string? Interrupted = null);
 
     [Function(Name)]
     public async Task<IActionResult> RunAsync(
@@ -40,7 +41,8 @@ public sealed class ReplayDeadLettersFunction(DeadLetterReplayer replayer)
         }
 
         var result = await replayer.ReplayAsync(max, reason, cancellationToken).ConfigureAwait(false);
-        return new OkObjectResult(new Response(result.Moved.Count, result.Scanned, reason, result.Moved));
+        var response = new Response(result.Moved.Count, result.Scanned, reason, result.Moved, result.Interrupted);
+        return result.Interrupted is null ? new OkObjectResult(response) : new ObjectResult(response) { StatusCode = StatusCodes.Status503ServiceUnavailable };
     }
 
     private static BadRequestObjectResult Problem(string field, string message) =>

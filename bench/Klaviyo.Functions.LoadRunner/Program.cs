@@ -6,8 +6,10 @@ using Klaviyo.Functions.LoadRunner;
 using Klaviyo.Functions.Tests.TestSupport;
 
 // Load runs of local mode over loopback with the standard mix (../shared/bench/event-mix.jsonl).
-//   ingest   [--seconds N] [--concurrency C] [--open-rate R] : closed-loop max accepted rate (batches of 100), then
-//                                               p50/p99 at half that rate (or at R events/s)
+//   ingest   [--seconds N] [--concurrency C] [--open-rate R] [--baseline DLL] : closed-loop max accepted rate (batches of
+//                                               100, each post with fresh messageIds so duplicate detection drops none),
+//                                               then p50/p99 at half that rate (or at R events/s); with --baseline the same
+//                                               phases against another build (e.g. the in-memory queue) in the same run
 //   delivery [--seconds N] [--rate R]         : offers R events/s against a fake enforcing Klaviyo's limits, then reports
 //                                               per-endpoint sustained rate vs steady limit, 429 share, and accounting
 var mode = args.FirstOrDefault() ?? "ingest";
@@ -16,7 +18,8 @@ var concurrency = IntArg("--concurrency", 8);
 var rate = IntArg("--rate", 30);
 
 var events = LoadMix();
-var batches = events.Chunk(100).Select(chunk => Encoding.UTF8.GetBytes("[" + string.Join(",", chunk) + "]")).ToArray();
+var batches = events.Chunk(100).Select(chunk => new Batch(Encoding.UTF8.GetBytes("[" + string.Join(",", chunk) + "]"))).ToArray();
+var baseline = args.SkipWhile(a => a != "--baseline").Skip(1).FirstOrDefault();
 Console.WriteLine($"mix: {events.Length} events, {batches.Length} batches of 100");
 
 await using var fake = await FakeKlaviyo.StartAsync(enforceLimits: mode == "delivery");
@@ -28,26 +31,17 @@ var settings = new Dictionary<string, string>
     ["Klaviyo__SendPageAsTrack"] = "true",
     ["Klaviyo__AdditionalPageInfo"] = "true",
     ["Local__DeadLetterPath"] = Path.Combine(Path.GetTempPath(), $"load-dead-letters-{Environment.ProcessId}.jsonl"),
+    ["Local__DatabasePath"] = Path.Combine(Path.GetTempPath(), $"load-relay-{Environment.ProcessId}.db"),
     ["Logging__LogLevel__Default"] = "Warning",
     ["Logging__LogLevel__Klaviyo.Functions.Local"] = "Information",
 };
 if (mode == "ingest")
 {
-    // Each phase gets a fresh app, so the second does not inherit the first one's backlog.
-    double acceptedPerSecond;
-    await using (var app = await LocalAppProcess.StartAsync(settings))
+    foreach (var (label, dll) in new[] { ("this build (SQLite queue)", (string?)null), ("baseline " + baseline, baseline) }.Where(t => t.Item1 == "this build (SQLite queue)" || baseline is not null))
     {
-        using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
-        var closed = await ClosedLoop(http, batches, concurrency, TimeSpan.FromSeconds(seconds));
-        acceptedPerSecond = closed.Accepted / closed.Elapsed.TotalSeconds;
-        Console.WriteLine($"ingest closed loop: {acceptedPerSecond:N0} events/s accepted ({closed.Accepted:N0} events, {closed.Failed} failed requests, concurrency {concurrency}, {closed.Elapsed.TotalSeconds:N1} s); p50 {P(closed.Latencies, 50):N1} ms, p99 {P(closed.Latencies, 99):N1} ms");
-    }
-    var half = IntArg("--open-rate", 0) is > 0 and var fixedRate ? fixedRate : acceptedPerSecond / 2;
-    await using (var app = await LocalAppProcess.StartAsync(settings))
-    {
-        using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
-        var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds));
-        Console.WriteLine($"ingest open loop at {half:N0} events/s: p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms ({open.Accepted:N0} accepted, {open.Failed} failed requests)");
+        Environment.SetEnvironmentVariable("KLAVIYO_APP_DLL", dll);
+        Console.WriteLine($"== {label}");
+        await IngestPhases(settings, batches, concurrency, seconds, IntArg("--open-rate", 0));
     }
 }
 else
@@ -69,7 +63,29 @@ else
     Console.WriteLine("  app: " + summary.Trim());
 }
 
-static async Task<Run> ClosedLoop(HttpClient http, byte[][] batches, int concurrency, TimeSpan duration)
+// Each phase gets a fresh app and database, so the second does not inherit the first one's backlog.
+static async Task IngestPhases(Dictionary<string, string> settings, Batch[] batches, int concurrency, int seconds, int openRate)
+{
+    double acceptedPerSecond;
+    settings["Local__DatabasePath"] = Path.Combine(Path.GetTempPath(), $"load-relay-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
+    await using (var app = await LocalAppProcess.StartAsync(settings))
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+        var closed = await ClosedLoop(http, batches, concurrency, TimeSpan.FromSeconds(seconds));
+        acceptedPerSecond = closed.Accepted / closed.Elapsed.TotalSeconds;
+        Console.WriteLine($"ingest closed loop: {acceptedPerSecond:N0} events/s accepted ({closed.Accepted:N0} events, {closed.Failed} failed requests, concurrency {concurrency}, {closed.Elapsed.TotalSeconds:N1} s); p50 {P(closed.Latencies, 50):N1} ms, p99 {P(closed.Latencies, 99):N1} ms; app RSS {app.ResidentMegabytes():N0} MB");
+    }
+    var half = openRate > 0 ? openRate : acceptedPerSecond / 2;
+    settings["Local__DatabasePath"] = Path.Combine(Path.GetTempPath(), $"load-relay-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
+    await using (var app = await LocalAppProcess.StartAsync(settings))
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+        var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds));
+        Console.WriteLine($"ingest open loop at {half:N0} events/s: p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms ({open.Accepted:N0} accepted, {open.Failed} failed requests); app RSS {app.ResidentMegabytes():N0} MB");
+    }
+}
+
+static async Task<Run> ClosedLoop(HttpClient http, Batch[] batches, int concurrency, TimeSpan duration)
 {
     var run = new Run();
     var watch = Stopwatch.StartNew();
@@ -78,15 +94,15 @@ static async Task<Run> ClosedLoop(HttpClient http, byte[][] batches, int concurr
     {
         while (watch.Elapsed < duration)
         {
-            var batch = batches[(Interlocked.Increment(ref next) & int.MaxValue) % batches.Length];
-            await Post(http, batch, run);
+            var index = Interlocked.Increment(ref next) & int.MaxValue;
+            await Post(http, batches[index % batches.Length].Copy(index / batches.Length), run);
         }
     }));
     run.Elapsed = watch.Elapsed;
     return run;
 }
 
-static async Task<Run> OpenLoop(HttpClient http, byte[][] batches, double batchesPerSecond, TimeSpan duration)
+static async Task<Run> OpenLoop(HttpClient http, Batch[] batches, double batchesPerSecond, TimeSpan duration)
 {
     var run = new Run();
     var watch = Stopwatch.StartNew();
@@ -98,7 +114,7 @@ static async Task<Run> OpenLoop(HttpClient http, byte[][] batches, double batche
         {
             await Task.Delay(due - watch.Elapsed);
         }
-        inFlight.Add(Post(http, batches[i % batches.Length], run));
+        inFlight.Add(Post(http, batches[i % batches.Length].Copy(i / batches.Length), run));
     }
     await Task.WhenAll(inFlight);
     run.Elapsed = watch.Elapsed;
@@ -181,4 +197,48 @@ sealed class Run
     public long Failed;
     public TimeSpan Elapsed;
     public readonly List<double> Latencies = [];
+}
+
+/// <summary>A batch of the mix whose messageIds (<c>mix-N</c>) get a per-round tag of the same length
+/// (<c>r07-N</c>), so every post carries new events and duplicate detection drops none.</summary>
+sealed class Batch(byte[] body)
+{
+    private static readonly byte[] Marker = Encoding.UTF8.GetBytes("\"messageId\":\"mix-");
+    private readonly int[] _offsets = Offsets(body);
+
+    public byte[] Copy(int round)
+    {
+        var copy = (byte[])body.Clone();
+        var tag = Encoding.ASCII.GetBytes(Base36(round % (36 * 36 * 36)).PadLeft(3, '0'));
+        foreach (var offset in _offsets)
+        {
+            tag.CopyTo(copy, offset);
+        }
+        return copy;
+    }
+
+    private static int[] Offsets(byte[] body)
+    {
+        var offsets = new List<int>();
+        for (var at = body.AsSpan().IndexOf(Marker); at >= 0;)
+        {
+            var start = at + Marker.Length - 4; // the "mix" of "mix-"
+            offsets.Add(start);
+            var next = body.AsSpan(start + 4).IndexOf(Marker);
+            at = next < 0 ? -1 : start + 4 + next;
+        }
+        return [.. offsets];
+    }
+
+    private static string Base36(int value)
+    {
+        const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+        var text = "";
+        do
+        {
+            text = digits[value % 36] + text;
+            value /= 36;
+        } while (value > 0);
+        return text;
+    }
 }

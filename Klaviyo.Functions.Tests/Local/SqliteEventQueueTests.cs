@@ -1,0 +1,234 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Klaviyo.Functions.Local;
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Klaviyo.Functions.Tests.Local;
+
+[TestClass]
+public sealed class SqliteEventQueueTests
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromMinutes(1);
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-11-28T12:00:00Z", CultureInfo.InvariantCulture));
+    private string _directory = null!;
+
+    public TestContext TestContext { get; set; } = null!;
+
+    [TestInitialize]
+    public void Initialize() => _directory = Directory.CreateTempSubdirectory("klaviyo-sqlite-").FullName;
+
+    [TestCleanup]
+    public void Cleanup()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private LocalOptions Options(long maxBacklog = 1000) => new()
+    {
+        DatabasePath = Path.Combine(_directory, "relay.db"),
+        DeadLetterPath = Path.Combine(_directory, "dead-letters.jsonl"),
+        MaxBacklog = maxBacklog,
+    };
+
+    private SqliteEventQueue Open(long maxBacklog = 1000) => SqliteEventQueue.Open(Options(maxBacklog), _time);
+
+    private static QueuedEvent Event(string id) => new(id, "track", Encoding.UTF8.GetBytes($$"""{"type":"track","messageId":"{{id}}","userId":"u1","event":"Signed Up"}"""));
+
+    [TestMethod]
+    public async Task Send_SameMessageIdWithinTheWindow_IsQueuedOnceAndAgainAfterIt()
+    {
+        using var queue = Open();
+
+        await queue.SendAsync([Event("m-1"), Event("m-2")], TestContext.CancellationToken);
+        await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
+        _time.Advance(TimeSpan.FromMinutes(9));
+        await queue.SendAsync([Event("m-1"), Event("m-1")], TestContext.CancellationToken);
+        Assert.AreEqual(2, queue.Counts().Ready, "re-sent within the 10-minute window: answered, not queued twice");
+
+        _time.Advance(TimeSpan.FromMinutes(1.5));
+        await queue.PruneDuplicatesAsync();
+        await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
+        Assert.AreEqual(3, queue.Counts().Ready, "after the window the same messageId is a new event");
+    }
+
+    [TestMethod]
+    public async Task Lease_NotSettledBeforeItLapses_IsHandedOutAgainAndTheStaleHolderCannotSettle()
+    {
+        using var queue = Open();
+        await queue.SendAsync([Event("m-1"), Event("m-2"), Event("m-3")], TestContext.CancellationToken);
+
+        var first = await queue.LeaseAsync(2, Lease);
+        Assert.AreSequenceEqual(["m-1", "m-2"], first.Select(e => e.MessageId));
+        Assert.IsEmpty((await queue.LeaseAsync(5, Lease)).Where(e => e.MessageId != "m-3"), "leased events are not handed out twice");
+        Assert.AreEqual(3, queue.Counts().Leased);
+
+        _time.Advance(Lease + TimeSpan.FromSeconds(1));
+        var again = await queue.LeaseAsync(5, Lease);
+        Assert.AreSequenceEqual(["m-1", "m-2", "m-3"], again.Select(e => e.MessageId).Order());
+
+        Assert.AreEqual(0, await queue.CompleteAsync(first), "the lapsed lease no longer settles");
+        Assert.AreEqual(3, await queue.CompleteAsync(again));
+        Assert.AreEqual(new BacklogCounts(0, 0, 0, 0, 0), queue.Counts());
+    }
+
+    [TestMethod]
+    public async Task Retry_AcrossARestart_ComesDueAtItsTimeAsTheNextAttemptUnderTheCopyId()
+    {
+        using (var queue = Open())
+        {
+            await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
+            var leased = await queue.LeaseAsync(1, Lease);
+            Assert.AreEqual(1, await queue.RetryAsync(leased, 2, _time.GetUtcNow().AddMinutes(2)));
+            Assert.AreEqual(1, queue.Counts().Scheduled);
+        }
+
+        using var reopened = Open();
+        Assert.AreEqual(new BacklogCounts(0, 1, 0, 0, 0), reopened.Counts());
+        _time.Advance(TimeSpan.FromSeconds(119));
+        Assert.IsEmpty(await reopened.LeaseAsync(1, Lease));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var due = (await reopened.LeaseAsync(1, Lease)).Single();
+        Assert.AreEqual(2, due.Attempt);
+        Assert.AreEqual(RelayMessage.RetryMessageId("m-1", 2), due.MessageId);
+        Assert.AreEqual("m-1", due.EventMessageId);
+    }
+
+    [TestMethod]
+    public async Task Send_BeyondMaxBacklog_RefusesTheWholeRequestWithQueueUnavailable()
+    {
+        using var queue = Open(maxBacklog: 3);
+        await queue.SendAsync([Event("m-1"), Event("m-2")], TestContext.CancellationToken);
+
+        var refused = await Assert.ThrowsExactlyAsync<BacklogFullException>(() => queue.SendAsync([Event("m-3"), Event("m-4")], TestContext.CancellationToken));
+
+        Assert.IsInstanceOfType<QueueUnavailableException>(refused);
+        Assert.Contains("Local__MaxBacklog", refused.Message);
+        Assert.AreEqual(2, queue.Counts().Ready, "nothing of the refused request was queued");
+        await queue.SendAsync([Event("m-3")], TestContext.CancellationToken);
+        Assert.AreEqual(3, queue.Counts().Ready);
+    }
+
+    [TestMethod]
+    public async Task Send_ManyAtOnce_GroupCommittedAndARefusedOneDoesNotUndoTheOthers()
+    {
+        using var queue = Open(maxBacklog: 5);
+
+        var sends = Enumerable.Range(0, 10).Select(i => queue.SendAsync([Event($"a{i}"), Event($"b{i}")], TestContext.CancellationToken)).ToList();
+        var accepted = await Task.WhenAll(sends.Select(async send =>
+        {
+            try
+            {
+                await send;
+                return true;
+            }
+            catch (BacklogFullException)
+            {
+                return false;
+            }
+        }));
+
+        Assert.AreEqual(2, accepted.Count(a => a));
+        Assert.AreEqual(4, queue.Counts().Ready, "two requests of two events each: the rest refused whole");
+    }
+
+    [TestMethod]
+    public async Task Send_WhenTheDiskIsFull_ThrowsQueueUnavailableAndStoresNothing()
+    {
+        using var queue = Open();
+        await queue.SendAsync([Event("m-0")], TestContext.CancellationToken);
+        queue.LimitPages(queue.PageCount());
+
+        var big = new QueuedEvent("m-big", "track", new byte[64 * 1024]);
+        await Assert.ThrowsExactlyAsync<LocalQueueWriteException>(() => queue.SendAsync([Event("m-1"), big], TestContext.CancellationToken));
+
+        Assert.AreEqual(1, queue.Counts().Ready);
+    }
+
+    [TestMethod]
+    public void Open_PathThatCannotBeCreated_FailsNamingTheSetting()
+    {
+        var blocker = Path.Combine(_directory, "a-file");
+        File.WriteAllText(blocker, "");
+        var options = Options();
+        options.DatabasePath = Path.Combine(blocker, "relay.db");
+
+        var failure = Assert.ThrowsExactly<LocalStartupException>(() => SqliteEventQueue.Open(options, _time));
+
+        Assert.StartsWith("Local__DatabasePath", failure.Message);
+    }
+
+    [TestMethod]
+    public async Task Defer_ParkedEvent_IsNotHandedOutUntilReceivedBackAndSettled()
+    {
+        using var queue = Open();
+        await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
+        var leased = await queue.LeaseAsync(1, Lease);
+
+        Assert.AreEqual(1, await queue.DeferAsync(leased));
+        _time.Advance(Lease * 3);
+        Assert.IsEmpty(await queue.LeaseAsync(5, Lease), "a parked event does not lapse back into the queue");
+        Assert.AreEqual(1, queue.Counts().Deferred);
+
+        var back = await queue.ReceiveDeferredAsync([leased[0].Sequence]);
+        Assert.AreEqual(0, await queue.CompleteAsync(leased), "the parking lease was replaced");
+        Assert.AreEqual(1, await queue.CompleteAsync(back));
+        Assert.AreEqual(0, queue.Counts().Waiting);
+    }
+
+    [TestMethod]
+    public async Task DeadLetters_AreKeptInTheDatabaseAndWrittenAsStrictJsonLinesWithoutABom()
+    {
+        var options = Options();
+        using var queue = SqliteEventQueue.Open(options, _time);
+        using var file = new DeadLetterFile(options.DeadLetterPath, _time);
+        var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance);
+        await queue.SendAsync([Event("m-1"), Event("m-2\u2028é")], TestContext.CancellationToken);
+
+        var leased = await queue.LeaseAsync(2, Lease);
+        await settlement.DeadLetterAsync([leased[0]], "KlaviyoRejected", "POST /api/events answered 400: \"bad\"\nline", TestContext.CancellationToken);
+        await settlement.DeadLetterAsync([leased[1]], "InvalidEvent", null, TestContext.CancellationToken);
+
+        Assert.AreEqual(2, queue.Counts().DeadLettered);
+        var bytes = await File.ReadAllBytesAsync(options.DeadLetterPath, TestContext.CancellationToken);
+        Assert.AreEqual((byte)'{', bytes[0], "no byte-order mark");
+        var lines = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes).Split('\n');
+        Assert.AreEqual("", lines[^1], "every line ends with a newline");
+        var parsed = lines[..^1].Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        Assert.AreSequenceEqual(["m-1", "m-2\u2028é"], parsed.Select(p => p.GetProperty("messageId").GetString()));
+        Assert.AreEqual("POST /api/events answered 400: \"bad\"\nline", parsed[0].GetProperty("description").GetString());
+        Assert.AreEqual(JsonValueKind.Null, parsed[1].GetProperty("description").ValueKind);
+        Assert.AreEqual("Signed Up", parsed[0].GetProperty("event").GetProperty("event").GetString());
+        Assert.AreEqual("2026-11-28T12:00:00.000Z", parsed[0].GetProperty("deadLetteredAt").GetString());
+    }
+
+    [TestMethod]
+    public async Task Replay_LocalDeadLetters_MovesThemBackWithAFreshAttemptOnce()
+    {
+        using var host = RelayTestHost.Create("http://127.0.0.1:1");
+        using var queue = Open();
+        await queue.SendAsync([Event("m-1"), Event("m-2")], TestContext.CancellationToken);
+        var leased = await queue.LeaseAsync(2, Lease);
+        await queue.RetryAsync([leased[0]], 10, _time.GetUtcNow());
+        await queue.DeadLetterAsync([leased[1]], "KlaviyoRejected", "400");
+        await queue.DeadLetterAsync(await queue.LeaseAsync(1, Lease), "RetriesExhausted", "10 attempt(s) failed");
+        var replayer = ActivatorUtilities.CreateInstance<DeadLetterReplayer>(host.Services, queue, (IEventQueue)queue);
+
+        var result = await replayer.ReplayAsync(10, "RetriesExhausted", TestContext.CancellationToken);
+        var again = await replayer.ReplayAsync(10, "RetriesExhausted", TestContext.CancellationToken);
+
+        Assert.AreSequenceEqual(["m-1"], result.Moved.Select(m => m.MessageId));
+        Assert.IsEmpty(again.Moved);
+        Assert.AreEqual(new BacklogCounts(1, 0, 0, 0, 1), queue.Counts());
+        var replayed = (await queue.LeaseAsync(5, Lease)).Single();
+        Assert.AreEqual(1, replayed.Attempt);
+        Assert.AreEqual("m-1", replayed.EventMessageId);
+        Assert.AreEqual(result.Moved[0].QueueMessageId, replayed.MessageId);
+    }
+}

@@ -1,0 +1,31 @@
+using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions.Local;
+
+public static class LocalServiceCollectionExtensions
+{
+    /// <summary>What local mode adds to the core registration (<see cref="RelayServiceCollectionExtensions.AddRelayCore"/>):
+    /// its options, the SQLite queue (as the ingest's queue and the replay's dead-letter store), its settlement and
+    /// worker, and Klaviyo:DryRun.</summary>
+    public static IServiceCollection AddLocalQueue(this IServiceCollection services)
+    {
+        services.AddOptions<LocalOptions>().BindConfiguration(LocalOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<LocalOptions>, LocalOptionsValidator>();
+        services.AddSingleton(sp => SqliteEventQueue.Open(sp.GetRequiredService<IOptions<LocalOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IEventQueue>(sp => sp.GetRequiredService<SqliteEventQueue>());
+        services.AddSingleton<IDeadLetterStore>(sp => sp.GetRequiredService<SqliteEventQueue>());
+        services.AddSingleton(sp => new DeadLetterFile(sp.GetRequiredService<IOptions<LocalOptions>>().Value.DeadLetterPath, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<LocalSettlement>();
+        services.AddSingleton<LocalCounters>();
+        services.AddSingleton<Diagnostics.ConfigurationHealth>();
+        services.AddHostedService<LocalRelayWorker>();
+        services.AddOptions<HostOptions>().Configure<IOptions<LocalOptions>>((host, local) => host.ShutdownTimeout = local.Value.ShutdownGrace + TimeSpan.FromSeconds(15));
+        services.AddHttpClient<KlaviyoClient>().AddHttpMessageHandler(sp => new DryRunKlaviyoHandler(sp.GetRequiredService<IOptions<KlaviyoOptions>>(), Console.Out));
+        return services;
+    }
+}

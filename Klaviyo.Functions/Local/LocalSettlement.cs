@@ -1,0 +1,51 @@
+using Klaviyo.Functions.Relay;
+using Microsoft.Extensions.Logging;
+
+namespace Klaviyo.Functions.Local;
+
+/// <summary>Settlement on the local SQLite queue: each call one commit; dead letters are also appended to the
+/// dead-letter file once committed (the database stays the record if the file cannot be written).</summary>
+public sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger) : IRelaySettlement<LeasedEvent>
+{
+    public async Task CompleteAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
+        Report(messages, await queue.CompleteAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
+
+    public async Task RetryAsync(IReadOnlyList<LeasedEvent> messages, int nextAttempt, DateTimeOffset due, CancellationToken cancellationToken) =>
+        Report(messages, await queue.RetryAsync(messages, nextAttempt, due).WaitAsync(cancellationToken).ConfigureAwait(false));
+
+    public async Task DeadLetterAsync(IReadOnlyList<LeasedEvent> messages, string reason, string? description, CancellationToken cancellationToken)
+    {
+        var settled = await queue.DeadLetterAsync(messages, reason, description).WaitAsync(cancellationToken).ConfigureAwait(false);
+        Report(messages, settled.Count);
+        foreach (var dead in settled)
+        {
+            try
+            {
+                await file.AppendAsync(dead.EventMessageId, reason, description, dead.Attempt, dead.Body, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // The dead letter is in the database either way; the line still reaches the operator on standard error.
+                LogFileFailed(logger, ex.GetType().Name, file.Path, dead.EventMessageId);
+                await Console.Error.WriteAsync(DeadLetterFile.Format(dead.EventMessageId, reason, description, dead.Attempt, time.GetUtcNow(), dead.Body)).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public async Task DeferAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
+        Report(messages, await queue.DeferAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
+
+    private void Report(IReadOnlyList<LeasedEvent> messages, int settled)
+    {
+        if (settled < messages.Count)
+        {
+            LogLeaseLost(logger, messages.Count - settled);
+        }
+    }
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "{Count} event(s) were not settled: their lease lapsed and another consumer took them (delivered at least once)")]
+    private static partial void LogLeaseLost(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Error, Message = "Could not write to {Path} ({ExceptionType}); the dead letter of {MessageId} is kept in the database and went to standard error")]
+    private static partial void LogFileFailed(ILogger logger, string exceptionType, string path, string messageId);
+}

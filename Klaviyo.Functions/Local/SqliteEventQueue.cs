@@ -1,0 +1,491 @@
+using System.Security.Cryptography;
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
+using Microsoft.Data.Sqlite;
+
+namespace Klaviyo.Functions.Local;
+
+/// <summary>An event handed to a local consumer under a lease: settled with the same token, or handed out again
+/// once the lease lapses.</summary>
+/// <param name="Sequence">The row id (the dead letter's sequence number for a replay).</param>
+/// <param name="LeaseToken">Settlement applies only while this lease holds the row.</param>
+/// <param name="MessageId">The queue's id: the event's messageId, or that of a retry or replay copy.</param>
+public sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt);
+
+/// <summary>The backlog as <c>/api/health</c> reports it.</summary>
+public sealed record BacklogCounts(long Ready, long Scheduled, long Leased, long Deferred, long DeadLettered)
+{
+    /// <summary>Events waiting in any form (what <c>Local:MaxBacklog</c> bounds).</summary>
+    public long Waiting => Ready + Scheduled + Leased + Deferred;
+}
+
+/// <summary>
+/// Local mode's durable queue (spec section 9): one SQLite database in WAL mode with full sync, so a committed event
+/// survives <c>kill -9</c> and a power cut. Rows are leased rather than removed; completion, a retry (the same row,
+/// due later, attempt + 1, under the retry copy's id) and a dead letter are each one commit. Duplicate detection keys
+/// on the ingest's messageId over <c>Local:DuplicateWindow</c>; at most <c>Local:MaxBacklog</c> events wait.
+/// Writes are group-committed: one writer applies every pending request, lease and settlement in one transaction (each
+/// in its own savepoint, so one refused request does not undo the others) and completes them only after the commit,
+/// so a burst pays one fsync, not one per call. Reads share the connection under the same lock.
+/// </summary>
+public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposable
+{
+    private const int Waiting = 0, Leased = 1, Deferred = 2, Dead = 3;
+
+    private readonly Lock _gate = new();
+    private readonly SqliteConnection _db;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _duplicateWindow;
+    private readonly long _maxBacklog;
+    private readonly SemaphoreSlim _available = new(0, 1);
+    private readonly System.Threading.Channels.Channel<WriteItem> _writes =
+        System.Threading.Channels.Channel.CreateUnbounded<WriteItem>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
+    private long _backlog; // changed by the writer only
+    private bool _closed;
+
+    private SqliteEventQueue(SqliteConnection db, string path, LocalOptions options, TimeProvider time)
+    {
+        _db = db;
+        Path = path;
+        _time = time;
+        _duplicateWindow = options.DuplicateWindow;
+        _maxBacklog = options.MaxBacklog;
+        _backlog = Scalar($"SELECT COUNT(*) FROM messages WHERE state < {Dead}");
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>Most writes committed in one transaction.</summary>
+    private const int MaxGroup = 256;
+
+    /// <summary>The database file (full path).</summary>
+    public string Path { get; }
+
+    /// <summary>Opens (or creates) the database at <see cref="LocalOptions.DatabasePath"/>; a path that cannot be opened
+    /// or written throws <see cref="LocalStartupException"/> naming <c>Local__DatabasePath</c>.</summary>
+    public static SqliteEventQueue Open(LocalOptions options, TimeProvider? time = null)
+    {
+        var path = System.IO.Path.GetFullPath(options.DatabasePath);
+        SqliteConnection? db = null;
+        try
+        {
+            var directory = System.IO.Path.GetDirectoryName(path);
+            if (!string.IsNullOrEmpty(directory))
+            {
+                Directory.CreateDirectory(directory);
+            }
+            db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
+            db.Open();
+            Execute(db, "PRAGMA busy_timeout = 5000;");
+            var journal = Convert.ToString(new SqliteCommand("PRAGMA journal_mode = WAL;", db).ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+            if (!string.Equals(journal, "wal", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new LocalStartupException($"Local__DatabasePath: '{path}' cannot use a WAL journal (got '{journal}'); put it on a local disk.");
+            }
+            Execute(db, """
+                PRAGMA synchronous = FULL;
+                CREATE TABLE IF NOT EXISTS messages (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL,
+                    event_message_id TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    state INTEGER NOT NULL,
+                    due INTEGER NOT NULL,
+                    lease INTEGER,
+                    enqueued_at INTEGER NOT NULL,
+                    reason TEXT,
+                    description TEXT,
+                    dead_lettered_at INTEGER);
+                CREATE INDEX IF NOT EXISTS messages_pending ON messages (due) WHERE state <= 1;
+                CREATE INDEX IF NOT EXISTS messages_state ON messages (state);
+                CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+                PRAGMA user_version = 1;
+                """);
+            return new SqliteEventQueue(db, path, options, time ?? TimeProvider.System);
+        }
+        catch (Exception ex) when (ex is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            db?.Dispose();
+            throw new LocalStartupException($"Local__DatabasePath: cannot open or write the local queue database '{path}' ({ex.Message}). Set Local__DatabasePath to a writable file.");
+        }
+    }
+
+    /// <summary>Stops accepting events (the app is stopping); what is stored stays for the next start.</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+        }
+    }
+
+    /// <summary>Commits every new event of a request in one transaction, or none: duplicates of the window are
+    /// dropped (answered 202 all the same), and a request that would take the backlog past <c>Local:MaxBacklog</c>
+    /// is refused whole with <see cref="BacklogFullException"/>.</summary>
+    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null);
+
+    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt);
+
+    /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
+    /// for <paramref name="leaseFor"/>, oldest first, in one commit.</summary>
+    public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor)
+    {
+        var now = Now();
+        var token = NewToken();
+        return WriteAsync(transaction =>
+        {
+            using var command = Command(transaction, $"""
+                UPDATE messages SET state = {Leased}, due = $until, lease = $token
+                WHERE id IN (SELECT id FROM messages WHERE state <= {Leased} AND due <= $now ORDER BY due, id LIMIT $max)
+                RETURNING id, message_id, event_message_id, subject, body, attempt
+                """, ("$until", now + (long)leaseFor.TotalMilliseconds), ("$token", token), ("$now", now), ("$max", max));
+            return ReadLeased(command, token);
+        });
+    }
+
+    /// <summary>Hands deferred events out again by sequence number (under a new lease token), for whoever parked them.</summary>
+    public Task<List<LeasedEvent>> ReceiveDeferredAsync(IReadOnlyList<long> sequences)
+    {
+        var token = NewToken();
+        return WriteAsync(transaction =>
+        {
+            var result = new List<LeasedEvent>();
+            foreach (var sequence in sequences)
+            {
+                using var command = Command(transaction, $"UPDATE messages SET lease = $token WHERE id = $id AND state = {Deferred} RETURNING id, message_id, event_message_id, subject, body, attempt",
+                    ("$token", token), ("$id", sequence));
+                result.AddRange(ReadLeased(command, token));
+            }
+            return result;
+        });
+    }
+
+    /// <summary>Deletes delivered or skipped events still held by their lease; returns how many were.</summary>
+    public async Task<int> CompleteAsync(IReadOnlyList<LeasedEvent> events) => (await SettleAsync(events, (transaction, leased) =>
+        Command(transaction, $"DELETE FROM messages WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true).ConfigureAwait(false)).Count;
+
+    /// <summary>Makes each event due again at <paramref name="due"/> as <paramref name="nextAttempt"/>, under the retry
+    /// copy's id (<see cref="RelayMessage.RetryMessageId"/>): one update, so it survives restarts like any row.</summary>
+    public async Task<int> RetryAsync(IReadOnlyList<LeasedEvent> events, int nextAttempt, DateTimeOffset due) => (await SettleAsync(events, (transaction, leased) =>
+        Command(transaction, $"UPDATE messages SET state = {Waiting}, due = $due, attempt = $attempt, message_id = $messageId, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
+            ("$due", due.ToUnixTimeMilliseconds()), ("$attempt", nextAttempt), ("$messageId", RelayMessage.RetryMessageId(leased.MessageId, nextAttempt)),
+            ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
+
+    /// <summary>Keeps each event as a dead letter with its reason; returns those that were (still held by their lease).</summary>
+    public Task<List<LeasedEvent>> DeadLetterAsync(IReadOnlyList<LeasedEvent> events, string reason, string? description) => SettleAsync(events, (transaction, leased) =>
+        Command(transaction, $"UPDATE messages SET state = {Dead}, reason = $reason, description = $description, dead_lettered_at = $now, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
+            ("$reason", reason), ("$description", (object?)description ?? DBNull.Value), ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true);
+
+    /// <summary>Parks leased events: not handed out again, not lapsing, until settled with their token.</summary>
+    public async Task<int> DeferAsync(IReadOnlyList<LeasedEvent> events) => (await SettleAsync(events, (transaction, leased) =>
+        Command(transaction, $"UPDATE messages SET state = {Deferred} WHERE id = $id AND lease = $token AND state = {Leased}", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
+
+    /// <summary>Forgets messageIds older than the duplicate window.</summary>
+    public Task<int> PruneDuplicatesAsync() => WriteAsync(transaction =>
+    {
+        using var command = Command(transaction, "DELETE FROM seen WHERE at < $cutoff", ("$cutoff", Now() - (long)_duplicateWindow.TotalMilliseconds));
+        return command.ExecuteNonQuery();
+    });
+
+    /// <summary>Waits until events were added or <paramref name="timeout"/> passed (scheduled ones come due on their own).</summary>
+    public async Task WaitForEventsAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        await _available.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+
+    public BacklogCounts Counts()
+    {
+        var now = Now();
+        lock (_gate)
+        {
+            using var command = new SqliteCommand($"""
+                SELECT COALESCE(SUM(state = {Waiting} AND due <= $now), 0), COALESCE(SUM(state = {Waiting} AND due > $now), 0),
+                       COALESCE(SUM(state = {Leased}), 0), COALESCE(SUM(state = {Deferred}), 0), COALESCE(SUM(state = {Dead}), 0)
+                FROM messages
+                """, _db);
+            command.Parameters.AddWithValue("$now", now);
+            using var reader = command.ExecuteReader();
+            reader.Read();
+            return new BacklogCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+        }
+    }
+
+    /// <summary>Pages the database holds now; with <see cref="LimitPages"/> the tests stand in for a full disk.</summary>
+    internal long PageCount() => Scalar("PRAGMA page_count");
+
+    internal void LimitPages(long pages) => Scalar($"PRAGMA max_page_count = {pages}");
+
+    public Task<IDeadLetterReader> OpenAsync(CancellationToken cancellationToken) => Task.FromResult<IDeadLetterReader>(new DeadLetterReader(this));
+
+    public void Dispose()
+    {
+        _writes.Writer.TryComplete();
+        _writer.GetAwaiter().GetResult();
+        lock (_gate)
+        {
+            _db.Dispose();
+        }
+        _available.Dispose();
+    }
+
+    private async Task InsertAsync(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due)
+    {
+        var now = Now();
+        var added = await WriteAsync(transaction =>
+        {
+            if (_closed)
+            {
+                throw new QueueClosedException();
+            }
+            var fresh = new List<QueuedEvent>(events.Count);
+            var inRequest = new HashSet<string>(StringComparer.Ordinal);
+            using (var seen = Command(transaction, "SELECT 1 FROM seen WHERE message_id = $id AND at >= $cutoff", ("$id", ""), ("$cutoff", now - (long)_duplicateWindow.TotalMilliseconds)))
+            {
+                foreach (var queued in events)
+                {
+                    seen.Parameters["$id"].Value = queued.MessageId;
+                    if (inRequest.Add(queued.MessageId) && seen.ExecuteScalar() is null)
+                    {
+                        fresh.Add(queued);
+                    }
+                }
+            }
+            if (_backlog + fresh.Count > _maxBacklog)
+            {
+                throw new BacklogFullException(_maxBacklog);
+            }
+            using var remember = Command(transaction, "INSERT OR REPLACE INTO seen (message_id, at) VALUES ($id, $now)", ("$id", ""), ("$now", now));
+            using var insert = Command(transaction, $"""
+                INSERT INTO messages (message_id, event_message_id, subject, body, attempt, state, due, enqueued_at)
+                VALUES ($id, $eventId, $subject, $body, $attempt, {Waiting}, $due, $now)
+                """, ("$id", ""), ("$eventId", ""), ("$subject", ""), ("$body", Array.Empty<byte>()), ("$attempt", 1), ("$due", due?.ToUnixTimeMilliseconds() ?? now), ("$now", now));
+            foreach (var queued in fresh)
+            {
+                remember.Parameters["$id"].Value = queued.MessageId;
+                remember.ExecuteNonQuery();
+                insert.Parameters["$id"].Value = queued.MessageId;
+                insert.Parameters["$eventId"].Value = queued.EventMessageId ?? queued.MessageId;
+                insert.Parameters["$subject"].Value = queued.Subject;
+                insert.Parameters["$body"].Value = queued.Body.ToArray();
+                insert.Parameters["$attempt"].Value = queued.Attempt;
+                insert.ExecuteNonQuery();
+            }
+            _backlog += fresh.Count;
+            return fresh.Count;
+        }).ConfigureAwait(false);
+        if (added > 0 && _available.CurrentCount == 0)
+        {
+            try
+            {
+                _available.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // another insert signalled first
+            }
+        }
+    }
+
+    private Task<List<LeasedEvent>> SettleAsync(IReadOnlyList<LeasedEvent> events, Func<SqliteTransaction, LeasedEvent, SqliteCommand> statement, bool leavesBacklog) =>
+        WriteAsync(transaction =>
+        {
+            var done = new List<LeasedEvent>(events.Count);
+            foreach (var leased in events)
+            {
+                using var command = statement(transaction, leased);
+                if (command.ExecuteNonQuery() > 0)
+                {
+                    done.Add(leased);
+                }
+            }
+            _backlog -= leavesBacklog ? done.Count : 0;
+            return done;
+        });
+
+    /// <summary>Queues <paramref name="work"/> for the writer, which runs it in the next group transaction; completes
+    /// after that commit. A storage failure (disk full, I/O error) becomes <see cref="LocalQueueWriteException"/>, a
+    /// <see cref="QueueUnavailableException"/>, so the ingest answers 503, never 202. <paramref name="work"/> changes
+    /// <c>_backlog</c> only after its last statement, so a rolled-back savepoint leaves the count right.</summary>
+    private Task<T> WriteAsync<T>(Func<SqliteTransaction, T> work)
+    {
+        var item = new WriteItem<T>(work);
+        if (!_writes.Writer.TryWrite(item))
+        {
+            throw new ObjectDisposedException(nameof(SqliteEventQueue));
+        }
+        return item.Task;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var group = new List<WriteItem>(MaxGroup);
+        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (group.Count < MaxGroup && _writes.Reader.TryRead(out var item))
+            {
+                group.Add(item);
+            }
+            lock (_gate)
+            {
+                var backlogBefore = _backlog;
+                try
+                {
+                    using var transaction = _db.BeginTransaction(deferred: false);
+                    for (var i = 0; i < group.Count; i++)
+                    {
+                        var savepoint = "w" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                        transaction.Save(savepoint);
+                        try
+                        {
+                            group[i].Run(transaction);
+                            transaction.Release(savepoint);
+                        }
+                        catch (Exception ex)
+                        {
+                            transaction.Rollback(savepoint);
+                            transaction.Release(savepoint);
+                            group[i].Error = ex is SqliteException sqlite ? new LocalQueueWriteException(Path, sqlite) : ex;
+                        }
+                    }
+                    transaction.Commit();
+                }
+                catch (Exception ex)
+                {
+                    // The commit (or a rollback) failed: nothing of the group is stored, and every caller hears so.
+                    _backlog = backlogBefore;
+                    foreach (var item in group)
+                    {
+                        item.Error ??= new LocalQueueWriteException(Path, ex);
+                    }
+                }
+            }
+            foreach (var item in group)
+            {
+                item.Complete();
+            }
+            group.Clear();
+        }
+    }
+
+    private abstract class WriteItem
+    {
+        public Exception? Error { get; set; }
+
+        public abstract void Run(SqliteTransaction transaction);
+
+        public abstract void Complete();
+    }
+
+    private sealed class WriteItem<T>(Func<SqliteTransaction, T> work) : WriteItem
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+
+        public Task<T> Task => _done.Task;
+
+        public override void Run(SqliteTransaction transaction) => _result = work(transaction);
+
+        public override void Complete()
+        {
+            if (Error is null)
+            {
+                _done.SetResult(_result);
+            }
+            else
+            {
+                _done.SetException(Error);
+            }
+        }
+    }
+
+    private long Scalar(string sql)
+    {
+        lock (_gate)
+        {
+            using var command = new SqliteCommand(sql, _db);
+            return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
+    private SqliteCommand Command(SqliteTransaction transaction, string sql, params (string Name, object Value)[] parameters)
+    {
+        var command = new SqliteCommand(sql, _db, transaction);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        return command;
+    }
+
+    private static List<LeasedEvent> ReadLeased(SqliteCommand command, long token)
+    {
+        var result = new List<LeasedEvent>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            result.Add(new LeasedEvent(reader.GetInt64(0), token, reader.GetString(1), reader.GetString(2), reader.GetString(3), (byte[])reader.GetValue(4), reader.GetInt32(5)));
+        }
+        return result;
+    }
+
+    private static void Execute(SqliteConnection db, string sql)
+    {
+        using var command = new SqliteCommand(sql, db);
+        command.ExecuteNonQuery();
+    }
+
+    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static long NewToken() => BitConverter.ToInt64(RandomNumberGenerator.GetBytes(8));
+
+    /// <summary>Dead letters for the replay, oldest first: the same <see cref="DeadLetterReplayer"/> as on Azure.</summary>
+    private sealed class DeadLetterReader(SqliteEventQueue queue) : IDeadLetterReader
+    {
+        private long _after;
+
+        public Task<IReadOnlyList<DeadLetteredMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken)
+        {
+            var result = new List<DeadLetteredMessage>();
+            lock (queue._gate)
+            {
+                using var command = new SqliteCommand($"SELECT id, message_id, event_message_id, subject, body, reason, description FROM messages WHERE state = {Dead} AND id > $after ORDER BY id LIMIT $max", queue._db);
+                command.Parameters.AddWithValue("$after", _after);
+                command.Parameters.AddWithValue("$max", maxMessages);
+                using var reader = command.ExecuteReader();
+                while (reader.Read())
+                {
+                    _after = reader.GetInt64(0);
+                    result.Add(new DeadLetteredMessage(
+                        reader.GetString(1), reader.GetString(3), (byte[])reader.GetValue(4),
+                        reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), _after,
+                        new Dictionary<string, object> { [MessageProperties.EventMessageId] = reader.GetString(2) }));
+                }
+            }
+            return Task.FromResult<IReadOnlyList<DeadLetteredMessage>>(result);
+        }
+
+        public Task RemoveAsync(DeadLetteredMessage message, CancellationToken cancellationToken) =>
+            queue.WriteAsync(transaction =>
+            {
+                using var command = queue.Command(transaction, $"DELETE FROM messages WHERE id = $id AND state = {Dead}", ("$id", message.SequenceNumber));
+                return command.ExecuteNonQuery();
+            });
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Local mode cannot start as configured; the message names the setting. Printed without a stack trace.</summary>
+public sealed class LocalStartupException(string message) : Exception(message);
+
+/// <summary>The local queue is closed: the relay is stopping. The ingest answers 503.</summary>
+public sealed class QueueClosedException() : QueueUnavailableException("The local queue is closed: the relay is shutting down.");
+
+/// <summary><c>Local:MaxBacklog</c> events are waiting: the ingest answers 503 with Retry-After and queues nothing.</summary>
+public sealed class BacklogFullException(long maxBacklog)
+    : QueueUnavailableException($"The local queue holds Local__MaxBacklog ({maxBacklog}) events; try again later.");
+
+/// <summary>The database refused a write (disk full, I/O error): nothing of the transaction was stored.</summary>
+public sealed class LocalQueueWriteException(string path, Exception inner)
+    : QueueUnavailableException($"The local queue database {path} could not be written ({(inner is SqliteException sqlite ? $"SQLite error {sqlite.SqliteErrorCode}: " : inner.GetType().Name + ": ")}{inner.Message}).");

@@ -1,0 +1,49 @@
+using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Queue;
+using Microsoft.Azure.Functions.Worker;
+
+namespace Klaviyo.Functions.Relay;
+
+/// <summary>Settlement on Service Bus for one trigger invocation: the message actions, and the queue for retry copies.</summary>
+public sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue) : IRelaySettlement<ServiceBusReceivedMessage>
+{
+    public async Task CompleteAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages)
+        {
+            await actions.CompleteMessageAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Schedules the copy first: if that throws, the original stays locked and comes back, so nothing is lost.</summary>
+    public async Task RetryAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, int nextAttempt, DateTimeOffset due, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages)
+        {
+            var eventMessageId = RelayMessage.EventMessageId(message);
+            // A delivery put off without spending its attempt needs an id of its own too, or duplicate detection drops it.
+            var copyId = nextAttempt > RelayMessage.Attempt(message)
+                ? RelayMessage.RetryMessageId(message.MessageId ?? eventMessageId, nextAttempt)
+                : RelayMessage.PutOffMessageId(message.MessageId ?? eventMessageId, message.SequenceNumber, nextAttempt);
+            var copy = new QueuedEvent(copyId, message.Subject ?? "", message.Body.ToMemory(), nextAttempt, eventMessageId);
+            await queue.ScheduleAsync(copy, due, cancellationToken).ConfigureAwait(false);
+            await actions.CompleteMessageAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task DeadLetterAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, string reason, string? description, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages)
+        {
+            await actions.DeadLetterMessageAsync(message, deadLetterReason: reason, deadLetterErrorDescription: description, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task DeferAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages)
+        {
+            await actions.DeferMessageAsync(message, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
