@@ -62,27 +62,6 @@ public sealed class LocalModeTests
     }
 
     [TestMethod]
-    public async Task LocalMode_Klaviyo429ThenOk_DeliversAfterRetryAfterWithinTheCall()
-    {
-        using var klaviyo = FakeKlaviyo.Start().AnswerInTurnWithHeaders(
-            "/api/events",
-            (429, FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled. Expected available in 1 second(s).", null), new Dictionary<string, string> { ["Retry-After"] = "1" }),
-            (202, null, null));
-        var deadLetters = TempFile();
-        await using var app = await StartAsync(klaviyo.BaseUrl, deadLetters);
-
-        using var response = await PostAsync(app, "/api/v1/track", """{"messageId":"e2e-429","userId":"u-2","event":"Signed Up"}""");
-        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
-
-        var received = await WaitForAsync(klaviyo, 2);
-        Assert.HasCount(2, received);
-        Assert.IsTrue(received.All(r => r.Path == "/api/events"));
-        Assert.AreEqual(0, await app.StopAsync(Patience));
-        Assert.Contains("1 delivered, 0 skipped, 0 dead-lettered, 0 still queued", app.Output);
-        Assert.IsFalse(File.Exists(deadLetters));
-    }
-
-    [TestMethod]
     public async Task LocalMode_KlaviyoDownOnTheLastAttempt_DeadLettersRetriesExhaustedToTheFile()
     {
         var down = $"http://127.0.0.1:{FakeKlaviyo.FreePort()}";
@@ -119,25 +98,6 @@ public sealed class LocalModeTests
         Assert.AreEqual("e2e-stop", line.GetProperty("messageId").GetString());
         Assert.AreEqual("Shutdown", line.GetProperty("reason").GetString());
         Assert.Contains("0 delivered, 0 skipped, 0 dead-lettered, 1 still queued", app.Output);
-    }
-
-    [TestMethod]
-    public async Task LocalMode_KlaviyoRejects400_DeadLettersKlaviyoRejectedWithDetailAndPointer()
-    {
-        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 400,
-            FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", "/data/attributes/metric"));
-        var deadLetters = TempFile();
-        await using var app = await StartAsync(klaviyo.BaseUrl, deadLetters);
-
-        using var response = await PostAsync(app, "/api/events", """{"type":"track","messageId":"e2e-400","userId":"u-5","event":"Signed Up"}""");
-        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
-
-        var line = await WaitForDeadLetterAsync(deadLetters);
-        Assert.AreEqual("KlaviyoRejected", line.GetProperty("reason").GetString());
-        var description = line.GetProperty("description").GetString()!;
-        Assert.Contains("Invalid input.", description);
-        Assert.Contains("/data/attributes/metric", description);
-        Assert.HasCount(1, await WaitForAsync(klaviyo, 1));
     }
 
     [TestMethod]

@@ -8,8 +8,9 @@ using WireMock.Settings;
 
 namespace Klaviyo.Functions.Tests.TestSupport;
 
-/// <summary>A real HTTP server on 127.0.0.1 (own free port) playing Klaviyo. Unmapped calls answer 404, which the
-/// relay treats as a rejection, so an unexpected call fails the test's outcome assertion.</summary>
+/// <summary>A real HTTP server on 127.0.0.1 (own free port) playing Klaviyo. A call that matches no stub is an unexpected
+/// call: it is answered 404 and fails the test when the fake is disposed (or at <see cref="AssertNoUnexpectedCalls"/>),
+/// whatever the relay made of the 404.</summary>
 internal sealed class FakeKlaviyo : IDisposable
 {
     private FakeKlaviyo(WireMockServer server) => Server = server;
@@ -41,9 +42,9 @@ internal sealed class FakeKlaviyo : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public FakeKlaviyo Answer(string path, int status, string? body = null, IDictionary<string, string>? headers = null, TimeSpan? delay = null)
+    public FakeKlaviyo Answer(string path, int status, string? body = null, IDictionary<string, string>? headers = null)
     {
-        Server.Given(Request.Create().WithPath(path).UsingPost()).RespondWith(Build(status, body, headers, delay));
+        Server.Given(Request.Create().WithPath(path).UsingPost()).RespondWith(Build(status, body, headers));
         return this;
     }
 
@@ -60,7 +61,7 @@ internal sealed class FakeKlaviyo : IDisposable
             var request = Server.Given(Request.Create().WithPath(path).UsingPost()).InScenario(scenario);
             var builder = i == 0 ? request : request.WhenStateIs($"s{i}");
             var next = i < answers.Length - 1 ? builder.WillSetStateTo($"s{i + 1}") : builder;
-            next.RespondWith(Build(answers[i].Status, answers[i].Body, answers[i].Headers, null));
+            next.RespondWith(Build(answers[i].Status, answers[i].Body, answers[i].Headers));
         }
         return this;
     }
@@ -79,22 +80,26 @@ internal sealed class FakeKlaviyo : IDisposable
             e.RequestMessage.BodyAsBytes is { } bytes ? Encoding.UTF8.GetString(bytes) : e.RequestMessage.Body ?? ""))
         .ToList();
 
-    /// <summary>WireMock logs a request once it has answered; a delayed answer shows up late.</summary>
-    public async Task<IReadOnlyList<ReceivedRequest>> WaitForReceivedAsync(int count, CancellationToken cancellationToken)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (Server.LogEntries.Count() < count && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50, cancellationToken);
-        }
-        return Received;
-    }
-
     public IReadOnlyList<string> ReceivedPaths => Received.Select(r => r.Path).ToList();
 
-    public void Dispose() => Server.Stop();
+    /// <summary>Fails the test when any call matched no stub.</summary>
+    public void AssertNoUnexpectedCalls()
+    {
+        var unexpected = Server.LogEntries.Where(e => e.MappingGuid is null || e.MappingGuid == Guid.Empty)
+            .Select(e => $"{e.RequestMessage.Method} {e.RequestMessage.Path}").ToList();
+        if (unexpected.Count > 0)
+        {
+            throw new AssertFailedException($"The fake Klaviyo got {unexpected.Count} call(s) no stub expected: {string.Join(", ", unexpected)}");
+        }
+    }
 
-    private static IResponseBuilder Build(int status, string? body, IDictionary<string, string>? headers, TimeSpan? delay)
+    public void Dispose()
+    {
+        Server.Stop();
+        AssertNoUnexpectedCalls();
+    }
+
+    private static IResponseBuilder Build(int status, string? body, IDictionary<string, string>? headers)
     {
         var response = Response.Create().WithStatusCode(status);
         if (body is not null)
@@ -104,10 +109,6 @@ internal sealed class FakeKlaviyo : IDisposable
         foreach (var (name, value) in headers ?? new Dictionary<string, string>())
         {
             response = response.WithHeader(name, value);
-        }
-        if (delay is { } d)
-        {
-            response = response.WithDelay(d);
         }
         return response;
     }

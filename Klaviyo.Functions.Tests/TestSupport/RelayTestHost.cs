@@ -14,17 +14,18 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 /// <summary>
 /// The relay's services built the production way (same <c>Add…</c> calls, same HttpClient pipeline) against a
 /// <see cref="FakeKlaviyo"/>, with a recording queue, every log line collected, no jitter in the retry schedule,
-/// and a short first in-call back-off so tests do not sleep.
+/// and on <see cref="SimulatedTime"/>: waits (back-offs, Retry-After, limiter windows) take no real time.
 /// </summary>
 internal sealed class RelayTestHost : IDisposable
 {
     public const string ApiKey = "pk_test_5ecret_Key_never_to_be_logged_0123";
 
-    private RelayTestHost(ServiceProvider services, RecordingEventQueue queue)
+    private RelayTestHost(ServiceProvider services, RecordingEventQueue queue, TimeProvider time)
     {
         Services = services;
         Queue = queue;
         Logs = services.GetFakeLogCollector();
+        Time = time as SimulatedTime;
     }
 
     public ServiceProvider Services { get; }
@@ -33,14 +34,19 @@ internal sealed class RelayTestHost : IDisposable
 
     public FakeLogCollector Logs { get; }
 
+    /// <summary>The host's clock; null when the test asked for real time.</summary>
+    public SimulatedTime? Time { get; }
+
     public RelayProcessor Processor => Services.GetRequiredService<RelayProcessor>();
 
     public KlaviyoClient Client => Services.GetRequiredService<KlaviyoClient>();
 
     public RelayFunction Function => ActivatorUtilities.CreateInstance<RelayFunction>(Services);
 
-    public static RelayTestHost Create(string baseUrl, IDictionary<string, string?>? settings = null)
+    /// <param name="time">Default a new <see cref="SimulatedTime"/>; <see cref="TimeProvider.System"/> for tests of real sockets stalling.</param>
+    public static RelayTestHost Create(string baseUrl, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
     {
+        time ??= new SimulatedTime();
         var values = new Dictionary<string, string?>
         {
             ["Klaviyo:PrivateApiKey"] = ApiKey,
@@ -57,7 +63,7 @@ internal sealed class RelayTestHost : IDisposable
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Trace).AddFakeLogging());
-        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(time);
         services.AddKlaviyoOptions();
         services.AddKlaviyoTransform();
         services.AddKlaviyoClient();
@@ -66,7 +72,7 @@ internal sealed class RelayTestHost : IDisposable
         var queue = new RecordingEventQueue();
         services.AddSingleton<IEventQueue>(queue);
         services.AddSingleton(new RetrySchedule(() => 0.5));
-        return new RelayTestHost(services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }), queue);
+        return new RelayTestHost(services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }), queue, time);
     }
 
     /// <summary>Every log line with its structured values and exception, for secret checks.</summary>
