@@ -74,6 +74,7 @@ public sealed class LocalModeTests
         var line = await WaitForDeadLetterAsync(deadLetters);
         Assert.AreEqual("e2e-down", line.GetProperty("messageId").GetString());
         Assert.AreEqual("RetriesExhausted", line.GetProperty("reason").GetString());
+        Assert.StartsWith("1 attempt(s) failed; last: POST /api/events: connection failed", line.GetProperty("description").GetString()!);
         Assert.AreEqual(1, line.GetProperty("attempt").GetInt32());
         Assert.AreEqual("Signed Up", line.GetProperty("event").GetProperty("event").GetString());
         Assert.IsTrue(line.TryGetProperty("deadLetteredAt", out _));
