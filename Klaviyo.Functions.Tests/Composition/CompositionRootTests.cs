@@ -59,7 +59,7 @@ public sealed class CompositionRootTests
         await using var services = BuildAzureServices(AzureSettings());
         var type = typeof(RelayServiceCollectionExtensions).Assembly.GetTypes().Single(t => t.Name == typeName);
 
-        Assert.IsNotNull(ActivatorUtilities.CreateInstance(services, type));
+        _ = ActivatorUtilities.CreateInstance(services, type); // throws naming the first dependency that is not registered
     }
 
     [TestMethod]

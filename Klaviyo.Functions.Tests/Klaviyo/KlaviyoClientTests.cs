@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Tests.TestSupport;
@@ -10,8 +9,6 @@ namespace Klaviyo.Functions.Tests.Klaviyo;
 public sealed class KlaviyoClientTests
 {
     public TestContext TestContext { get; set; } = null!;
-
-    private static readonly Dictionary<string, string?> ShortTimeout = new() { ["Relay:AttemptTimeout"] = "00:00:00.200" };
 
     [TestMethod]
     public async Task SendAsync_Any_SendsSpecHeadersAndBodyOnce()
@@ -125,27 +122,33 @@ public sealed class KlaviyoClientTests
         klaviyo.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath("/api/events").UsingPost()).InScenario("t").WhenStateIs("ok")
             .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(202));
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
-        var clock = Stopwatch.StartNew();
+        var start = host.Time!.GetUtcNow();
 
         var response = await host.Client.SendAsync(Plans.Event(), TestContext.CancellationToken);
 
         Assert.IsInstanceOfType<KlaviyoResponse.Success>(response);
         Assert.HasCount(2, klaviyo.Received);
-        Assert.IsGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(950), clock.Elapsed, "the second try came before Retry-After");
+        Assert.IsGreaterThanOrEqualTo(TimeSpan.FromSeconds(1), host.Time.GetUtcNow() - start, "the second try came before Retry-After");
     }
 
     [TestMethod]
     public async Task SendAsync_NoAnswerWithinAttemptTimeout_TransientAfterThreeTries()
     {
-        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202, delay: TimeSpan.FromSeconds(1));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, ShortTimeout);
+        using var klaviyo = FaultyKlaviyo.Start().Then("/api/events", new Fault.SlowHeaders(TimeSpan.FromMinutes(10)), times: 3);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:AttemptTimeout"] = "00:00:02" });
 
-        var response = await host.Client.SendAsync(Plans.Event(), TestContext.CancellationToken);
+        var sending = host.Client.SendAsync(Plans.Event(), TestContext.CancellationToken);
+        for (var tries = 1; tries <= 3; tries++)
+        {
+            await klaviyo.WaitForCountAsync("/api/events", tries, TestContext.CancellationToken);
+            host.Time!.Advance(TimeSpan.FromSeconds(2));
+        }
+        var response = await sending;
 
         var transient = Assert.IsInstanceOfType<KlaviyoResponse.Transient>(response);
         Assert.IsNull(transient.StatusCode);
         Assert.Contains("timed out", transient.Description);
-        Assert.HasCount(3, await klaviyo.WaitForReceivedAsync(3, TestContext.CancellationToken));
+        Assert.AreEqual(3, klaviyo.Count("/api/events"));
     }
 
     [TestMethod]

@@ -9,7 +9,8 @@ namespace Klaviyo.Functions.Tests.Klaviyo;
 /// <summary>
 /// A Klaviyo that stalls, lies and breaks off (a raw HTTP server on loopback), through the real queue trigger, transform
 /// and HttpClient pipeline. Each fault's outcome is asserted, and so is the relay still delivering later events.
-/// Every delivery is awaited with a deadline, so a freeze fails the test instead of hanging it.
+/// Every delivery is awaited with a deadline, so a freeze fails the test instead of hanging it. On real time, not
+/// simulated: a stall must meet the attempt timeout on a real socket after the client has read what came before it.
 /// </summary>
 [TestClass]
 public sealed class KlaviyoFaultTests
@@ -65,7 +66,7 @@ public sealed class KlaviyoFaultTests
     {
         // Main: the body was read outside every timeout, so the delivery never finished.
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.StallBody(202, "{\"da", 100));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, took) = await RelayAsync(host, Track("m-1"), "m-1");
 
@@ -81,7 +82,7 @@ public sealed class KlaviyoFaultTests
     public async Task BodyStall_After200OnProfileImport_RetriedLaterAsATransientFailure()
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(ProfileImportPath, new Fault.StallBody(200, "{\"data\":{\"type\":\"profile\",", 200));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, took) = await RelayAsync(host, Identify("m-2"), "m-2", "identify");
 
@@ -99,7 +100,7 @@ public sealed class KlaviyoFaultTests
     public async Task BodyStall_On503_RetriedInTheCallLikeATimeout()
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.StallBody(503, "{\"errors\":[", 500));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Track("m-3"), "m-3");
 
@@ -114,7 +115,7 @@ public sealed class KlaviyoFaultTests
     {
         // The reliability test's finding: 16 stalled answers, then 0 of 25 later events delivered.
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.StallBody(202, "{", 50), times: 16);
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?>(Settings) { ["Relay:AttemptTimeout"] = "00:00:02" });
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?>(Settings) { ["Relay:AttemptTimeout"] = "00:00:02" }, time: TimeProvider.System);
 
         var stalled = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => RelayAsync(host, Track($"s-{i}"), $"s-{i}")));
         var later = await Task.WhenAll(Enumerable.Range(0, 25).Select(i => RelayAsync(host, Track($"l-{i}"), $"l-{i}")));
@@ -131,7 +132,7 @@ public sealed class KlaviyoFaultTests
         // Main: a body over 1 MB was a "connection failure", and profile-import was sent again on every attempt.
         using var klaviyo = FaultyKlaviyo.Start().Then(ProfileImportPath, new Fault.HugeBody(
             200, "{\"data\":{\"type\":\"profile\",\"id\":\"01HUGE\",\"attributes\":{\"blob\":\"", "\"}}}", HugeBytes));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Identify("m-4"), "m-4", "identify");
 
@@ -146,7 +147,7 @@ public sealed class KlaviyoFaultTests
     public async Task HugeBody_On202FromEvents_DeliveredOnce()
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.HugeBody(202, "{\"meta\":\"", "\"}", HugeBytes));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Track("m-5"), "m-5");
 
@@ -161,7 +162,7 @@ public sealed class KlaviyoFaultTests
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(ProfileImportPath, new Fault.HugeBody(
             200, "{\"data\":{\"type\":\"profile\",\"attributes\":{\"blob\":\"", "\"},\"id\":\"01LATE\"}}", 2 * KlaviyoAnswerHandler.MaxDataIdScanBytes));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Identify("m-6"), "m-6", "identify");
 
@@ -179,7 +180,7 @@ public sealed class KlaviyoFaultTests
         // Main: an error body over 1 MB became a connection failure, retried as if transient.
         var error = FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", "/data/attributes/metric");
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.Answer(400, error + new string(' ', 3 * 1024 * 1024)));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Track("m-7"), "m-7");
 
@@ -193,7 +194,7 @@ public sealed class KlaviyoFaultTests
     public async Task SlowHeaders_PastTheAttemptTimeoutOnEveryTry_RetriedLater()
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.SlowHeaders(TimeSpan.FromSeconds(6)), times: 2);
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, took) = await RelayAsync(host, Track("m-8"), "m-8");
 
@@ -211,7 +212,7 @@ public sealed class KlaviyoFaultTests
     {
         // Main: the reset while buffering was a connection failure, so the accepted event was sent again.
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.ResetMidBody(202, "{\"da", 100));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Track("m-9"), "m-9");
 
@@ -226,7 +227,7 @@ public sealed class KlaviyoFaultTests
     public async Task ResetMidBody_After200OnProfileImport_RetriedLater()
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(ProfileImportPath, new Fault.ResetMidBody(200, "{\"data\":{\"type\":\"pro", 200));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Identify("m-10"), "m-10", "identify");
 
@@ -245,7 +246,7 @@ public sealed class KlaviyoFaultTests
     public async Task GarbageJson_On202FromEvents_Delivered(string body)
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(EventsPath, new Fault.Answer(202, body));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Track("m-11"), "m-11");
 
@@ -263,7 +264,7 @@ public sealed class KlaviyoFaultTests
     public async Task GarbageJson_On200FromProfileImport_DeadLetteredKlaviyoRejected(string body)
     {
         using var klaviyo = FaultyKlaviyo.Start().Then(ProfileImportPath, new Fault.Answer(200, body));
-        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, Settings, time: TimeProvider.System);
 
         var (settlement, copy, _) = await RelayAsync(host, Identify("m-12"), "m-12", "identify");
 

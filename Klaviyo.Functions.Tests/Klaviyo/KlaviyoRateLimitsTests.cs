@@ -1,6 +1,9 @@
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Tests.TestSupport;
+using Klaviyo.Functions.Relay;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Klaviyo.Functions.Tests.Klaviyo;
 
@@ -64,25 +67,28 @@ public sealed class KlaviyoRateLimitsTests
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:MaxInCallRetries"] = "0" });
         host.Services.GetRequiredService<KlaviyoRateLimits>().Pause(KlaviyoEndpoint.CreateEvent, TimeSpan.FromMilliseconds(300));
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var start = host.Time!.GetUtcNow();
 
         var response = await host.Client.SendAsync(Plans.Event(), TestContext.CancellationToken);
 
         Assert.IsInstanceOfType<KlaviyoResponse.Success>(response);
-        Assert.IsGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(250), clock.Elapsed, "the call went out before the pause ended");
+        Assert.IsGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(300), host.Time.GetUtcNow() - start, "the call went out before the pause ended");
         Assert.HasCount(1, klaviyo.Received);
     }
 
     [TestMethod]
     public async Task Limiter_CallsRefusedByTheBurstWindow_DoNotSpendTheMinuteWindow()
     {
-        // 15 instances: list membership gets 1/s (one more may queue) and 10/min.
-        using var host = RelayTestHost.Create("http://127.0.0.1:1", new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "15" });
-        var limits = host.Services.GetRequiredService<KlaviyoRateLimits>();
+        // 15 instances: list membership gets 1/s (one more may queue) and 10/min. The clock moves only when told.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var limits = new KlaviyoRateLimits(Options.Create(new RelayOptions { ExpectedInstanceCount = 15 }), time);
 
-        var burst = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => limits.AcquireAsync(KlaviyoEndpoint.AddProfilesToList, TestContext.CancellationToken).AsTask()));
-        await Task.Delay(TimeSpan.FromSeconds(1.2), TestContext.CancellationToken);
-        using var later = await limits.AcquireAsync(KlaviyoEndpoint.AddProfilesToList, TestContext.CancellationToken);
+        var acquiring = Enumerable.Range(0, 12).Select(_ => limits.AcquireAsync(KlaviyoEndpoint.AddProfilesToList, TestContext.CancellationToken).AsTask()).ToList();
+        time.Advance(KlaviyoRateLimits.BurstWindow);
+        var burst = await Task.WhenAll(acquiring);
+        var acquiringLater = limits.AcquireAsync(KlaviyoEndpoint.AddProfilesToList, TestContext.CancellationToken).AsTask();
+        time.Advance(KlaviyoRateLimits.BurstWindow);
+        using var later = await acquiringLater;
 
         Assert.AreEqual(2, burst.Count(l => l.IsAcquired), "one at once, one after queueing for the next second");
         Assert.IsTrue(later.IsAcquired, "the ten refused calls must not have used up the minute's ten permits");

@@ -39,22 +39,9 @@ public sealed class RelayFunctionTests
     }
 
     [TestMethod]
-    public async Task Relay_500Then200_DeliveredWithinTheCall()
-    {
-        using var klaviyo = FakeKlaviyo.Start().AnswerInTurn("/api/events", (500, null), (202, null));
-        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
-        using var _ = host;
-
-        Assert.AreEqual("Complete", actions.Calls.Single().Action);
-        Assert.HasCount(2, klaviyo.Received);
-        Assert.IsEmpty(host.Queue.Scheduled);
-    }
-
-    [TestMethod]
     public async Task Relay_OnPersistent503_SchedulesCopyWithNextAttemptAndCompletesOriginal()
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
-        var before = DateTimeOffset.UtcNow;
         var (actions, host) = await RunAsync(klaviyo, Track, "m-1", attempt: 3);
         using var _ = host;
 
@@ -64,37 +51,8 @@ public sealed class RelayFunctionTests
         Assert.AreEqual(4, copy.Attempt);
         Assert.AreEqual("track", copy.Subject);
         Assert.AreEqual(Track, System.Text.Encoding.UTF8.GetString(copy.Body.Span));
-        Assert.IsTrue(at >= before + TimeSpan.FromMinutes(10) && at <= DateTimeOffset.UtcNow + TimeSpan.FromMinutes(10), $"attempt 3 failed: 10 min back-off, got {at - before}");
+        Assert.AreEqual(host.Time!.GetUtcNow() + TimeSpan.FromMinutes(10), at, "attempt 3 failed: 10 min back-off from now");
         Assert.HasCount(3, klaviyo.Received);
-    }
-
-    [TestMethod]
-    public async Task Relay_On429WithRetryAfter_SchedulesCopyNoSoonerThanHeader()
-    {
-        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 429, FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled.", null), new Dictionary<string, string> { ["Retry-After"] = "300" });
-        var before = DateTimeOffset.UtcNow;
-        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
-        using var _ = host;
-
-        Assert.AreEqual("Complete", actions.Calls.Single().Action);
-        var (copy, at) = host.Queue.Scheduled.Single();
-        Assert.AreEqual(2, copy.Attempt);
-        Assert.IsGreaterThanOrEqualTo(before + TimeSpan.FromSeconds(300), at);
-        Assert.HasCount(1, klaviyo.Received, "a Retry-After beyond the in-call budget is not waited in the call");
-    }
-
-    [TestMethod]
-    public async Task Relay_OnLastAttempt_DeadLettersRetriesExhausted()
-    {
-        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
-        var (actions, host) = await RunAsync(klaviyo, Track, "m-1\u001Fattempt-10", attempt: 10);
-        using var _ = host;
-
-        var settlement = actions.Calls.Single();
-        Assert.AreEqual("DeadLetter", settlement.Action);
-        Assert.AreEqual("RetriesExhausted", settlement.Reason);
-        Assert.StartsWith("10 attempt(s) failed; last: POST /api/events answered 503", settlement.Description);
-        Assert.IsEmpty(host.Queue.Scheduled);
     }
 
     [TestMethod]
@@ -108,22 +66,7 @@ public sealed class RelayFunctionTests
             new Settlement("DeadLetter", "m-1", "KlaviyoRejected", "POST /api/events answered 400: invalid: Invalid input. (pointer /data/attributes/metric/data/attributes/name)"),
             actions.Calls.Single());
         Assert.HasCount(1, klaviyo.Received);
-    }
-
-    [TestMethod]
-    [DataRow(401)]
-    [DataRow(403)]
-    public async Task Relay_On401Or403_DeadLettersKlaviyoUnauthorizedWithoutTheKey(int status)
-    {
-        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", status, FakeKlaviyo.ErrorAnswer(status, "not_authenticated", "Incorrect authentication credentials.", null));
-        var (actions, host) = await RunAsync(klaviyo, Track, "m-1");
-        using var _ = host;
-
-        var settlement = actions.Calls.Single();
-        Assert.AreEqual("KlaviyoUnauthorized", settlement.Reason);
-        Assert.Contains("Incorrect authentication credentials.", settlement.Description!);
-        Assert.DoesNotContain(RelayTestHost.ApiKey, settlement.Description!);
-        Assert.DoesNotContain(RelayTestHost.ApiKey, host.AllLogText());
+        Assert.IsEmpty(host.Queue.Scheduled, "a dead-lettered event is not also retried");
     }
 
     [TestMethod]
@@ -162,18 +105,6 @@ public sealed class RelayFunctionTests
         Assert.AreEqual("Complete", actions.Calls.Single().Action);
         Assert.IsEmpty(klaviyo.Received);
         Assert.Contains("skipped", host.AllLogText());
-    }
-
-    [TestMethod]
-    public async Task Relay_OnTimeout_SchedulesARetry()
-    {
-        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202, delay: TimeSpan.FromSeconds(1));
-        var (actions, host) = await RunAsync(klaviyo, Track, "m-1", settings: new Dictionary<string, string?> { ["Relay:AttemptTimeout"] = "00:00:00.200", ["Relay:MaxInCallRetries"] = "1" });
-        using var _ = host;
-
-        Assert.AreEqual("Complete", actions.Calls.Single().Action);
-        Assert.AreEqual("m-1\u001Fattempt-2", host.Queue.Scheduled.Single().Event.MessageId);
-        Assert.HasCount(2, await klaviyo.WaitForReceivedAsync(2, TestContext.CancellationToken));
     }
 
     [TestMethod]

@@ -53,6 +53,21 @@ internal sealed class FaultyKlaviyo : IDisposable
 
     public int Count(string path) => _received.Count(r => r.Path == path);
 
+    /// <summary>Waits (10 s at most) until <paramref name="count"/> requests to <paramref name="path"/> have arrived:
+    /// recorded on arrival, before any answer, so a stalled call is seen while it stalls.</summary>
+    public async Task WaitForCountAsync(string path, int count, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (Count(path) < count)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new AssertFailedException($"{Count(path)} of {count} expected call(s) to {path} arrived in 10 s.");
+            }
+            await Task.Delay(10, cancellationToken);
+        }
+    }
+
     public static FaultyKlaviyo Start() => new();
 
     public FaultyKlaviyo Then(string path, Fault fault, int times = 1)

@@ -90,6 +90,9 @@ public sealed class LocalAppProcess : IAsyncDisposable
         info.ArgumentList.Add("--local");
         info.ArgumentList.Add("--urls");
         info.ArgumentList.Add($"http://{listenHost}:{port}");
+        // Each app its own database unless the test names one: the queue is durable, so a shared relay.db would carry
+        // one test's backlog and duplicate-detection window into the next.
+        info.Environment["Local__DatabasePath"] = Path.Combine(Path.GetTempPath(), $"klaviyo-relay-test-{Guid.NewGuid():N}.db");
         foreach (var (key, value) in settings)
         {
             info.Environment[key] = value;

@@ -14,17 +14,18 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 /// <summary>
 /// The relay's services built the production way (same <c>Add…</c> calls, same HttpClient pipeline) against a
 /// <see cref="FakeKlaviyo"/>, with a recording queue, every log line collected, no jitter in the retry schedule,
-/// and a short first in-call back-off so tests do not sleep.
+/// and on <see cref="SimulatedTime"/>: waits (back-offs, Retry-After, limiter windows) take no real time.
 /// </summary>
 internal sealed class RelayTestHost : IDisposable
 {
     public const string ApiKey = "pk_test_5ecret_Key_never_to_be_logged_0123";
 
-    private RelayTestHost(ServiceProvider services, RecordingEventQueue queue)
+    private RelayTestHost(ServiceProvider services, RecordingEventQueue queue, TimeProvider time)
     {
         Services = services;
         Queue = queue;
         Logs = services.GetFakeLogCollector();
+        Time = time as SimulatedTime;
     }
 
     public ServiceProvider Services { get; }
@@ -32,6 +33,9 @@ internal sealed class RelayTestHost : IDisposable
     public RecordingEventQueue Queue { get; }
 
     public FakeLogCollector Logs { get; }
+
+    /// <summary>The host's clock; null when the test asked for real time.</summary>
+    public SimulatedTime? Time { get; }
 
     public RelayProcessor Processor => Services.GetRequiredService<RelayProcessor>();
 
@@ -42,8 +46,10 @@ internal sealed class RelayTestHost : IDisposable
     public RelayFunction Function => ActivatorUtilities.CreateInstance<RelayFunction>(Services);
 
     /// <param name="configure">Runs last, before the provider is built (e.g. an extra handler on the Klaviyo client).</param>
-    public static RelayTestHost Create(string baseUrl, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null)
+    /// <param name="time">Default a new <see cref="SimulatedTime"/>; <see cref="TimeProvider.System"/> for tests of real sockets stalling.</param>
+    public static RelayTestHost Create(string baseUrl, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null, TimeProvider? time = null)
     {
+        time ??= new SimulatedTime();
         var values = new Dictionary<string, string?>
         {
             ["Klaviyo:PrivateApiKey"] = ApiKey,
@@ -60,7 +66,7 @@ internal sealed class RelayTestHost : IDisposable
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Trace).AddFakeLogging());
-        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(time);
         services.AddKlaviyoOptions();
         services.AddKlaviyoTransform();
         services.AddKlaviyoClient();
@@ -70,7 +76,7 @@ internal sealed class RelayTestHost : IDisposable
         services.AddSingleton<IEventQueue>(queue);
         services.AddSingleton(new RetrySchedule(() => 0.5));
         configure?.Invoke(services);
-        return new RelayTestHost(services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }), queue);
+        return new RelayTestHost(services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }), queue, time);
     }
 
     /// <summary>Every log line with its structured values and exception, for secret checks.</summary>
