@@ -11,7 +11,7 @@ namespace Klaviyo.Functions.Relay;
 public static class RelayFeatureServiceCollectionExtensions
 {
     /// <summary>The app setting naming the events queue (shared with the trigger's <c>%EventsQueueName%</c>).</summary>
-    public const string QueueNameSetting = "EventsQueueName";
+    public const string QueueNameSetting = MessageProperties.QueueNameSetting;
 
     /// <summary>Registers the relay processor, options, retry schedule, metrics and dead-letter replay.
     /// <see cref="IEventQueue"/> and <see cref="ServiceBusClient"/> come from the queue feature.</summary>
@@ -23,8 +23,8 @@ public static class RelayFeatureServiceCollectionExtensions
         services.AddTransient<RelayProcessor>();
         services.AddTransient<DeadLetterReplayer>();
 
-        var queueName = configuration[QueueNameSetting] is { Length: > 0 } name ? name : MessageProperties.DefaultQueueName;
-        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(sp.GetRequiredService<ServiceBusClient>(), queueName));
+        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
+            sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         return services;
     }
 

@@ -1,6 +1,8 @@
 // Flex Consumption plan + the function app (.NET 10 isolated) running as the user-assigned identity, and every app
 // setting the app reads. Klaviyo.Functions.Tests/Infra/AppSettingsCoverageTests.cs parses `var appSettings` below and
-// fails when an options property the code binds has no app setting here.
+// fails when an options property the code binds has no app setting here, and AppSettingsDefaultsTests fails when a value
+// written here (or a main.bicep parameter default feeding it) differs from the code's default without a stated reason.
+// Klaviyo__Revision is deliberately absent: the request bodies are written for the code's revision (KlaviyoApi).
 
 @description('Azure region for the plan and the app.')
 param location string
@@ -87,9 +89,6 @@ param klaviyoAdditionalPageInfo bool
 @description('Klaviyo__FlattenProperties: flatten nested properties to dotted keys.')
 param klaviyoFlattenProperties bool
 
-@description('Klaviyo__Revision: the Klaviyo API revision header.')
-param klaviyoRevision string
-
 @description('Klaviyo__BaseUrl: Klaviyo API base URL.')
 param klaviyoBaseUrl string
 
@@ -149,12 +148,11 @@ var appSettings = {
   Klaviyo__SendPageAsTrack: toLower(string(klaviyoSendPageAsTrack))
   Klaviyo__AdditionalPageInfo: toLower(string(klaviyoAdditionalPageInfo))
   Klaviyo__FlattenProperties: toLower(string(klaviyoFlattenProperties))
-  Klaviyo__Revision: klaviyoRevision
   Klaviyo__BaseUrl: klaviyoBaseUrl
 
   // Relay (RelayOptions). Add new Relay__* settings here; the coverage test lists any that are missing.
-  // Literal values are the code's defaults, written out so operators see them in the portal; override them
-  // through the additionalAppSettings parameter.
+  // Literal values are the code's defaults (AppSettingsDefaultsTests proves it), written out so operators see them in
+  // the portal; override them through the additionalAppSettings parameter.
   Relay__MaxAttempts: string(relayMaxAttempts)
   // Each instance takes 1/N of Klaviyo's per-account rate limits; N = the most instances Flex may run.
   Relay__ExpectedInstanceCount: string(maximumInstanceCount)
