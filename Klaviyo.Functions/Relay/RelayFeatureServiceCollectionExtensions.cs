@@ -35,8 +35,7 @@ public static class RelayFeatureServiceCollectionExtensions
         {
             return services;
         }
-        services.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<RelayOptions>, RelayOptionsValidator>();
+        services.AddValidatedOptions<RelayOptions, RelayOptionsValidator>(RelayOptions.SectionName);
         services.AddMetrics();
         services.TryAddSingleton<RelayMetrics>();
         return services;
