@@ -90,9 +90,15 @@ public sealed partial class AppSettingsCoverageTests
     [TestMethod]
     public void Bicep_KlaviyoPrivateApiKey_IsAKeyVaultReference()
     {
-        var value = BicepAppSettings()["Klaviyo__PrivateApiKey"];
+        var declared = BicepAppSettings();
+        var app = File.ReadAllText(Path.Combine(RepoRoot(), AppSettingsBicep));
 
-        Assert.StartsWith("'@Microsoft.KeyVault(SecretUri=", value);
+        Assert.AreEqual("keyVaultReference(klaviyoPrivateApiKeySecretUri)", declared["Klaviyo__PrivateApiKey"]);
+        Assert.AreEqual("empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)", declared["Ingest__SigningSecret"]);
+        // The reference the Bicep writes is what the app recognises as one while it is unresolved.
+        const string prefix = global::Klaviyo.Functions.KeyVaultReference.Prefix;
+        Assert.Contains($"func keyVaultReference(secretUri string) string => '{prefix}SecretUri=${{secretUri}})'", app);
+        Assert.AreEqual(1, app.Split(prefix).Length - 1, "one Key Vault reference template in the Bicep");
     }
 
     [TestMethod]

@@ -112,6 +112,11 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// The one place the Bicep writes a Key Vault reference (AppSettingsCoverageTests ties its prefix to the code's
+// KeyVaultReference.Prefix, which the app uses to tell an unresolved reference).
+@description('App Service Key Vault reference to a version-less secret URI, resolved with keyVaultReferenceIdentity.')
+func keyVaultReference(secretUri string) string => '@Microsoft.KeyVault(SecretUri=${secretUri})'
+
 // App settings are strings; the .NET configuration binder reads "true"/"false" and integers from them.
 var appSettings = {
   // Functions host storage, identity-based (no keys). Flex deprecates FUNCTIONS_WORKER_RUNTIME and friends:
@@ -139,7 +144,7 @@ var appSettings = {
   EventsQueueName: eventsQueueName
 
   // Klaviyo (spec section 3). The key comes from Key Vault through the app's identity (keyVaultReferenceIdentity).
-  Klaviyo__PrivateApiKey: '@Microsoft.KeyVault(SecretUri=${klaviyoPrivateApiKeySecretUri})'
+  Klaviyo__PrivateApiKey: keyVaultReference(klaviyoPrivateApiKeySecretUri)
   Klaviyo__PublicApiKey: klaviyoPublicApiKey
   Klaviyo__ListId: klaviyoListId
   Klaviyo__Consent: klaviyoConsent
@@ -162,7 +167,7 @@ var appSettings = {
   Relay__AttemptTimeout: '00:00:10'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
-  Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${ingestSigningSecretUri})'
+  Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)
   Ingest__MaxRequestBytes: '4194304'
   Ingest__MaxEventBytes: '32768'
   Ingest__SendTimeout: '00:00:30'
