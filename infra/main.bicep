@@ -42,9 +42,6 @@ param klaviyoAdditionalPageInfo bool = false
 @description('Klaviyo__FlattenProperties: flatten nested profile and event properties to dotted keys.')
 param klaviyoFlattenProperties bool = false
 
-@description('Klaviyo__Revision: Klaviyo API revision header.')
-param klaviyoRevision string = '2026-07-15'
-
 @description('Klaviyo__BaseUrl: Klaviyo API base URL (change only for a proxy).')
 param klaviyoBaseUrl string = 'https://a.klaviyo.com'
 
@@ -200,7 +197,6 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoSendPageAsTrack: klaviyoSendPageAsTrack
     klaviyoAdditionalPageInfo: klaviyoAdditionalPageInfo
     klaviyoFlattenProperties: klaviyoFlattenProperties
-    klaviyoRevision: klaviyoRevision
     klaviyoBaseUrl: klaviyoBaseUrl
     relayMaxAttempts: relayMaxAttempts
     additionalAppSettings: additionalAppSettings

@@ -29,16 +29,22 @@ public sealed class KeyVaultTimingTests
 
     public TestContext TestContext { get; set; } = null!;
 
-    private static async Task<(IHost Host, RecordingEventQueue Queue)> StartAsync(string baseUrl, CancellationToken cancellationToken)
+    private static async Task<(IHost Host, RecordingEventQueue Queue)> StartAsync(string baseUrl, CancellationToken cancellationToken,
+        string privateApiKey = Reference, string? signingSecret = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
-            ["Klaviyo:PrivateApiKey"] = Reference,
+            ["Klaviyo:PrivateApiKey"] = privateApiKey,
             ["Klaviyo:BaseUrl"] = baseUrl,
             ["ServiceBus:fullyQualifiedNamespace"] = "relay-test.servicebus.windows.net",
             ["EventsQueueName"] = "klaviyo-events",
-        });
+        };
+        if (signingSecret is not null)
+        {
+            settings["Ingest:SigningSecret"] = signingSecret;
+        }
+        builder.Configuration.AddInMemoryCollection(settings);
         builder.Services.AddKlaviyoRelay(builder.Configuration);
         var queue = new RecordingEventQueue();
         builder.Services.AddSingleton<IEventQueue>(queue);
@@ -108,6 +114,46 @@ public sealed class KeyVaultTimingTests
         Assert.AreNotEqual(copy.MessageId, second.MessageId);
         Assert.DoesNotContain("DeadLetter", actions.Calls.Select(c => c.Action).ToList());
         Assert.IsEmpty(klaviyo.Received, "no Klaviyo call may be made with an unresolved key");
+
+        await host.StopAsync(TestContext.CancellationToken);
+    }
+
+    [TestMethod]
+    public async Task UnresolvedSigningSecret_AppStarts_HealthNamesTheSetting_IngestAnswers503WithRetryAfterAndQueuesNothing()
+    {
+        const string signingReference = "@Microsoft.KeyVault(SecretUri=https://kv-timing.vault.azure.net/secrets/ingest-signing-secret/)";
+        var (host, queue) = await StartAsync("https://a.klaviyo.com", TestContext.CancellationToken,
+            privateApiKey: "pk_timing_0123456789", signingSecret: signingReference);
+        using var _ = host;
+
+        var health = (JsonResult)ActivatorUtilities.CreateInstance<HealthFunction>(host.Services).Run(new DefaultHttpContext().Request);
+        var healthBody = JsonSerializer.Serialize(health.Value);
+        Assert.AreEqual(StatusCodes.Status503ServiceUnavailable, health.StatusCode, healthBody);
+        using (var document = JsonDocument.Parse(healthBody))
+        {
+            var check = document.RootElement.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "KeyVaultReferences");
+            Assert.AreEqual("Ingest__SigningSecret", check.GetProperty("settings").EnumerateArray().Single().GetString());
+        }
+        Assert.DoesNotContain("kv-timing", healthBody);
+
+        // Signed with the reference's own text (no secret: it is a vault URI) must not pass either.
+        var json = """{"type":"track","event":"Order Completed","userId":"u1","messageId":"kv-2"}"""u8.ToArray();
+        var context = new DefaultHttpContext();
+        context.Request.Method = HttpMethods.Post;
+        context.Request.ContentType = "application/json";
+        context.Request.Headers[SignatureVerifier.HeaderName] = SignatureVerifier.Sign(json, signingReference);
+        context.Request.Body = new MemoryStream(json);
+        context.Request.ContentLength = json.Length;
+        context.Response.Body = new MemoryStream();
+        var ingest = await ActivatorUtilities.CreateInstance<IngestFunction>(host.Services).Events(context.Request);
+        await ingest.ExecuteResultAsync(new ActionContext(context, new RouteData(), new ActionDescriptor()));
+
+        Assert.AreEqual(StatusCodes.Status503ServiceUnavailable, context.Response.StatusCode);
+        Assert.AreEqual("10", context.Response.Headers.RetryAfter.ToString());
+        var problem = Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray());
+        Assert.Contains("Ingest__SigningSecret", problem);
+        Assert.DoesNotContain("kv-timing", problem);
+        Assert.IsEmpty(queue.Sent);
 
         await host.StopAsync(TestContext.CancellationToken);
     }

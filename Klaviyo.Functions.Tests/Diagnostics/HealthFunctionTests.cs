@@ -17,6 +17,7 @@ public sealed class HealthFunctionTests
     {
         ["Klaviyo:PrivateApiKey"] = Key,
         ["ServiceBus:fullyQualifiedNamespace"] = "sb-test.servicebus.windows.net",
+        ["EventsQueueName"] = "klaviyo-events",
     };
 
     private static (int Status, JsonElement Body, string Raw) Get(Dictionary<string, string?> settings)
@@ -114,6 +115,38 @@ public sealed class HealthFunctionTests
         var check = CheckNamed(body, "ServiceBus");
         Assert.AreEqual("fail", check.GetProperty("status").GetString());
         Assert.Contains("ServiceBus__fullyQualifiedNamespace", SettingsOf(check));
+    }
+
+    [TestMethod]
+    public void Health_WithConnectionStringsSectionOnly_FailsAsTheSenderWould()
+    {
+        // The sender reads the connection string from setting "ServiceBus", not ConnectionStrings:ServiceBus;
+        // health used to pass this form while the sender could not be built.
+        var settings = ValidSettings();
+        settings.Remove("ServiceBus:fullyQualifiedNamespace");
+        settings["ConnectionStrings:ServiceBus"] = "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;";
+
+        var (status, body, raw) = Get(settings);
+
+        Assert.AreEqual(StatusCodes.Status503ServiceUnavailable, status);
+        Assert.AreEqual("fail", CheckNamed(body, "ServiceBus").GetProperty("status").GetString());
+        Assert.DoesNotContain("SAS_KEY_VALUE", raw);
+    }
+
+    [TestMethod]
+    [DataRow(null, DisplayName = "missing")]
+    [DataRow(" klaviyo-events", DisplayName = "leading space")]
+    public void Health_WithQueueNameTheSenderRefuses_Answers503NamingEventsQueueName(string? queueName)
+    {
+        var settings = ValidSettings();
+        settings["EventsQueueName"] = queueName;
+
+        var (status, body, _) = Get(settings);
+
+        Assert.AreEqual(StatusCodes.Status503ServiceUnavailable, status);
+        var check = CheckNamed(body, "ServiceBus");
+        Assert.AreEqual("fail", check.GetProperty("status").GetString());
+        Assert.AreEqual("EventsQueueName", SettingsOf(check).Single());
     }
 
     [TestMethod]

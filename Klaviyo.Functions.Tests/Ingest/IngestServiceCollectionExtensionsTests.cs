@@ -15,6 +15,7 @@ public sealed class IngestServiceCollectionExtensionsTests
     private static ServiceProvider Build(Dictionary<string, string?> settings)
     {
         settings.TryAdd("Klaviyo:PrivateApiKey", "pk_test_0123456789");
+        settings.TryAdd("EventsQueueName", "klaviyo-events");
         settings.TryAdd("ServiceBus", "Endpoint=sb://relay-test.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0");
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection()

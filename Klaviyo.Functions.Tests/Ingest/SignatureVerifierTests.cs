@@ -32,6 +32,18 @@ public sealed class SignatureVerifierTests
     }
 
     [TestMethod]
+    public void Verify_UnresolvedKeyVaultReference_RefusesEvenItsOwnSignature()
+    {
+        // The reference text names a vault URI, not a secret: anyone could compute an HMAC keyed with it.
+        const string reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/signing/)";
+        var verifier = new SignatureVerifier(reference);
+
+        Assert.IsTrue(verifier.IsRequired);
+        Assert.IsFalse(verifier.Verify(Body, Expected(reference, Body)));
+        Assert.IsFalse(verifier.Verify(Body, null));
+    }
+
+    [TestMethod]
     [DataRow(null, DisplayName = "missing")]
     [DataRow("", DisplayName = "empty")]
     [DataRow("sha256=", DisplayName = "no digest")]

@@ -194,7 +194,7 @@ public sealed class GroupMappingTests
     [TestMethod]
     [DataRow("""{"type":"group","userId":"u-1"}""", "is required for group events (it is the Klaviyo list id)")]
     [DataRow("""{"type":"group","userId":"u-1","groupId":""}""", "is required for group events (it is the Klaviyo list id)")]
-    [DataRow("""{"type":"group","userId":"u-1","groupId":"../admin"}""", "must be a Klaviyo list id (letters and digits only)")]
+    [DataRow("""{"type":"group","userId":"u-1","groupId":"../admin"}""", "must be a Klaviyo list id (1 to 64 letters and digits)")]
     [DataRow("""{"type":"group","userId":"u-1","groupId":{"id":1}}""", "must be a string or a number")]
     public void Group_WithMissingOrBadGroupId_IsInvalid(string json, string rule)
     {

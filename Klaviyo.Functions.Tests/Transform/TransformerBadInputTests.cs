@@ -97,7 +97,7 @@ public sealed class TransformerBadInputTests
     [DataRow("""{"type":"identify","userId":"u","traits":{"address":"1 Main St"}}""", "traits.address", "must be an object")]
     [DataRow("""{"type":"identify","userId":"u","traits":{"company":5}}""", "traits.company", "must be an object or a string")]
     [DataRow("""{"type":"identify","userId":"u","context":{"locale":1}}""", "context.locale", "must be a string")]
-    [DataRow("""{"type":"identify","userId":"u","traits":{"properties":{"listId":"a/b"}}}""", "traits.properties.listId", "must be a Klaviyo list id (letters and digits only)")]
+    [DataRow("""{"type":"identify","userId":"u","traits":{"properties":{"listId":"a/b"}}}""", "traits.properties.listId", "must be a Klaviyo list id (1 to 64 letters and digits)")]
     [DataRow("""{"type":"identify","userId":"u","traits":{"properties":{"subscribe":"yes"}}}""", "traits.properties.subscribe", "must be true or false")]
     [DataRow("""{"type":"identify","userId":"u","traits":{"properties":{"consent":"push"}}}""", "traits.properties.consent", "'push' is not one of email, sms")]
     [DataRow("""{"type":"identify","userId":"u","traits":{"properties":{"consent":["email",1]}}}""", "traits.properties.consent[1]", "must be a string")]

@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
+using Klaviyo.Functions.Queue;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -12,8 +13,6 @@ public sealed record HealthCheckResult(string Name, bool Passed, IReadOnlyList<s
 /// <c>SectionName</c> binds and validates, Service Bus is configured, and no Key Vault reference was left unresolved.</summary>
 public sealed partial class ConfigurationHealth(IServiceProvider services, IConfiguration configuration)
 {
-    private const string KeyVaultReferencePrefix = "@Microsoft.KeyVault(";
-
     private static readonly Type[] OptionsTypes = [.. typeof(ConfigurationHealth).Assembly.GetTypes()
         .Where(t => t is { IsClass: true, IsAbstract: false } && t.Name.EndsWith("Options", StringComparison.Ordinal)
                     && t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static) is { IsLiteral: true })
@@ -63,17 +62,19 @@ public sealed partial class ConfigurationHealth(IServiceProvider services, IConf
 
     private HealthCheckResult CheckServiceBus()
     {
-        var configured = !string.IsNullOrWhiteSpace(configuration["ServiceBus:fullyQualifiedNamespace"])
-                         || !string.IsNullOrWhiteSpace(configuration["ServiceBus"])
-                         || !string.IsNullOrWhiteSpace(configuration.GetConnectionString("ServiceBus"));
-        return new HealthCheckResult("ServiceBus", configured, configured ? [] : ["ServiceBus__fullyQualifiedNamespace"]);
+        // The sender's own reading and rule, so health passes exactly when the sender can be built.
+        var result = new EventQueueOptionsValidator().Validate(null, EventQueueOptions.From(configuration));
+        var settings = result.Failed
+            ? result.Failures!.Select(f => f.Split(' ', 2)[0].TrimEnd(':')).Distinct(StringComparer.Ordinal).ToList()
+            : [];
+        return new HealthCheckResult(MessageProperties.ConnectionName, !result.Failed, settings);
     }
 
     private HealthCheckResult CheckKeyVaultReferences()
     {
         // App Service leaves the literal reference in place when it cannot resolve it (missing role, deleted secret).
         var unresolved = configuration.AsEnumerable()
-            .Where(pair => pair.Value?.StartsWith(KeyVaultReferencePrefix, StringComparison.OrdinalIgnoreCase) == true)
+            .Where(pair => KeyVaultReference.IsUnresolved(pair.Value))
             .Select(pair => pair.Key.Replace(":", "__", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal)
             .ToList();

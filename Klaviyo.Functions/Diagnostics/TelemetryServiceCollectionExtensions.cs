@@ -53,8 +53,7 @@ public static class TelemetryServiceCollectionExtensions
 
     private static IOpenTelemetryBuilder AddOpenTelemetryCore(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
+        services.AddValidatedOptions<TelemetryOptions, TelemetryOptionsValidator>(TelemetryOptions.SectionName);
 
         var otel = services.AddOpenTelemetry()
             .WithMetrics(metrics => metrics.AddMeter(RelayMetrics.MeterName))

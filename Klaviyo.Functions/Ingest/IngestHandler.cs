@@ -48,6 +48,12 @@ public sealed partial class IngestHandler(
             return IngestResult.Problem(ValidationProblem.Stopping(), settings.RetryAfter);
         }
 
+        if (settings.SigningSecretUnresolved)
+        {
+            LogRefused(logger, 503, 0);
+            return IngestResult.Problem(ValidationProblem.SigningSecretUnresolved(), settings.RetryAfter);
+        }
+
         if (request.ContentLength > settings.MaxRequestBytes)
         {
             LogRefused(logger, 413, 0);

@@ -44,6 +44,9 @@ public sealed class IngestOptions
 
     public bool RequiresSignature => !string.IsNullOrEmpty(SigningSecret);
 
+    /// <summary>The secret is a Key Vault reference the platform has not resolved: no signature can be checked yet.</summary>
+    public bool SigningSecretUnresolved => KeyVaultReference.IsUnresolved(SigningSecret);
+
     public override string ToString() =>
         $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
 }
@@ -56,11 +59,9 @@ public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
     public ValidateOptionsResult Validate(string? name, IngestOptions options)
     {
         var failures = new List<string>();
-        if (options.SigningSecret.StartsWith(Klaviyo.KlaviyoOptionsValidator.UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase))
-        {
-            failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} is an unresolved Key Vault reference: check the secret URI and that the app's identity has Key Vault Secrets User");
-        }
-        if (options.SigningSecret.Length > 0 && string.IsNullOrWhiteSpace(options.SigningSecret))
+        // An unresolved Key Vault reference is accepted, as for Klaviyo__PrivateApiKey: refusing it would stop the app on a
+        // first provision. Health answers 503 naming the setting; the ingest answers 503 with Retry-After (IngestHandler).
+        if (!string.IsNullOrEmpty(options.SigningSecret) && string.IsNullOrWhiteSpace(options.SigningSecret))
         {
             failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} must not be blank (leave it unset to accept unsigned requests)");
         }

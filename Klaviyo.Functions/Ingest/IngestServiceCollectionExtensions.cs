@@ -21,8 +21,7 @@ public static class IngestServiceCollectionExtensions
     /// <summary>The handler and its options without a queue: local mode brings its own <c>IEventQueue</c>.</summary>
     internal static IServiceCollection AddIngestHandler(this IServiceCollection services)
     {
-        services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.SectionName).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>());
+        services.AddValidatedOptions<IngestOptions, IngestOptionsValidator>(IngestOptions.SectionName);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SignatureVerifier>();
         services.TryAddSingleton<EventValidator>();

@@ -14,6 +14,7 @@ public sealed class SignatureVerifier
     private const string Scheme = "sha256=";
 
     private readonly byte[]? _key;
+    private readonly bool _unresolved;
 
     public SignatureVerifier(IOptions<IngestOptions> options)
         : this(options.Value.SigningSecret)
@@ -23,6 +24,8 @@ public sealed class SignatureVerifier
     public SignatureVerifier(string? signingSecret)
     {
         _key = string.IsNullOrEmpty(signingSecret) ? null : Encoding.UTF8.GetBytes(signingSecret);
+        // The reference's text is no secret (it names a vault URI): never let it verify a signature.
+        _unresolved = KeyVaultReference.IsUnresolved(signingSecret);
     }
 
     /// <summary>False when no signing secret is configured: every request is accepted then.</summary>
@@ -40,7 +43,7 @@ public sealed class SignatureVerifier
             return true;
         }
         var value = header.AsSpan().Trim();
-        if (!value.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
+        if (_unresolved || !value.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
         {
             return false;
         }

@@ -99,6 +99,10 @@ public sealed record ValidationProblem(
         TypePrefix + "queue-unavailable", "The event queue is unavailable", 503,
         "The events could not all be enqueued, so none is reported accepted. Send the same request again after Retry-After; events with the same messageId are de-duplicated by the queue.", []);
 
+    public static ValidationProblem SigningSecretUnresolved() => new(
+        TypePrefix + "signing-secret-unavailable", "The ingest cannot check signatures yet", 503,
+        "Ingest__SigningSecret is a Key Vault reference that has not resolved, so no signature can be checked and nothing is accepted. Send the same request again after Retry-After.", []);
+
     public static ValidationProblem QueueRefusedSize() => new(
         TypePrefix + "queue-refused-size", "The queue refused an event as too large", 413,
         "Service Bus refused a message as larger than the queue's message size; lower Ingest__MaxEventBytes to the tier's limit.", []);

@@ -22,7 +22,7 @@ public sealed class KlaviyoOptions
     /// <summary>Accepted for parity with the RudderStack destination; cloud mode does not use it. Default empty.</summary>
     public string PublicApiKey { get; set; } = "";
 
-    /// <summary>Default list for identify; letters and digits only. Default empty (no list).</summary>
+    /// <summary>Default list for identify, by the one rule of <see cref="ListIds"/>. Default empty (no list).</summary>
     public string ListId { get; set; } = "";
 
     /// <summary>Comma-separated channels to subscribe: <c>email</c>, <c>sms</c>. Default <c>email</c>.</summary>
@@ -43,7 +43,7 @@ public sealed class KlaviyoOptions
     /// <summary>Flatten nested profile and event properties to dotted keys. Default false.</summary>
     public bool FlattenProperties { get; set; }
 
-    /// <summary>The <c>revision</c> header. Default <c>2026-07-15</c>.</summary>
+    /// <summary>The <c>revision</c> header. Default <see cref="KlaviyoApi.DefaultRevision"/>, its one home (no template sets it).</summary>
     public string Revision { get; set; } = KlaviyoApi.DefaultRevision;
 
     /// <summary>Base URL of Klaviyo's API. Default <c>https://a.klaviyo.com</c>.</summary>

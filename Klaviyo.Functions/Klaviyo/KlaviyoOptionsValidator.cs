@@ -6,12 +6,9 @@ namespace Klaviyo.Functions.Klaviyo;
 public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
 {
     private const string Prefix = KlaviyoOptions.SectionName + "__";
-    public const string UnresolvedKeyVaultReference = "@Microsoft.KeyVault(";
 
-    /// <summary>True when App Service left the literal <c>@Microsoft.KeyVault(...)</c> in the setting: not resolved yet,
-    /// or not resolvable (missing role, deleted secret).</summary>
-    public static bool IsUnresolvedKeyVaultReference(string? value) =>
-        value?.StartsWith(UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase) == true;
+    /// <summary>See <see cref="KeyVaultReference.IsUnresolved"/>.</summary>
+    public static bool IsUnresolvedKeyVaultReference(string? value) => KeyVaultReference.IsUnresolved(value);
 
     public ValidateOptionsResult Validate(string? name, KlaviyoOptions options)
     {
@@ -31,9 +28,9 @@ public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.PrivateApiKey)} must not contain white space");
         }
 
-        if (!string.IsNullOrEmpty(options.ListId) && !options.ListId.All(char.IsAsciiLetterOrDigit))
+        if (!string.IsNullOrEmpty(options.ListId) && !ListIds.IsValid(options.ListId))
         {
-            failures.Add($"{Prefix}{nameof(KlaviyoOptions.ListId)}: '{options.ListId}' must contain letters and digits only");
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.ListId)}: '{options.ListId}' {ListIds.Rule}");
         }
 
         KlaviyoOptions.ParseConsent(options.Consent, out var unknown, out _);

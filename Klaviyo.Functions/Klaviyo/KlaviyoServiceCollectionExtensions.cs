@@ -12,8 +12,7 @@ public static class KlaviyoServiceCollectionExtensions
     /// <summary>Binds <see cref="KlaviyoOptions"/> from section <c>Klaviyo</c> and validates it at start-up.</summary>
     public static IServiceCollection AddKlaviyoOptions(this IServiceCollection services)
     {
-        services.AddOptions<KlaviyoOptions>().BindConfiguration(KlaviyoOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<KlaviyoOptions>, KlaviyoOptionsValidator>();
+        services.AddValidatedOptions<KlaviyoOptions, KlaviyoOptionsValidator>(KlaviyoOptions.SectionName);
         services.AddHostedService<LegacyConsentWarning>();
         return services;
     }

@@ -14,8 +14,7 @@ public static class LocalServiceCollectionExtensions
     /// worker, and Klaviyo:DryRun.</summary>
     public static IServiceCollection AddLocalQueue(this IServiceCollection services)
     {
-        services.AddOptions<LocalOptions>().BindConfiguration(LocalOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<LocalOptions>, LocalOptionsValidator>();
+        services.AddValidatedOptions<LocalOptions, LocalOptionsValidator>(LocalOptions.SectionName);
         services.AddSingleton(sp => SqliteEventQueue.Open(sp.GetRequiredService<IOptions<LocalOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IEventQueue>(sp => sp.GetRequiredService<SqliteEventQueue>());
         services.AddSingleton<IDeadLetterStore>(sp => sp.GetRequiredService<SqliteEventQueue>());

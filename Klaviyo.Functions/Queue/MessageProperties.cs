@@ -11,8 +11,10 @@ public static class MessageProperties
 
     public const string JsonContentType = "application/json";
 
-    /// <summary>The default queue name (setting <c>EventsQueueName</c>).</summary>
-    public const string DefaultQueueName = "klaviyo-events";
+    /// <summary>The app setting naming the events queue. Required and used as written: the Relay trigger reads it as
+    /// <c>%EventsQueueName%</c>, which has no default, and the sender and dead-letter replay read it through
+    /// <see cref="EventQueueOptions.From"/>, so all three use the same queue.</summary>
+    public const string QueueNameSetting = "EventsQueueName";
 
     /// <summary>The Service Bus connection name shared by trigger and sender (<c>ServiceBus</c>, <c>ServiceBus__fullyQualifiedNamespace</c>).</summary>
     public const string ConnectionName = "ServiceBus";

@@ -19,21 +19,23 @@ public sealed class EventQueueOptions
     /// <summary><c>ServiceBus</c>: a connection string, used when no namespace is set. Never logged.</summary>
     public string? ConnectionString { get; set; }
 
-    /// <summary><c>EventsQueueName</c>, default <c>klaviyo-events</c>.</summary>
-    public string QueueName { get; set; } = MessageProperties.DefaultQueueName;
+    /// <summary><c>EventsQueueName</c>: required, used as written (the trigger's <c>%EventsQueueName%</c> has no default).</summary>
+    public string QueueName { get; set; } = "";
 
     public bool UsesIdentity => !string.IsNullOrWhiteSpace(FullyQualifiedNamespace);
 
+    /// <summary>The one reading of the Service Bus settings, shared by the sender, dead-letter replay and health. Not a
+    /// <c>BindConfiguration</c> section: the connection string is the <c>ServiceBus</c> section's own value and the queue
+    /// name a top-level setting, both shaped by the Functions trigger that reads the same names.</summary>
     public static EventQueueOptions From(IConfiguration configuration)
     {
         var section = configuration.GetSection(MessageProperties.ConnectionName);
-        var queueName = configuration["EventsQueueName"];
         return new EventQueueOptions
         {
             FullyQualifiedNamespace = section["fullyQualifiedNamespace"],
             ClientId = section["clientId"],
             ConnectionString = section.Value,
-            QueueName = string.IsNullOrWhiteSpace(queueName) ? MessageProperties.DefaultQueueName : queueName.Trim(),
+            QueueName = configuration[MessageProperties.QueueNameSetting] ?? "",
         };
     }
 
@@ -45,12 +47,20 @@ public sealed class EventQueueOptionsValidator : IValidateOptions<EventQueueOpti
 {
     public ValidateOptionsResult Validate(string? name, EventQueueOptions options)
     {
+        var failures = new List<string>();
         if (!options.UsesIdentity && string.IsNullOrWhiteSpace(options.ConnectionString))
         {
-            return ValidateOptionsResult.Fail(
-                "ServiceBus__fullyQualifiedNamespace (managed identity) or ServiceBus (a connection string) is required");
+            failures.Add("ServiceBus__fullyQualifiedNamespace (managed identity) or ServiceBus (a connection string) is required");
         }
-        return ValidateOptionsResult.Success;
+        if (string.IsNullOrWhiteSpace(options.QueueName))
+        {
+            failures.Add($"{MessageProperties.QueueNameSetting} is required: the Relay trigger reads the queue as %{MessageProperties.QueueNameSetting}%, which has no default");
+        }
+        else if (options.QueueName.AsSpan().Trim().Length != options.QueueName.Length)
+        {
+            failures.Add($"{MessageProperties.QueueNameSetting}: '{options.QueueName}' must not begin or end with white space (the trigger uses it as written)");
+        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }
 

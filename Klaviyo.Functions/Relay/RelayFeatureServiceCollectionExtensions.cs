@@ -11,15 +11,15 @@ namespace Klaviyo.Functions.Relay;
 public static class RelayFeatureServiceCollectionExtensions
 {
     /// <summary>The app setting naming the events queue (shared with the trigger's <c>%EventsQueueName%</c>).</summary>
-    public const string QueueNameSetting = "EventsQueueName";
+    public const string QueueNameSetting = MessageProperties.QueueNameSetting;
 
     /// <summary>Registers the relay processor, options, retry schedule, metrics and dead-letter replay, with Service Bus's
     /// dead-letter queue as the replay's store. <see cref="IEventQueue"/> and <see cref="ServiceBusClient"/> come from the queue feature.</summary>
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddRelayProcessing();
-        var queueName = configuration[QueueNameSetting] is { Length: > 0 } name ? name : MessageProperties.DefaultQueueName;
-        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(sp.GetRequiredService<ServiceBusClient>(), queueName));
+        services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
+            sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         return services;
     }
 
@@ -43,8 +43,7 @@ public static class RelayFeatureServiceCollectionExtensions
         {
             return services;
         }
-        services.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<RelayOptions>, RelayOptionsValidator>();
+        services.AddValidatedOptions<RelayOptions, RelayOptionsValidator>(RelayOptions.SectionName);
         services.AddMetrics();
         services.TryAddSingleton<RelayMetrics>();
         return services;

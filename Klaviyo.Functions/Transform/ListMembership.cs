@@ -177,13 +177,13 @@ internal sealed class ListMembership
         if (options is { ListId: { Length: > 0 } setting } && value.ValueKind == JsonValueKind.String && value.ValueEquals(setting))
         {
             listId = setting;
-            return IsListId(setting) ? null : InvalidListId(field, out listId);
+            return ListIds.IsValid(setting) ? null : InvalidListId(field, out listId);
         }
         if (JsonRead.Text(value, field, out listId) is { } error)
         {
             return error;
         }
-        if (listId is not null && !IsListId(listId))
+        if (listId is not null && !ListIds.IsValid(listId))
         {
             return InvalidListId(field, out listId);
         }
@@ -193,19 +193,7 @@ internal sealed class ListMembership
     private static TransformResult.Invalid InvalidListId(string field, out string? listId)
     {
         listId = null;
-        return new TransformResult.Invalid(field, "must be a Klaviyo list id (letters and digits only)");
-    }
-
-    public static bool IsListId(string value)
-    {
-        foreach (var c in value)
-        {
-            if (!char.IsAsciiLetterOrDigit(c))
-            {
-                return false;
-            }
-        }
-        return value.Length is > 0 and <= 64;
+        return new TransformResult.Invalid(field, ListIds.Rule);
     }
 
     // "email" and "sms" as sent, compared without allocating; other spellings go through KlaviyoOptions.ParseConsent.

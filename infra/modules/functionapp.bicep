@@ -1,6 +1,8 @@
 // Flex Consumption plan + the function app (.NET 10 isolated) running as the user-assigned identity, and every app
 // setting the app reads. Klaviyo.Functions.Tests/Infra/AppSettingsCoverageTests.cs parses `var appSettings` below and
-// fails when an options property the code binds has no app setting here.
+// fails when an options property the code binds has no app setting here, and AppSettingsDefaultsTests fails when a value
+// written here (or a main.bicep parameter default feeding it) differs from the code's default without a stated reason.
+// Klaviyo__Revision is deliberately absent: the request bodies are written for the code's revision (KlaviyoApi).
 
 @description('Azure region for the plan and the app.')
 param location string
@@ -87,9 +89,6 @@ param klaviyoAdditionalPageInfo bool
 @description('Klaviyo__FlattenProperties: flatten nested properties to dotted keys.')
 param klaviyoFlattenProperties bool
 
-@description('Klaviyo__Revision: the Klaviyo API revision header.')
-param klaviyoRevision string
-
 @description('Klaviyo__BaseUrl: Klaviyo API base URL.')
 param klaviyoBaseUrl string
 
@@ -112,6 +111,11 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
     reserved: true
   }
 }
+
+// The one place the Bicep writes a Key Vault reference (AppSettingsCoverageTests ties its prefix to the code's
+// KeyVaultReference.Prefix, which the app uses to tell an unresolved reference).
+@description('App Service Key Vault reference to a version-less secret URI, resolved with keyVaultReferenceIdentity.')
+func keyVaultReference(secretUri string) string => '@Microsoft.KeyVault(SecretUri=${secretUri})'
 
 // App settings are strings; the .NET configuration binder reads "true"/"false" and integers from them.
 var appSettings = {
@@ -140,7 +144,7 @@ var appSettings = {
   EventsQueueName: eventsQueueName
 
   // Klaviyo (spec section 3). The key comes from Key Vault through the app's identity (keyVaultReferenceIdentity).
-  Klaviyo__PrivateApiKey: '@Microsoft.KeyVault(SecretUri=${klaviyoPrivateApiKeySecretUri})'
+  Klaviyo__PrivateApiKey: keyVaultReference(klaviyoPrivateApiKeySecretUri)
   Klaviyo__PublicApiKey: klaviyoPublicApiKey
   Klaviyo__ListId: klaviyoListId
   Klaviyo__Consent: klaviyoConsent
@@ -149,12 +153,11 @@ var appSettings = {
   Klaviyo__SendPageAsTrack: toLower(string(klaviyoSendPageAsTrack))
   Klaviyo__AdditionalPageInfo: toLower(string(klaviyoAdditionalPageInfo))
   Klaviyo__FlattenProperties: toLower(string(klaviyoFlattenProperties))
-  Klaviyo__Revision: klaviyoRevision
   Klaviyo__BaseUrl: klaviyoBaseUrl
 
   // Relay (RelayOptions). Add new Relay__* settings here; the coverage test lists any that are missing.
-  // Literal values are the code's defaults, written out so operators see them in the portal; override them
-  // through the additionalAppSettings parameter.
+  // Literal values are the code's defaults (AppSettingsDefaultsTests proves it), written out so operators see them in
+  // the portal; override them through the additionalAppSettings parameter.
   Relay__MaxAttempts: string(relayMaxAttempts)
   // Each instance takes 1/N of Klaviyo's per-account rate limits; N = the most instances Flex may run.
   Relay__ExpectedInstanceCount: string(maximumInstanceCount)
@@ -165,7 +168,7 @@ var appSettings = {
   Relay__BulkThreshold: '10'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
-  Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${ingestSigningSecretUri})'
+  Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)
   Ingest__MaxRequestBytes: '4194304'
   Ingest__MaxEventBytes: '32768'
   Ingest__SendTimeout: '00:00:30'

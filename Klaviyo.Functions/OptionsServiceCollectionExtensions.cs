@@ -1,0 +1,18 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Klaviyo.Functions;
+
+internal static class OptionsServiceCollectionExtensions
+{
+    /// <summary>The one way a settings section is bound: <c>BindConfiguration(section)</c>, validated at start-up by one
+    /// <typeparamref name="TValidator"/> (registered once however often features ask for it).</summary>
+    public static OptionsBuilder<TOptions> AddValidatedOptions<TOptions, TValidator>(this IServiceCollection services, string sectionName)
+        where TOptions : class
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
+        return services.AddOptions<TOptions>().BindConfiguration(sectionName).ValidateOnStart();
+    }
+}
