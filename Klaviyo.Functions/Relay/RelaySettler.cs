@@ -38,8 +38,8 @@ public sealed partial class RelaySettler(
     /// attempts run out, then dead-lettered as <see cref="ProcessingFailed"/>. Settlement runs under its own bounded
     /// timeout, not the host's token: once Klaviyo has the event, completing beats a redelivery.
     /// </summary>
-    /// <returns>The outcome decided (when settling it failed, the message was given back instead, see
-    /// <see cref="GiveBackAsync"/>); null when it was dead-lettered as <see cref="ProcessingFailed"/>.</returns>
+    /// <returns>The outcome the message was settled with (a retry of the same attempt when settling failed and it was
+    /// given back, see <see cref="GiveBackAsync"/>); null when it was dead-lettered as <see cref="ProcessingFailed"/>.</returns>
     public async Task<RelayOutcome?> RelayAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, CancellationToken cancellationToken)
     {
         RelayOutcome? outcome;
@@ -75,8 +75,8 @@ public sealed partial class RelaySettler(
         }
         catch (Exception ex) when (!bounded.IsCancellationRequested)
         {
-            await GiveBackAsync(settlement, delivery, ActionOf(outcome), ex).ConfigureAwait(false);
-            return outcome;
+            var recorded = await GiveBackAsync(settlement, delivery, ActionOf(outcome), ex).ConfigureAwait(false);
+            return new RelayOutcome.RetryLater(GiveBackDelay, delivery.Attempt, $"given back after a settlement failure ({recorded})");
         }
     }
 
@@ -86,14 +86,16 @@ public sealed partial class RelaySettler(
     /// delivered again. Each give-back spends one delivery; past the queue's maxDeliveryCount the broker dead-letters
     /// it as <c>MaxDeliveryCountExceeded</c>. If the give-back throws too, that propagates and the host abandons.
     /// </summary>
-    private async Task GiveBackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, string action, Exception failure)
+    /// <returns>What <see cref="SettlementFailureProperty"/> recorded: the action and the exception type, never its message.</returns>
+    private async Task<string> GiveBackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, string action, Exception failure)
     {
         var recorded = $"{action}: {failure.GetType().Name}";
-        LogSettlementFailed(logger, failure.GetType().Name, action, delivery.EventMessageId, delivery.Attempt, GiveBackDelay);
+        LogSettlementFailed(logger, recorded, delivery.EventMessageId, delivery.Attempt, GiveBackDelay);
         metrics.SettlementFailed(action);
         using var bounded = new CancellationTokenSource(GiveBackDelay + GiveBackTimeout, time);
         await Task.Delay(GiveBackDelay, time, bounded.Token).ConfigureAwait(false);
         await settlement.GiveBackAsync([delivery.Message], new Dictionary<string, object> { [SettlementFailureProperty] = recorded }, bounded.Token).ConfigureAwait(false);
+        return recorded;
     }
 
     private static string ActionOf(RelayOutcome? outcome) => outcome switch
@@ -115,8 +117,8 @@ public sealed partial class RelaySettler(
     private static string Bounded(string description) =>
         description.Length <= RelayProcessor.MaxDescriptionLength ? description : description[..(RelayProcessor.MaxDescriptionLength - 1)] + "…";
 
-    [LoggerMessage(EventId = 3210, Level = LogLevel.Warning, Message = "Settling event {MessageId} attempt {Attempt} failed ({ExceptionType} on {Action}); it is given back after {Delay} and delivered again")]
-    private static partial void LogSettlementFailed(ILogger logger, string exceptionType, string action, string messageId, int attempt, TimeSpan delay);
+    [LoggerMessage(EventId = 3210, Level = LogLevel.Warning, Message = "Settling event {MessageId} attempt {Attempt} failed ({SettlementFailure}); it is given back after {Delay} and delivered again")]
+    private static partial void LogSettlementFailed(ILogger logger, string settlementFailure, string messageId, int attempt, TimeSpan delay);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} was interrupted by a host stop; a retry is scheduled")]
     private static partial void LogInterrupted(ILogger logger, string messageId, int attempt);
