@@ -3,6 +3,10 @@ using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Klaviyo.Functions.Tests.Relay;
 
@@ -131,16 +135,103 @@ public sealed class RelayFunctionTests
     }
 
     [TestMethod]
-    public async Task Relay_WhenSchedulingFails_LeavesTheMessageUnsettled()
+    public async Task Relay_WhenSchedulingFails_WaitsTheGiveBackDelayOnTheClockThenAbandonsWithTheFailureAndCompletesNothing()
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
-        host.Queue.Failure = new InvalidOperationException("Service Bus unavailable");
+        host.Queue.Failure = new InvalidOperationException("Service Bus unavailable: secret-ish detail");
+        using var failed = new MetricCollector<long>(host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), "Klaviyo.Relay", "klaviyo.relay.settlement_failed");
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var settler = new RelaySettler(host.Processor, new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, host.Services.GetRequiredService<ILogger<RelaySettler>>(), host.Services.GetRequiredService<global::Klaviyo.Functions.Diagnostics.RelayMetrics>());
         var actions = new RecordingMessageActions();
 
-        await Assert.ThrowsExactlyAsync<InvalidOperationException>(() => host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken));
+        var run = new RelayFunction(settler, host.Queue).RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);
+        while (!host.AllLogText().Contains("is given back after", StringComparison.Ordinal))
+        {
+            Assert.IsFalse(run.IsCompleted, "the run ended without giving the message back");
+            await Task.Delay(10, TestContext.CancellationToken);
+        }
+        var failedAt = time.GetUtcNow();
+        while (actions.Calls.Count == 0)
+        {
+            Assert.IsLessThan(TimeSpan.FromSeconds(5), time.GetUtcNow() - failedAt, "never given back");
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            await Task.Delay(10, TestContext.CancellationToken);
+        }
+        var waited = time.GetUtcNow() - failedAt;
+        await run.WaitAsync(TimeSpan.FromSeconds(10), TestContext.CancellationToken);
 
-        Assert.IsEmpty(actions.Calls, "not completed: the lock lapses and the message comes back");
+        Assert.IsGreaterThanOrEqualTo(TimeSpan.FromSeconds(1.9), waited, "not given back at once: about 2 s on the clock");
+        Assert.IsLessThanOrEqualTo(TimeSpan.FromSeconds(2.1), waited);
+        Assert.AreEqual(new Settlement("Abandon", "m-1", null, null), actions.Calls.Single(), "not completed: it comes back and is retried");
+        Assert.AreEqual("retry: InvalidOperationException", actions.AbandonedWith.Single()![RelaySettler.SettlementFailureProperty]);
+        Assert.IsEmpty(host.Queue.Scheduled);
+        var measurement = failed.GetMeasurementSnapshot().Single();
+        Assert.AreEqual("retry", measurement.Tags["action"]);
+        var logged = host.Logs.GetSnapshot().Where(r => r.Message.Contains("given back", StringComparison.Ordinal)).ToList();
+        Assert.HasCount(1, logged, "logged once");
+        Assert.DoesNotContain("secret-ish", logged[0].Message, "only the exception type, never its message");
+    }
+
+    [TestMethod]
+    public async Task Relay_WhenTheCompleteAfterTheCopyFails_AbandonsAndTheDuplicateDeliveryCarriesTheSameUniqueId()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 503);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        actions.Throws["Complete"] = new InvalidOperationException("lock lost");
+        var before = host.Time!.GetUtcNow();
+
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);
+
+        Assert.AreEqual("Complete,Abandon", string.Join(',', actions.Calls.Select(c => c.Action)));
+        Assert.AreEqual("retry: InvalidOperationException", actions.AbandonedWith.Single()![RelaySettler.SettlementFailureProperty]);
+        Assert.IsGreaterThanOrEqualTo(before + RelaySettler.GiveBackDelay, host.Time.GetUtcNow());
+        var (copy, _) = host.Queue.Scheduled.Single();
+
+        // Both come back: the abandoned original (same attempt) and the scheduled copy. Klaviyo keeps one event per unique_id.
+        klaviyo.Server.ResetMappings();
+        klaviyo.Answer("/api/events", 202);
+        var original = new RecordingMessageActions();
+        var theCopy = new RecordingMessageActions();
+        await host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), original, TestContext.CancellationToken);
+        await host.Function.RunAsync(RelayTestHost.Message(System.Text.Encoding.UTF8.GetString(copy.Body.Span), copy.MessageId, copy.Attempt), theCopy, TestContext.CancellationToken);
+
+        Assert.AreEqual(new Settlement("Complete", "m-1", null, null), original.Calls.Single());
+        Assert.AreEqual(new Settlement("Complete", "m-1\u001Fattempt-2", null, null), theCopy.Calls.Single());
+        var delivered = klaviyo.Received.Skip(klaviyo.Received.Count - 2).ToList();
+        Assert.IsTrue(delivered.All(r => r.Body.Contains("\"unique_id\":\"m-1\"", StringComparison.Ordinal)), "both sends carry the event's unique_id");
+    }
+
+    [TestMethod]
+    public async Task Relay_WhenTheDeadLetterCallFails_AbandonsWithTheFailureInsteadOfThrowing()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", "/data"));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        actions.Throws["DeadLetter"] = new InvalidOperationException("broker busy");
+        var message = RelayTestHost.Message(Track, "m-1", attempt: 3);
+
+        var outcome = await host.Settler.RelayAsync(new ServiceBusSettlement(actions, host.Queue), new RelayDelivery<ServiceBusReceivedMessage>(message, "m-1", message.Body.ToMemory(), 3), TestContext.CancellationToken);
+
+        Assert.AreEqual(new RelayOutcome.RetryLater(RelaySettler.GiveBackDelay, 3, "given back after a settlement failure (dead-letter: InvalidOperationException)"), outcome, "counted as a retry of the same attempt, not as a dead letter");
+        Assert.AreEqual("DeadLetter,Abandon", string.Join(',', actions.Calls.Select(c => c.Action)));
+        Assert.AreEqual("dead-letter: InvalidOperationException", actions.AbandonedWith.Single()![RelaySettler.SettlementFailureProperty]);
+        Assert.IsEmpty(host.Queue.Scheduled);
+    }
+
+    [TestMethod]
+    public async Task Relay_WhenTheGiveBackFailsToo_ThrowsSoTheHostAbandons()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        actions.Throws["Complete"] = new InvalidOperationException("broker down");
+        actions.Throws["Abandon"] = new TimeoutException("broker down");
+
+        await Assert.ThrowsExactlyAsync<TimeoutException>(() => host.Function.RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken));
+
+        Assert.AreEqual("Complete,Abandon", string.Join(',', actions.Calls.Select(c => c.Action)));
     }
 
     [TestMethod]
@@ -200,7 +291,7 @@ public sealed class RelayFunctionTests
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
-        var settler = new RelaySettler(host.Processor, new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RelaySettler>.Instance);
+        var settler = new RelaySettler(host.Processor, new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RelaySettler>.Instance, host.Services.GetRequiredService<global::Klaviyo.Functions.Diagnostics.RelayMetrics>());
         var actions = new HangingMessageActions();
 
         var run = new RelayFunction(settler, host.Queue).RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);

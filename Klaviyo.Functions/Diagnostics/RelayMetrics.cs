@@ -18,6 +18,7 @@ public sealed class RelayMetrics
     private readonly Histogram<double> _klaviyoDuration;
     private readonly Counter<long> _heldBack;
     private readonly Histogram<long> _eventsPerCall;
+    private readonly Counter<long> _settlementFailed;
 
     public RelayMetrics(IMeterFactory meterFactory)
     {
@@ -30,6 +31,7 @@ public sealed class RelayMetrics
         _replayed = meter.CreateCounter<long>("klaviyo.relay.replayed", "{message}", "Dead-lettered messages moved back to the queue.");
         _heldBack = meter.CreateCounter<long>("klaviyo.relay.klaviyo.held_back", "{call}", "Klaviyo calls the relay's own rate limiter held back (not sent), by endpoint.");
         _eventsPerCall = meter.CreateHistogram<long>("klaviyo.relay.klaviyo.events_per_call", "{event}", "Events (or profiles) carried by one bulk Klaviyo call, by endpoint.");
+        _settlementFailed = meter.CreateCounter<long>("klaviyo.relay.settlement_failed", "{message}", "Messages given back because a settlement call (retry copy, complete, dead letter) failed, by action.");
         _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
     }
 
@@ -46,6 +48,8 @@ public sealed class RelayMetrics
     public void Replayed(string? reason) => _replayed.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void BulkCallSent(KlaviyoEndpoint endpoint, int items) => _eventsPerCall.Record(items, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
+
+    public void SettlementFailed(string action) => _settlementFailed.Add(1, new KeyValuePair<string, object?>("action", action));
 
     public void HeldBack(KlaviyoEndpoint endpoint) => _heldBack.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
 

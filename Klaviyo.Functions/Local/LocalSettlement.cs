@@ -32,6 +32,10 @@ public sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFi
         }
     }
 
+    /// <summary>The event stays leased and is handed out again when its lease lapses (<c>Local__LeaseDuration</c>), the
+    /// same attempt: the database just refused a write, so a longer wait beats another one now. No delivery limit applies.</summary>
+    public Task GiveBackAsync(IReadOnlyList<LeasedEvent> messages, IDictionary<string, object> properties, CancellationToken cancellationToken) => Task.CompletedTask;
+
     public async Task DeferAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
         Report(messages, await queue.DeferAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
 

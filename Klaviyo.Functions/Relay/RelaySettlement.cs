@@ -18,6 +18,10 @@ public interface IRelaySettlement<in TMessage>
     /// <summary>Move to the dead letters with a reason and a description a person can act on.</summary>
     Task DeadLetterAsync(IReadOnlyList<TMessage> messages, string reason, string? description, CancellationToken cancellationToken);
 
+    /// <summary>Give back after a settlement call failed: delivered again (on Service Bus an abandon, which spends one
+    /// delivery count), with <paramref name="properties"/> recording why where the queue keeps them.</summary>
+    Task GiveBackAsync(IReadOnlyList<TMessage> messages, IDictionary<string, object> properties, CancellationToken cancellationToken);
+
     /// <summary>Park: kept, not handed out again, until settled later by whoever parked it.</summary>
     Task DeferAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
 }

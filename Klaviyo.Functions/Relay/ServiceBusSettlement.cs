@@ -15,7 +15,9 @@ public sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEven
         }
     }
 
-    /// <summary>Schedules the copy first: if that throws, the original stays locked and comes back, so nothing is lost.</summary>
+    /// <summary>Schedules the copy first: if that throws, the original is given back (<see cref="RelaySettler"/>), so
+    /// nothing is lost. If the complete after it throws, the copy exists and the original comes back too: a duplicate
+    /// delivery Klaviyo drops by the event's <c>unique_id</c>.</summary>
     public async Task RetryAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, int nextAttempt, DateTimeOffset due, CancellationToken cancellationToken)
     {
         foreach (var message in messages)
@@ -36,6 +38,14 @@ public sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEven
         foreach (var message in messages)
         {
             await actions.DeadLetterMessageAsync(message, deadLetterReason: reason, deadLetterErrorDescription: description, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task GiveBackAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, IDictionary<string, object> properties, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages)
+        {
+            await actions.AbandonMessageAsync(message, properties, cancellationToken).ConfigureAwait(false);
         }
     }
 
