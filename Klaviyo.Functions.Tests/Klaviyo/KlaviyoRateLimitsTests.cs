@@ -19,8 +19,9 @@ public sealed class KlaviyoRateLimitsTests
     [DataRow(KlaviyoEndpoint.SubscribeProfiles, 1, 75, 750)]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, 20, 1, 7)]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, 1000, 1, 1)]
-    public void InstanceShare_DividesPublishedLimitsByInstances(KlaviyoEndpoint endpoint, int instances, int perSecond, int perMinute)
+    public void InstanceShare_DividesPublishedLimitsByInstances(object endpointCase, int instances, int perSecond, int perMinute)
     {
+        var endpoint = (KlaviyoEndpoint)endpointCase;
         Assert.AreEqual((perSecond, perMinute), KlaviyoRateLimits.InstanceShare(endpoint, instances));
     }
 
@@ -165,8 +166,9 @@ public sealed class KlaviyoRateLimitsTests
     [DataRow(KlaviyoEndpoint.BulkImportProfiles, 10, 150)]
     [DataRow(KlaviyoEndpoint.GetImportJob, 10, 150)]
     [DataRow(KlaviyoEndpoint.GetImportErrors, 10, 150)]
-    public void PublishedLimit_BulkAndJobEndpoints_HaveTheirOwnWindows(KlaviyoEndpoint endpoint, int perSecond, int perMinute)
+    public void PublishedLimit_BulkAndJobEndpoints_HaveTheirOwnWindows(object endpointCase, int perSecond, int perMinute)
     {
+        var endpoint = (KlaviyoEndpoint)endpointCase;
         Assert.AreEqual((perSecond, perMinute), KlaviyoRateLimits.PublishedLimit(endpoint));
     }
 

@@ -5,7 +5,7 @@ using Klaviyo.Functions.Relay;
 namespace Klaviyo.Functions.Diagnostics;
 
 /// <summary>Meter <c>Klaviyo.Relay</c>: one counter per outcome (spec section 6) and Klaviyo call latency.</summary>
-public sealed class RelayMetrics
+internal sealed class RelayMetrics
 {
     public const string MeterName = "Klaviyo.Relay";
 

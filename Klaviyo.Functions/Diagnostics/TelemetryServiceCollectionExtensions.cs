@@ -10,7 +10,7 @@ using OpenTelemetry.Trace;
 
 namespace Klaviyo.Functions.Diagnostics;
 
-public static class TelemetryServiceCollectionExtensions
+internal static class TelemetryServiceCollectionExtensions
 {
     public const string ConnectionStringSetting = "APPLICATIONINSIGHTS_CONNECTION_STRING";
 

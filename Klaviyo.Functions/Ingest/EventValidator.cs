@@ -13,7 +13,7 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>What validation of one request decided: every event ready for the queue, or a problem refusing all of them.</summary>
-public abstract record ValidationOutcome
+internal abstract record ValidationOutcome
 {
     private ValidationOutcome() { }
 
@@ -29,7 +29,7 @@ public abstract record ValidationOutcome
 /// could only ever be dead-lettered <c>InvalidEvent</c> is refused at the door instead. Only a request that is
 /// accepted is written out the way it will be queued (type from the route, <c>messageId</c>, <c>receivedAt</c>).
 /// </summary>
-public sealed partial class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options, ILogger<EventValidator>? logger = null)
+internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options, ILogger<EventValidator>? logger = null)
 {
     public const int MaxMessageIdLength = 128;
 

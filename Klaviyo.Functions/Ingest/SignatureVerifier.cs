@@ -8,7 +8,7 @@ namespace Klaviyo.Functions.Ingest;
 /// Checks <c>X-Signature: sha256=&lt;hex HMAC-SHA256 of the raw body&gt;</c> against <c>Ingest:SigningSecret</c>
 /// (spec section 7). The comparison is constant-time so the answer's timing says nothing about the expected value.
 /// </summary>
-public sealed class SignatureVerifier
+internal sealed class SignatureVerifier
 {
     public const string HeaderName = "X-Signature";
     private const string Scheme = "sha256=";

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Klaviyo;
 
-public static class KlaviyoServiceCollectionExtensions
+internal static class KlaviyoServiceCollectionExtensions
 {
     /// <summary>Binds <see cref="KlaviyoOptions"/> from section <c>Klaviyo</c> and validates it at start-up.</summary>
     public static IServiceCollection AddKlaviyoOptions(this IServiceCollection services)

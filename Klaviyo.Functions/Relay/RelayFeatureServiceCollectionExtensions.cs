@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Relay;
 
-public static class RelayFeatureServiceCollectionExtensions
+internal static class RelayFeatureServiceCollectionExtensions
 {
     /// <summary>The app setting naming the events queue (shared with the trigger's <c>%EventsQueueName%</c>).</summary>
     public const string QueueNameSetting = MessageProperties.QueueNameSetting;
