@@ -1,4 +1,5 @@
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Relay;
 using Microsoft.Extensions.DependencyInjection;
@@ -112,7 +113,7 @@ public sealed class KlaviyoRateLimitsTests
         // Another instance or integration spent the account's minute: the relay's own share (untouched) cannot know.
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202, null, Budget(150, 0, 40));
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
-        var request = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
+        var request = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
 
         var first = await host.Client.SendAsync(request, TestContext.CancellationToken);
         var second = await host.Client.SendAsync(request, TestContext.CancellationToken);
@@ -177,8 +178,8 @@ public sealed class KlaviyoRateLimitsTests
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202).Answer("/api/profile-bulk-import-jobs", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "1000" });
-        var events = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
-        var profiles = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, "{}"u8.ToArray());
+        var events = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
+        var profiles = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, "{}"u8.ToArray());
 
         await host.Client.SendAsync(events, TestContext.CancellationToken);
         var heldEvents = await host.Client.SendAsync(events, TestContext.CancellationToken);

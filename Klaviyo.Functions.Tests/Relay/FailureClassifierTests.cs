@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
 using Polly.Timeout;
 

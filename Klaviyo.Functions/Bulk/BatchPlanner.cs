@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Options;
 

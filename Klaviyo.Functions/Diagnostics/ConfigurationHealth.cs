@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 

@@ -1,4 +1,5 @@
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;

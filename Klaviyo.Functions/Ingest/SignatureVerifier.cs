@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;

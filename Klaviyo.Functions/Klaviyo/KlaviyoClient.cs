@@ -1,8 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Klaviyo.Functions.Diagnostics;
-using Klaviyo.Functions.Relay;
-using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 

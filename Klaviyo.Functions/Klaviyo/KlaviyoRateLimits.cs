@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
-using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Klaviyo;

@@ -1,5 +1,5 @@
 using Klaviyo.Functions.Diagnostics;
-using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -25,6 +25,7 @@ internal static class KlaviyoServiceCollectionExtensions
     public static IServiceCollection AddKlaviyoClient(this IServiceCollection services)
     {
         services.AddRelayOptions();
+        services.AddRelayMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<KlaviyoRateLimits>();
         services.TryAddTransient<KlaviyoRateLimitHandler>();

@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Local;

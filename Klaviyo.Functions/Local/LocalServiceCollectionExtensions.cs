@@ -1,6 +1,7 @@
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;

@@ -1,4 +1,5 @@
 using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Azure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 

@@ -2,12 +2,6 @@ using Klaviyo.Functions.Klaviyo;
 
 namespace Klaviyo.Functions.Transform;
 
-/// <summary>One Klaviyo call: always a POST of a JSON:API body (UTF-8 JSON) to <see cref="Path"/>.</summary>
-internal sealed record KlaviyoRequest(KlaviyoEndpoint Endpoint, string Path, ReadOnlyMemory<byte> Body)
-{
-    public override string ToString() => $"POST {Path} ({Body.Length} bytes)";
-}
-
 /// <summary>
 /// One step of a <see cref="RequestPlan"/>. A step that <see cref="NeedsProfileId"/> is built only once the
 /// earlier step that <see cref="YieldsProfileId"/> has answered: Klaviyo's list calls take profile ids only,

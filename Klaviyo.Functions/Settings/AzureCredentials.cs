@@ -2,7 +2,7 @@ using Azure.Core;
 using Azure.Identity;
 using Microsoft.Extensions.Configuration;
 
-namespace Klaviyo.Functions;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>The credential the worker's own Azure clients use (Service Bus sender, Azure Monitor exporter).</summary>
 internal static class AzureCredentials

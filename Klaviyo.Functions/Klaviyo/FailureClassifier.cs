@@ -1,6 +1,6 @@
 using Polly.Timeout;
 
-namespace Klaviyo.Functions.Relay;
+namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>How a Klaviyo answer or a transport failure is treated (spec section 6).</summary>
 internal enum FailureKind

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions.Relay;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>Settings of section <c>Relay</c> (app settings <c>Relay__Name</c>); spec sections 6 and 8.</summary>
 internal sealed class RelayOptions

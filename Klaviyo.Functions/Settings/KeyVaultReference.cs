@@ -1,4 +1,4 @@
-namespace Klaviyo.Functions;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>App Service Key Vault references (<c>@Microsoft.KeyVault(SecretUri=…)</c>), in one place.</summary>
 internal static class KeyVaultReference
