@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -91,7 +90,7 @@ internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOp
             {
                 return Refuse(shapeError);
             }
-            return ValidateEvents(events, routeType, FormatTimestamp(receivedAt));
+            return ValidateEvents(events, routeType, EventTimestamp.Format(receivedAt));
         }
     }
 
@@ -306,9 +305,6 @@ internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOp
         LoneSurrogates.Replace(body);
         return body;
     }
-
-    public static string FormatTimestamp(DateTimeOffset value) =>
-        value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     private static string Describe(JsonValueKind kind) => kind switch
     {

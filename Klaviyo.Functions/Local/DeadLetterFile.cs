@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Klaviyo.Functions.Ingest;
+using Klaviyo.Functions.Events;
 
 namespace Klaviyo.Functions.Local;
 
@@ -54,7 +54,7 @@ internal sealed class DeadLetterFile : IDisposable
             writer.WriteString("reason", reason);
             writer.WriteString("description", description);
             writer.WriteNumber("attempt", attempt);
-            writer.WriteString("deadLetteredAt", EventValidator.FormatTimestamp(at));
+            writer.WriteString("deadLetteredAt", EventTimestamp.Format(at));
             writer.WritePropertyName("event");
             if (IsJson(eventBody.Span))
             {
