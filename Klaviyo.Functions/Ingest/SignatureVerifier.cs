@@ -32,10 +32,6 @@ internal sealed class SignatureVerifier
     /// <summary>False when no signing secret is configured: every request is accepted then.</summary>
     public bool IsRequired => _key is not null;
 
-    /// <summary>The header value a sender puts on <paramref name="body"/> (for tests and documentation).</summary>
-    public static string Sign(ReadOnlySpan<byte> body, string signingSecret) =>
-        Scheme + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(signingSecret), body));
-
     /// <summary>True when no secret is configured or <paramref name="header"/> is the body's signature.</summary>
     public bool Verify(ReadOnlySpan<byte> body, string? header)
     {
