@@ -10,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 namespace Klaviyo.Functions;
 
 /// <summary>Composition root: every feature registers itself through one call here.</summary>
-public static class RelayServiceCollectionExtensions
+internal static class RelayServiceCollectionExtensions
 {
     public static IServiceCollection AddKlaviyoRelay(this IServiceCollection services, IConfiguration configuration)
     {

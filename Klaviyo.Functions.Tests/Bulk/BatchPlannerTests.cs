@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Klaviyo.Functions.Bulk;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Extensions.Options;
 

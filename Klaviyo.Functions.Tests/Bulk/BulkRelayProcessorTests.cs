@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Klaviyo.Functions.Bulk;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.DependencyInjection;

@@ -141,7 +141,7 @@ public sealed class KeyVaultTimingTests
         var context = new DefaultHttpContext();
         context.Request.Method = HttpMethods.Post;
         context.Request.ContentType = "application/json";
-        context.Request.Headers[SignatureVerifier.HeaderName] = SignatureVerifier.Sign(json, signingReference);
+        context.Request.Headers[SignatureVerifier.HeaderName] = Signatures.Sign(json, signingReference);
         context.Request.Body = new MemoryStream(json);
         context.Request.ContentLength = json.Length;
         context.Response.Body = new MemoryStream();

@@ -4,7 +4,7 @@ using Klaviyo.Functions.Transform;
 namespace Klaviyo.Functions.Tests.Conformance;
 
 /// <summary>What a difference predicate sees: the vector, the mapped settings and what the relay decided.</summary>
-public sealed record ConformanceCase(RudderVector Vector, MappedSettings Settings, TransformResult? Result)
+internal sealed record ConformanceCase(RudderVector Vector, MappedSettings Settings, TransformResult? Result)
 {
     public JsonElement Event => Vector.Event;
 
@@ -36,13 +36,13 @@ public sealed record ConformanceCase(RudderVector Vector, MappedSettings Setting
 
 /// <summary>A place where the relay deliberately does not do what the reference does, backed by a spec section.</summary>
 /// <param name="Covers">True when <paramref name="Covers"/>'s mismatch is explained by this difference for that case.</param>
-public sealed record DeliberateDifference(string Id, string Description, string SpecSection, Func<ConformanceCase, Mismatch, bool> Covers);
+internal sealed record DeliberateDifference(string Id, string Description, string SpecSection, Func<ConformanceCase, Mismatch, bool> Covers);
 
 /// <summary>
 /// The deliberate differences between the relay (spec <c>relay-behaviour.md</c>) and the RudderStack reference
 /// (v2/v3 profile-import path). Each names the spec section that decides it. A mismatch no entry covers is a failure.
 /// </summary>
-public static class DeliberateDifferences
+internal static class DeliberateDifferences
 {
     /// <summary>Differences outside the transform's output, true of every case; named once, not compared per case.</summary>
     public static readonly IReadOnlyList<(string Id, string Description, string SpecSection)> Global =

@@ -5,13 +5,13 @@ using Klaviyo.Functions.Tests.TestSupport;
 namespace Klaviyo.Functions.Tests.Conformance;
 
 /// <summary>One reference request: the endpoint path and the JSON:API body the reference emits.</summary>
-public sealed record ReferenceRequest(string EndpointPath, JsonElement Body);
+internal sealed record ReferenceRequest(string EndpointPath, JsonElement Body);
 
 /// <summary>
 /// One RudderStack reference vector, reduced to one event: processor vectors are one event each; router vectors
 /// are split into their events (see <see cref="RudderVectors.LoadRouterEvents"/>).
 /// </summary>
-public sealed record RudderVector(
+internal sealed record RudderVector(
     string CaseId,
     string File,
     string Description,
@@ -32,10 +32,10 @@ public sealed record RudderVector(
 }
 
 /// <summary>The reference settings (<c>destination.Config</c>) as the relay's <see cref="KlaviyoOptions"/>.</summary>
-public sealed record MappedSettings(KlaviyoOptions Options, IReadOnlyList<string> Failures, string? ListIdAdaptedFrom);
+internal sealed record MappedSettings(KlaviyoOptions Options, IReadOnlyList<string> Failures, string? ListIdAdaptedFrom);
 
 /// <summary>Loads the v2/v3 cases of <c>shared/reference/rudderstack-klaviyo-vectors</c>.</summary>
-public static class RudderVectors
+internal static class RudderVectors
 {
     public static string Directory { get; } = Path.Combine(KlaviyoSchemas.SharedDirectory, "reference", "rudderstack-klaviyo-vectors");
 

@@ -7,7 +7,7 @@ using Klaviyo.Functions.Transform;
 namespace Klaviyo.Functions.Tests.Conformance;
 
 /// <summary>A field of the semantic core on which the reference and the relay disagree. A null side is "absent".</summary>
-public sealed record Mismatch(string Field, string? Expected, string? Actual)
+internal sealed record Mismatch(string Field, string? Expected, string? Actual)
 {
     public override string ToString() => $"{Field}: expected {Expected ?? "(absent)"}, actual {Actual ?? "(absent)"}";
 }
@@ -19,7 +19,7 @@ public sealed record Mismatch(string Field, string? Expected, string? Actual)
 /// OpenAPI tests cover the shape. Field names: <c>endpoint.&lt;kind&gt;</c> (count), then per kind
 /// <c>import.*</c>, <c>event.*</c>, <c>event.profile.*</c>, <c>subscribe.*</c>, <c>unsubscribe.*</c>, <c>list-add.*</c>.
 /// </summary>
-public static class SemanticView
+internal static class SemanticView
 {
     public const string Outcome = "outcome";
     public const string ProfileIdPlaceholder = "01HPROFILEID0000000000000";

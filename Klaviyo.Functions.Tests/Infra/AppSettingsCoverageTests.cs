@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Settings;
 
 namespace Klaviyo.Functions.Tests.Infra;
 
@@ -96,7 +97,7 @@ public sealed partial class AppSettingsCoverageTests
         Assert.AreEqual("keyVaultReference(klaviyoPrivateApiKeySecretUri)", declared["Klaviyo__PrivateApiKey"]);
         Assert.AreEqual("empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)", declared["Ingest__SigningSecret"]);
         // The reference the Bicep writes is what the app recognises as one while it is unresolved.
-        const string prefix = global::Klaviyo.Functions.KeyVaultReference.Prefix;
+        const string prefix = global::Klaviyo.Functions.Settings.KeyVaultReference.Prefix;
         Assert.Contains($"func keyVaultReference(secretUri string) string => '{prefix}SecretUri=${{secretUri}})'", app);
         Assert.AreEqual(1, app.Split(prefix).Length - 1, "one Key Vault reference template in the Bicep");
     }

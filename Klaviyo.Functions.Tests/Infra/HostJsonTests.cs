@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Json.Schema;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 
 namespace Klaviyo.Functions.Tests.Infra;
 

@@ -413,7 +413,7 @@ public sealed class IngestFunctionTests
         var host = new IngestHost(new IngestOptions { SigningSecret = "s3cret" });
         var body = Encoding.UTF8.GetBytes(SampleEvents.Track);
 
-        var response = await host.PostAsync("/api/events", body, signature: SignatureVerifier.Sign(body, "s3cret"));
+        var response = await host.PostAsync("/api/events", body, signature: Signatures.Sign(body, "s3cret"));
 
         Assert.AreEqual(202, response.Status);
         Assert.HasCount(1, host.Queue.Sent);
@@ -424,7 +424,7 @@ public sealed class IngestFunctionTests
     {
         var host = new IngestHost(new IngestOptions { SigningSecret = "s3cret" });
         var body = Encoding.UTF8.GetBytes(SampleEvents.Track);
-        var signature = "sha256=" + SignatureVerifier.Sign(body, "s3cret")["sha256=".Length..].ToUpperInvariant();
+        var signature = "sha256=" + Signatures.Sign(body, "s3cret")["sha256=".Length..].ToUpperInvariant();
 
         var response = await host.PostAsync("/api/events", body, signature: signature);
 
@@ -453,8 +453,8 @@ public sealed class IngestFunctionTests
         var body = Encoding.UTF8.GetBytes(SampleEvents.Track);
         var signature = kind switch
         {
-            "other-secret" => SignatureVerifier.Sign(body, "other-secret"),
-            "tampered" => SignatureVerifier.Sign(Encoding.UTF8.GetBytes(SampleEvents.Identify), "s3cret"),
+            "other-secret" => Signatures.Sign(body, "other-secret"),
+            "tampered" => Signatures.Sign(Encoding.UTF8.GetBytes(SampleEvents.Identify), "s3cret"),
             _ => "sha256=not-hex",
         };
 

@@ -28,7 +28,6 @@ public sealed class SignatureVerifierTests
         var verifier = new SignatureVerifier("s3cret");
 
         Assert.IsTrue(verifier.Verify(Body, Expected("s3cret", Body)));
-        Assert.AreEqual(Expected("s3cret", Body), SignatureVerifier.Sign(Body, "s3cret"));
     }
 
     [TestMethod]

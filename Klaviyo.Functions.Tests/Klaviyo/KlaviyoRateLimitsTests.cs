@@ -1,4 +1,5 @@
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Relay;
 using Microsoft.Extensions.DependencyInjection;
@@ -19,8 +20,9 @@ public sealed class KlaviyoRateLimitsTests
     [DataRow(KlaviyoEndpoint.SubscribeProfiles, 1, 75, 750)]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, 20, 1, 7)]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, 1000, 1, 1)]
-    public void InstanceShare_DividesPublishedLimitsByInstances(KlaviyoEndpoint endpoint, int instances, int perSecond, int perMinute)
+    public void InstanceShare_DividesPublishedLimitsByInstances(object endpointCase, int instances, int perSecond, int perMinute)
     {
+        var endpoint = (KlaviyoEndpoint)endpointCase;
         Assert.AreEqual((perSecond, perMinute), KlaviyoRateLimits.InstanceShare(endpoint, instances));
     }
 
@@ -111,7 +113,7 @@ public sealed class KlaviyoRateLimitsTests
         // Another instance or integration spent the account's minute: the relay's own share (untouched) cannot know.
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202, null, Budget(150, 0, 40));
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
-        var request = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
+        var request = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
 
         var first = await host.Client.SendAsync(request, TestContext.CancellationToken);
         var second = await host.Client.SendAsync(request, TestContext.CancellationToken);
@@ -165,8 +167,9 @@ public sealed class KlaviyoRateLimitsTests
     [DataRow(KlaviyoEndpoint.BulkImportProfiles, 10, 150)]
     [DataRow(KlaviyoEndpoint.GetImportJob, 10, 150)]
     [DataRow(KlaviyoEndpoint.GetImportErrors, 10, 150)]
-    public void PublishedLimit_BulkAndJobEndpoints_HaveTheirOwnWindows(KlaviyoEndpoint endpoint, int perSecond, int perMinute)
+    public void PublishedLimit_BulkAndJobEndpoints_HaveTheirOwnWindows(object endpointCase, int perSecond, int perMinute)
     {
+        var endpoint = (KlaviyoEndpoint)endpointCase;
         Assert.AreEqual((perSecond, perMinute), KlaviyoRateLimits.PublishedLimit(endpoint));
     }
 
@@ -175,8 +178,8 @@ public sealed class KlaviyoRateLimitsTests
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202).Answer("/api/profile-bulk-import-jobs", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:ExpectedInstanceCount"] = "1000" });
-        var events = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
-        var profiles = new global::Klaviyo.Functions.Transform.KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, "{}"u8.ToArray());
+        var events = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, "{}"u8.ToArray());
+        var profiles = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, "{}"u8.ToArray());
 
         await host.Client.SendAsync(events, TestContext.CancellationToken);
         var heldEvents = await host.Client.SendAsync(events, TestContext.CancellationToken);

@@ -53,8 +53,9 @@ public sealed class OpenApiBodyTests
     [DataRow(KlaviyoEndpoint.ProfileImport, ValidProfile, DisplayName = "Validate_DocumentedBody_HasNoErrors (profile-import)")]
     [DataRow(KlaviyoEndpoint.SubscribeProfiles, ValidSubscribe, DisplayName = "Validate_DocumentedBody_HasNoErrors (subscription job)")]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, ValidListAdd, DisplayName = "Validate_DocumentedBody_HasNoErrors (add to list)")]
-    public void Validate_DocumentedBody_HasNoErrors(KlaviyoEndpoint endpoint, string body)
+    public void Validate_DocumentedBody_HasNoErrors(object endpointCase, string body)
     {
+        var endpoint = (KlaviyoEndpoint)endpointCase;
         var errors = KlaviyoSchemas.Validate(endpoint, Utf8(body));
 
         Assert.IsEmpty(errors, string.Join("\n", errors));
@@ -106,8 +107,9 @@ public sealed class OpenApiBodyTests
     [DataRow(KlaviyoEndpoint.ProfileImport, ValidProfile, "\"type\": \"profile\"", "\"type\": \"Profile\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (profile-import: type Profile)")]
     [DataRow(KlaviyoEndpoint.SubscribeProfiles, ValidSubscribe, "\"type\": \"list\"", "\"type\": \"lists\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (subscription job: list type lists)")]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, ValidListAdd, "\"type\": \"profile\"", "\"type\": \"list\"", DisplayName = "Validate_WrongTypeEnum_IsRejected (add to list: member type list)")]
-    public void Validate_WrongTypeEnum_IsRejected(KlaviyoEndpoint endpoint, string valid, string from, string to)
+    public void Validate_WrongTypeEnum_IsRejected(object endpointCase, string valid, string from, string to)
     {
+        var endpoint = (KlaviyoEndpoint)endpointCase;
         var body = valid.Replace(from, to, StringComparison.Ordinal);
         Assert.AreNotEqual(valid, body);
 

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
 using Polly.Timeout;
 
@@ -30,8 +31,9 @@ public sealed class FailureClassifierTests
     [DataRow(422, FailureKind.Rejected)]
     [DataRow(301, FailureKind.Rejected)]
     [DataRow(302, FailureKind.Rejected)]
-    public void Classify_StatusCode_MatchesSpecTable(int status, FailureKind expected)
+    public void Classify_StatusCode_MatchesSpecTable(int status, object expectedCase)
     {
+        var expected = (FailureKind)expectedCase;
         Assert.AreEqual(expected, FailureClassifier.Classify(status));
     }
 

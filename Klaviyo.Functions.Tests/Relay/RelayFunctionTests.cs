@@ -1,6 +1,7 @@
 using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.DependencyInjection;

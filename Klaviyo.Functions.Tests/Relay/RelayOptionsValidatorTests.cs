@@ -1,6 +1,7 @@
 using System.Text;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,5 +1,6 @@
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Logging;
 using Klaviyo.Functions.Relay;

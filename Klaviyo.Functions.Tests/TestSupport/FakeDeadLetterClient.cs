@@ -7,7 +7,7 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 /// A <see cref="ServiceBusClient"/> (protected mocking constructor) whose receivers read one in-memory dead-letter
 /// queue with peek-lock semantics: a received message is locked until completed (gone) or abandoned (back).
 /// </summary>
-public sealed class FakeDeadLetterClient : ServiceBusClient
+internal sealed class FakeDeadLetterClient : ServiceBusClient
 {
     private long _sequence = 40;
 

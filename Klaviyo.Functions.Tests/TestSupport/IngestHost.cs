@@ -16,7 +16,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Klaviyo.Functions.Tests.TestSupport;
 
 /// <summary>What a client of the ingest would see: status, headers and the JSON body.</summary>
-public sealed record IngestResponse(int Status, string? ContentType, IHeaderDictionary Headers, JsonElement Body)
+internal sealed record IngestResponse(int Status, string? ContentType, IHeaderDictionary Headers, JsonElement Body)
 {
     public IReadOnlyList<JsonElement> Errors => [.. Body.GetProperty("errors").EnumerateArray()];
 }
@@ -26,7 +26,7 @@ public sealed record IngestResponse(int Status, string? ContentType, IHeaderDict
 /// transformer. Requests go through <see cref="IngestFunction"/> on a <see cref="DefaultHttpContext"/>, and the answer
 /// is executed against the response, as ASP.NET Core would.
 /// </summary>
-public sealed class IngestHost
+internal sealed class IngestHost
 {
     public static readonly DateTimeOffset Now = new(2026, 11, 28, 12, 30, 15, 123, TimeSpan.Zero);
 

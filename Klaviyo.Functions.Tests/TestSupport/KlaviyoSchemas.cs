@@ -14,7 +14,7 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 /// become <c>$defs</c> of a 2020-12 document, refs are rewritten, and <c>nullable: true</c> becomes an explicit
 /// null alternative (otherwise legal bodies such as <c>"time": null</c> are rejected).
 /// </summary>
-public static class KlaviyoSchemas
+internal static class KlaviyoSchemas
 {
     public const string ProfileUpsertQuery = "ProfileUpsertQuery";
     public const string EventCreateQueryV2 = "EventCreateQueryV2";

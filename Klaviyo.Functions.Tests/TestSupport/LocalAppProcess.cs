@@ -7,7 +7,7 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 
 /// <summary>The built relay app started in local mode (<c>dotnet Klaviyo.Functions.dll --local</c>) as a child process
 /// on a free loopback port. Shared by the end-to-end tests and the load runner (linked there).</summary>
-public sealed class LocalAppProcess : IAsyncDisposable
+internal sealed class LocalAppProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();

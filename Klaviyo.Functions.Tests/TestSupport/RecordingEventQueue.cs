@@ -3,7 +3,7 @@ using Klaviyo.Functions.Queue;
 namespace Klaviyo.Functions.Tests.TestSupport;
 
 /// <summary>An <see cref="IEventQueue"/> that keeps what it was given; it can fail on demand, after enqueuing some.</summary>
-public sealed class RecordingEventQueue : IEventQueue
+internal sealed class RecordingEventQueue : IEventQueue
 {
     private readonly Lock _gate = new();
     private readonly List<QueuedEvent> _sent = [];

@@ -6,7 +6,7 @@ namespace Klaviyo.Functions.Tests.TestSupport;
 /// A <see cref="ServiceBusSender"/> (through its protected mocking constructor) whose batches hold at most
 /// <see cref="MaxBatchBytes"/> of message bodies; records every batch sent and every message scheduled.
 /// </summary>
-public sealed class RecordingSender(string entityPath = "klaviyo-events", long maxBatchBytes = 1024) : ServiceBusSender
+internal sealed class RecordingSender(string entityPath = "klaviyo-events", long maxBatchBytes = 1024) : ServiceBusSender
 {
     private readonly Dictionary<ServiceBusMessageBatch, List<ServiceBusMessage>> _open = [];
 

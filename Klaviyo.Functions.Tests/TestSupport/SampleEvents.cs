@@ -1,7 +1,7 @@
 namespace Klaviyo.Functions.Tests.TestSupport;
 
 /// <summary>Small valid events of each type (spec sections 4–5), as JSON text.</summary>
-public static class SampleEvents
+internal static class SampleEvents
 {
     public const string Identify = """{"type":"identify","messageId":"m-identify","userId":"u-1","traits":{"email":"ada@example.com","firstName":"Ada"}}""";
     public const string Track = """{"type":"track","messageId":"m-track","userId":"u-1","event":"Order Completed","properties":{"revenue":12.5,"currency":"EUR"}}""";

@@ -1,29 +1,30 @@
 using System.Text.Json;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>One queue message of a batch: its messageId, body (the event as UTF-8 JSON) and 1-based attempt.</summary>
-public sealed record BatchMessage(string MessageId, ReadOnlyMemory<byte> Body, int Attempt);
+internal sealed record BatchMessage(string MessageId, ReadOnlyMemory<byte> Body, int Attempt);
 
 /// <summary>A bulk call and, per item of its body (a profile, a subscription), the batch messages that item carries.</summary>
-public sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages)
+internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages)
 {
     public IEnumerable<int> Messages => ItemMessages.SelectMany(m => m);
 }
 
 /// <summary>A message sent on its own (below <c>Relay__BulkThreshold</c>): its plan as the single-call relay runs it.</summary>
-public sealed record SingleDelivery(int Message, RequestPlan Plan);
+internal sealed record SingleDelivery(int Message, RequestPlan Plan);
 
 /// <summary>
 /// What to do with a batch (spec 8): the outcomes decided without Klaviyo, the single deliveries, and the bulk calls
 /// with the messages each carries. Message indices are positions in the batch. A message repeated by messageId is
 /// planned once; <see cref="SameAs"/> points every repeat at the message whose outcome it takes.
 /// </summary>
-public sealed class BatchPlan
+internal sealed class BatchPlan
 {
     public required IReadOnlyList<int> SameAs { get; init; }
 
@@ -56,7 +57,7 @@ public sealed class BatchPlan
 /// transformed on its own, so a bad message only ever gets its own outcome; <c>Relay__BulkThreshold</c> decides single
 /// or bulk per kind (events; profiles).
 /// </summary>
-public sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayOptions> options)
+internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<RelayOptions> options)
 {
     /// <param name="bulkProfiles">False sends profiles one by one whatever their number (while import jobs cannot
     /// yet be waited for across invocations).</param>

@@ -1,7 +1,7 @@
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>What one call of each bulk endpoint may carry (spec 8; klaviyo-api-facts 2.3, 2.5–2.7).</summary>
-public static class BulkLimits
+internal static class BulkLimits
 {
     public const int MaxEventsPerCall = 1_000;
     public const int MaxProfilesPerImportJob = 10_000;

@@ -12,7 +12,7 @@ namespace Klaviyo.Functions.Bulk;
 /// the same invocation; a refusal naming no entry sends that call's events one by one. Everything else (and profiles,
 /// until import jobs can be waited for across invocations) is delivered one message at a time as before.
 /// </summary>
-public sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, RelayMetrics metrics)
+internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, RelayMetrics metrics)
 {
     /// <summary>Also for the one-by-one fallback: a held-back single is not worth the wait of the rest of the batch.</summary>
     private static readonly TimeSpan HeldBackFloor = TimeSpan.FromSeconds(1);

@@ -3,7 +3,7 @@ using Klaviyo.Functions.Relay;
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>What a bulk answer means for one message it carried (spec 8.2, 8.3).</summary>
-public abstract record BulkVerdict
+internal abstract record BulkVerdict
 {
     private BulkVerdict() { }
 

@@ -10,7 +10,7 @@ namespace Klaviyo.Functions.Bulk;
 /// takes: the profile resource object and the event's attributes without the profile. Reading the single call's
 /// body (rather than writing events a second way) keeps the bulk attributes exactly those of the single call.
 /// </summary>
-public sealed class EventPiece
+internal sealed class EventPiece
 {
     private EventPiece(byte[] profile, byte[] attributes, string profileKey, string identityKey, string dedupeKey)
     {

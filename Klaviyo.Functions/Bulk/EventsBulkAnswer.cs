@@ -10,7 +10,7 @@ namespace Klaviyo.Functions.Bulk;
 /// with <c>…/attributes/events/data/&lt;j&gt;</c>) dead-letters those messages and resends the rest; a refusal naming
 /// no entry sends every message on its own; 429/408/5xx/timeout retry all later; 401/403 are all unauthorized.
 /// </summary>
-public static class EventsBulkAnswer
+internal static class EventsBulkAnswer
 {
     private const string EntryPrefix = "/data/attributes/events-bulk-create/data/";
 

@@ -9,7 +9,7 @@ namespace Klaviyo.Functions.Bulk;
 /// builder's input) carried by event j of entry i: the same <c>i</c> Klaviyo's <c>source.pointer</c>
 /// <c>/data/attributes/events-bulk-create/data/&lt;i&gt;/…</c> names.
 /// </summary>
-public sealed record EventsBulkCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<IReadOnlyList<int>>> Entries)
+internal sealed record EventsBulkCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<IReadOnlyList<int>>> Entries)
 {
     /// <summary>Every piece the call carries.</summary>
     public IEnumerable<int> Pieces => Entries.SelectMany(e => e.SelectMany(p => p));
@@ -22,7 +22,7 @@ public sealed record EventsBulkCall(KlaviyoRequest Request, IReadOnlyList<IReadO
 /// per call. Two pieces with the same <see cref="EventPiece.DedupeKey"/> become one event (Klaviyo would fail the
 /// call, or keep only the first): the later piece is carried by the earlier one and shares its outcome.
 /// </summary>
-public static class EventsBulkBuilder
+internal static class EventsBulkBuilder
 {
     // JSON around the entries, an entry and an event; generous so the byte count never undershoots.
     private const int CallOverhead = 160;

@@ -4,7 +4,7 @@ using Klaviyo.Functions.Relay;
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>An import job's state as <c>GET /api/profile-bulk-import-jobs/{id}</c> reports it (klaviyo-api-facts 2.5).</summary>
-public abstract record ImportJobState
+internal abstract record ImportJobState
 {
     private ImportJobState() { }
 
@@ -22,10 +22,10 @@ public abstract record ImportJobState
 }
 
 /// <summary>One entry of <c>GET …/{id}/import-errors</c>: where it points and Klaviyo's words for it.</summary>
-public sealed record ImportError(int? ProfileIndex, string? IdentityKey, string Description);
+internal sealed record ImportError(int? ProfileIndex, string? IdentityKey, string Description);
 
 /// <summary>One page of import errors; <paramref name="Next"/> is the next page's link, if any.</summary>
-public sealed record ImportErrorsPage(IReadOnlyList<ImportError> Errors, string? Next);
+internal sealed record ImportErrorsPage(IReadOnlyList<ImportError> Errors, string? Next);
 
 /// <summary>
 /// Reads import job answers and settles the job's messages (spec 8.3): a message is delivered only when the job is
@@ -33,7 +33,7 @@ public sealed record ImportErrorsPage(IReadOnlyList<ImportError> Errors, string?
 /// messages <c>KlaviyoRejected</c> with Klaviyo's detail; a cancelled or failed job, an answer that cannot be read,
 /// or an error that cannot be tied to a profile retries the messages concerned later, never completes them.
 /// </summary>
-public static class ImportJobAnswer
+internal static class ImportJobAnswer
 {
     private const string ProfilePrefix = "/data/attributes/profiles/data/";
 

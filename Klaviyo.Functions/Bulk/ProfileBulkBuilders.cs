@@ -5,7 +5,7 @@ using Klaviyo.Functions.Transform;
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>One bulk call and the input items (indices) it carries, in body order.</summary>
-public sealed record BulkCall(KlaviyoRequest Request, IReadOnlyList<int> Items);
+internal sealed record BulkCall(KlaviyoRequest Request, IReadOnlyList<int> Items);
 
 /// <summary>
 /// <c>POST /api/profile-bulk-import-jobs</c> bodies (<c>ProfileImportJobCreateQuery</c>, spec 8.3): one job per
@@ -13,7 +13,7 @@ public sealed record BulkCall(KlaviyoRequest Request, IReadOnlyList<int> Items);
 /// at most 10,000 profiles and 5 MB per job. The caller merges several updates of one profile first, so a job never
 /// carries a profile twice; <see cref="BulkCall.Items"/>[k] is the item at <c>profiles.data[k]</c>.
 /// </summary>
-public static class ProfileImportJobBuilder
+internal static class ProfileImportJobBuilder
 {
     private const int CallOverhead = 200;
     private const int ItemOverhead = 2;
@@ -98,7 +98,7 @@ public static class ProfileImportJobBuilder
 /// <c>POST /api/profile-subscription-bulk-create-jobs</c> bodies (<c>SubscriptionCreateJobCreateQuery</c>, spec 8.3):
 /// one list per call, at most 1,000 profiles, each with its own channels, no profile ids needed.
 /// </summary>
-public static class SubscriptionBulkBuilder
+internal static class SubscriptionBulkBuilder
 {
     public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<ReadOnlyMemory<byte>> profiles,
         int maxProfiles = BulkLimits.MaxProfilesPerSubscriptionJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
@@ -150,7 +150,7 @@ public static class SubscriptionBulkBuilder
 /// additions of one list grouped, at most 1,000 profile ids per call. <see cref="BulkCall.Items"/> are indices into
 /// the ids given; a repeated id is sent once and both items are carried by that call.
 /// </summary>
-public static class ListMembersBuilder
+internal static class ListMembersBuilder
 {
     public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<string> profileIds, int maxIds = BulkLimits.MaxIdsPerListCall)
     {

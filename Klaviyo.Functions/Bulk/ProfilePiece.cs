@@ -9,7 +9,7 @@ namespace Klaviyo.Functions.Bulk;
 /// One profile exactly as the transform wrote it for <c>POST /api/profile-import</c>: the <c>data</c> resource
 /// object, which is also one item of a bulk import job's <c>profiles.data</c> (klaviyo-api-facts 2.5).
 /// </summary>
-public sealed class ProfilePiece
+internal sealed class ProfilePiece
 {
     private ProfilePiece(byte[] data, string identityKey)
     {
@@ -91,7 +91,7 @@ public sealed class ProfilePiece
 /// subscription with its own channels, or an add-to-list. The step is built with a stand-in profile id that is
 /// dropped: subscription jobs need no profile id (spec 8.3), and only the list id is read from an add-to-list.
 /// </summary>
-public sealed record ListTarget(string ListId, ReadOnlyMemory<byte>? Subscription)
+internal sealed record ListTarget(string ListId, ReadOnlyMemory<byte>? Subscription)
 {
     private const string StandInId = "STANDINPROFILEID";
 

@@ -1,17 +1,18 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Diagnostics;
 
 /// <summary>One configuration check: its name, whether it passed, and the settings at fault (names only, never values).</summary>
-public sealed record HealthCheckResult(string Name, bool Passed, IReadOnlyList<string> Settings);
+internal sealed record HealthCheckResult(string Name, bool Passed, IReadOnlyList<string> Settings);
 
 /// <summary>Checks the configuration the relay depends on, without calling out: every options class with a
 /// <c>SectionName</c> binds and validates, Service Bus is configured, and no Key Vault reference was left unresolved.</summary>
-public sealed partial class ConfigurationHealth(IServiceProvider services, IConfiguration configuration)
+internal sealed partial class ConfigurationHealth(IServiceProvider services, IConfiguration configuration)
 {
     private static readonly Type[] OptionsTypes = [.. typeof(ConfigurationHealth).Assembly.GetTypes()
         .Where(t => t is { IsClass: true, IsAbstract: false } && t.Name.EndsWith("Options", StringComparison.Ordinal)

@@ -1,13 +1,25 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Klaviyo.Functions.Diagnostics;
 
 /// <summary><c>GET /api/health</c>: 200 when every configuration check passes, otherwise 503. Anonymous so that
 /// probes need no key; the body names checks and settings, never values.</summary>
-public sealed class HealthFunction(ConfigurationHealth health)
+public sealed class HealthFunction
 {
+    private readonly ConfigurationHealth health;
+
+    /// <summary>The worker activates function classes through their public constructors; the collaborators are
+    /// internal, so it resolves them here.</summary>
+    public HealthFunction(IServiceProvider services)
+        : this(services.GetRequiredService<ConfigurationHealth>())
+    {
+    }
+
+    internal HealthFunction(ConfigurationHealth health) => this.health = health;
+
     public const string Name = "Health";
 
     [Function(Name)]
@@ -18,7 +30,7 @@ public sealed class HealthFunction(ConfigurationHealth health)
     }
 
     /// <summary>The status and body for a set of checks (shared with local mode's <c>/api/health</c>).</summary>
-    public static (int Status, object Body) Describe(IReadOnlyList<HealthCheckResult> checks)
+    internal static (int Status, object Body) Describe(IReadOnlyList<HealthCheckResult> checks)
     {
         var healthy = checks.All(c => c.Passed);
         var body = new

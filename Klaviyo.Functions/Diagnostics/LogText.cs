@@ -5,7 +5,7 @@ namespace Klaviyo.Functions.Diagnostics;
 
 /// <summary>Log values from outside (ids, exception messages) with control characters escaped, so a CR, LF or NUL sent
 /// by a client can neither forge a log line nor cut one short.</summary>
-public static class LogText
+internal static class LogText
 {
     public static string Escape(string? value)
     {

@@ -1,11 +1,10 @@
 using System.Diagnostics.Metrics;
-using Klaviyo.Functions.Klaviyo;
-using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Diagnostics;
 
-/// <summary>Meter <c>Klaviyo.Relay</c>: one counter per outcome (spec section 6) and Klaviyo call latency.</summary>
-public sealed class RelayMetrics
+/// <summary>Meter <c>Klaviyo.Relay</c>: one counter per outcome (spec section 6) and Klaviyo call latency. Tags take the
+/// relay's enums (dead-letter reason, Klaviyo endpoint) by their names, so diagnostics depends on no feature.</summary>
+internal sealed class RelayMetrics
 {
     public const string MeterName = "Klaviyo.Relay";
 
@@ -41,20 +40,25 @@ public sealed class RelayMetrics
 
     public void RetryScheduled(int nextAttempt) => _retryScheduled.Add(1, new KeyValuePair<string, object?>("attempt", nextAttempt));
 
-    public void DeadLettered(DeadLetterReason reason) => _deadLettered.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
+    public void DeadLettered<TReason>(TReason reason)
+        where TReason : struct, Enum => _deadLettered.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
 
-    public void InCallRetry(KlaviyoEndpoint? endpoint) => _inCallRetries.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint?.ToString()));
+    public void InCallRetry<TEndpoint>(TEndpoint? endpoint)
+        where TEndpoint : struct, Enum => _inCallRetries.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint?.ToString()));
 
     public void Replayed(string? reason) => _replayed.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
-    public void BulkCallSent(KlaviyoEndpoint endpoint, int items) => _eventsPerCall.Record(items, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
+    public void BulkCallSent<TEndpoint>(TEndpoint endpoint, int items)
+        where TEndpoint : struct, Enum => _eventsPerCall.Record(items, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
 
     public void SettlementFailed(string action) => _settlementFailed.Add(1, new KeyValuePair<string, object?>("action", action));
 
-    public void HeldBack(KlaviyoEndpoint endpoint) => _heldBack.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
+    public void HeldBack<TEndpoint>(TEndpoint endpoint)
+        where TEndpoint : struct, Enum => _heldBack.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
 
     /// <param name="statusCode">null when no answer came (timeout, connection failure).</param>
-    public void KlaviyoCallCompleted(KlaviyoEndpoint endpoint, int? statusCode, TimeSpan elapsed) =>
+    public void KlaviyoCallCompleted<TEndpoint>(TEndpoint endpoint, int? statusCode, TimeSpan elapsed)
+        where TEndpoint : struct, Enum =>
         _klaviyoDuration.Record(
             elapsed.TotalSeconds,
             new KeyValuePair<string, object?>("endpoint", endpoint.ToString()),

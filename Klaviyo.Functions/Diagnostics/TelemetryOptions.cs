@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Diagnostics;
 
 /// <summary>Settings of section <c>Telemetry</c> (app settings <c>Telemetry__Name</c>).</summary>
-public sealed class TelemetryOptions
+internal sealed class TelemetryOptions
 {
     public const string SectionName = "Telemetry";
 
@@ -19,7 +19,7 @@ public sealed class TelemetryOptions
     internal static readonly string[] Exporters = [None, Console, Otlp];
 }
 
-public sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>
+internal sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>
 {
     public ValidateOptionsResult Validate(string? name, TelemetryOptions options) =>
         TelemetryOptions.Exporters.Contains(options.Exporter?.Trim(), StringComparer.OrdinalIgnoreCase)

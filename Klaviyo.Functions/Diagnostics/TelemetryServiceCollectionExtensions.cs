@@ -1,7 +1,9 @@
 using Azure.Monitor.OpenTelemetry.Exporter;
+using Klaviyo.Functions.Settings;
 using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OpenTelemetry;
 using OpenTelemetry.Logs;
@@ -10,7 +12,7 @@ using OpenTelemetry.Trace;
 
 namespace Klaviyo.Functions.Diagnostics;
 
-public static class TelemetryServiceCollectionExtensions
+internal static class TelemetryServiceCollectionExtensions
 {
     public const string ConnectionStringSetting = "APPLICATIONINSIGHTS_CONNECTION_STRING";
 
@@ -73,5 +75,13 @@ public static class TelemetryServiceCollectionExtensions
                 break;
         }
         return otel;
+    }
+
+    /// <summary>The meter and <see cref="RelayMetrics"/>; safe to call from every feature that records.</summary>
+    public static IServiceCollection AddRelayMetrics(this IServiceCollection services)
+    {
+        services.AddMetrics();
+        services.TryAddSingleton<RelayMetrics>();
+        return services;
     }
 }

@@ -7,7 +7,7 @@ namespace Klaviyo.Functions.Events;
 /// The RudderStack / Segment event types the relay knows (spec section 4). This enum is the one list: the wire names,
 /// the parser, the route pattern and every message naming the types are derived from it.
 /// </summary>
-public enum EventType
+internal enum EventType
 {
     Identify,
     Track,
@@ -17,7 +17,7 @@ public enum EventType
     Alias,
 }
 
-public static class EventTypes
+internal static class EventTypes
 {
     /// <summary>Every type, in declaration order.</summary>
     public static readonly IReadOnlyList<EventType> All = Enum.GetValues<EventType>();

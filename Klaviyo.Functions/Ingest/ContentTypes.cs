@@ -3,7 +3,7 @@ using Microsoft.Net.Http.Headers;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>Which request content types are read as JSON (spec section 7).</summary>
-public static class ContentTypes
+internal static class ContentTypes
 {
     /// <summary>
     /// <c>application/json</c>, any <c>application/*+json</c>, <c>text/plain</c> (what <c>navigator.sendBeacon</c>

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -13,7 +12,7 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>What validation of one request decided: every event ready for the queue, or a problem refusing all of them.</summary>
-public abstract record ValidationOutcome
+internal abstract record ValidationOutcome
 {
     private ValidationOutcome() { }
 
@@ -29,7 +28,7 @@ public abstract record ValidationOutcome
 /// could only ever be dead-lettered <c>InvalidEvent</c> is refused at the door instead. Only a request that is
 /// accepted is written out the way it will be queued (type from the route, <c>messageId</c>, <c>receivedAt</c>).
 /// </summary>
-public sealed partial class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options, ILogger<EventValidator>? logger = null)
+internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOptions<IngestOptions> options, ILogger<EventValidator>? logger = null)
 {
     public const int MaxMessageIdLength = 128;
 
@@ -91,7 +90,7 @@ public sealed partial class EventValidator(KlaviyoTransformer transformer, IOpti
             {
                 return Refuse(shapeError);
             }
-            return ValidateEvents(events, routeType, FormatTimestamp(receivedAt));
+            return ValidateEvents(events, routeType, EventTimestamp.Format(receivedAt));
         }
     }
 
@@ -306,9 +305,6 @@ public sealed partial class EventValidator(KlaviyoTransformer transformer, IOpti
         LoneSurrogates.Replace(body);
         return body;
     }
-
-    public static string FormatTimestamp(DateTimeOffset value) =>
-        value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     private static string Describe(JsonValueKind kind) => kind switch
     {

@@ -13,7 +13,7 @@ namespace Klaviyo.Functions.Ingest;
 /// and any unexpected failure (500, with nothing of the exception in the answer). Errors Kestrel answers before any
 /// application code runs (a header block over Kestrel's own limit, a negative Content-Length) cannot carry a body.
 /// </summary>
-public static partial class HttpProblemAnswers
+internal static partial class HttpProblemAnswers
 {
     /// <summary>The relay's own header limits, below Kestrel's (raised in local mode) so a request over them gets a
     /// problem document instead of Kestrel's empty 431.</summary>

@@ -11,7 +11,7 @@ namespace Klaviyo.Functions.Ingest;
 /// problem document (500, or the framework's 4xx) instead of the host's empty 500. Routing errors (404, 405) and
 /// header limits are the Functions host's, before the worker sees the request.
 /// </summary>
-public sealed partial class HttpProblemWorkerMiddleware(ILogger<HttpProblemWorkerMiddleware> logger) : IFunctionsWorkerMiddleware
+internal sealed partial class HttpProblemWorkerMiddleware(ILogger<HttpProblemWorkerMiddleware> logger) : IFunctionsWorkerMiddleware
 {
     public async Task Invoke(FunctionContext context, FunctionExecutionDelegate next)
     {

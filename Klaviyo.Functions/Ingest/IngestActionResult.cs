@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>Writes an <see cref="IngestResult"/> to the response as it is: no formatters, no content negotiation.</summary>
-public sealed class IngestActionResult(IngestResult result) : IActionResult
+internal sealed class IngestActionResult(IngestResult result) : IActionResult
 {
     public IngestResult Result { get; } = result;
 

@@ -7,7 +7,7 @@ namespace Klaviyo.Functions.Ingest;
 /// (<see cref="IngestOptions.MaxInFlightBodyBytes"/>) and whether the app is stopping. Both are answered 503 with
 /// <c>Retry-After</c>, so a sender backs off instead of losing events or a connection being refused.
 /// </summary>
-public sealed class IngestAdmission(IOptions<IngestOptions> options)
+internal sealed class IngestAdmission(IOptions<IngestOptions> options)
 {
     private long _reserved;
     private volatile bool _stopping;

@@ -1,12 +1,24 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>The HTTP front door (spec section 7): translates HttpRequest to <see cref="IngestRequest"/> and back.</summary>
-public sealed class IngestFunction(IngestHandler handler)
+public sealed class IngestFunction
 {
+    private readonly IngestHandler handler;
+
+    /// <summary>The worker activates function classes through their public constructors; the collaborators are
+    /// internal, so it resolves them here.</summary>
+    public IngestFunction(IServiceProvider services)
+        : this(services.GetRequiredService<IngestHandler>())
+    {
+    }
+
+    internal IngestFunction(IngestHandler handler) => this.handler = handler;
+
     public const string EventsFunctionName = "Ingest";
     public const string BatchFunctionName = "IngestBatch";
     public const string TypedFunctionName = "IngestTyped";
@@ -37,7 +49,7 @@ public sealed class IngestFunction(IngestHandler handler)
     }
 
     /// <summary>The parts of an HTTP request the handler decides on (shared with local mode).</summary>
-    public static IngestRequest ToIngestRequest(HttpRequest request, string? routeType)
+    internal static IngestRequest ToIngestRequest(HttpRequest request, string? routeType)
     {
         var signature = request.Headers[SignatureVerifier.HeaderName];
         return new IngestRequest(request.Body, request.ContentType, request.ContentLength, signature.Count == 0 ? null : signature.ToString(), routeType);

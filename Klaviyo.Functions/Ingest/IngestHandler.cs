@@ -12,13 +12,13 @@ namespace Klaviyo.Functions.Ingest;
 
 /// <summary>One ingest request, free of ASP.NET Core types.</summary>
 /// <param name="RouteType">The type segment of <c>/api/v1/{type}</c>; null on <c>/api/events</c> and <c>/api/v1/batch</c>.</param>
-public sealed record IngestRequest(Stream Body, string? ContentType, long? ContentLength, string? Signature, string? RouteType = null);
+internal sealed record IngestRequest(Stream Body, string? ContentType, long? ContentLength, string? Signature, string? RouteType = null);
 
 /// <summary>
 /// Decides one ingest request (spec section 7): size cap, signature, content type, all-or-nothing validation, then one
 /// queue message per event. 202 is answered only after the queue acknowledged every message.
 /// </summary>
-public sealed partial class IngestHandler(
+internal sealed partial class IngestHandler(
     EventValidator validator,
     SignatureVerifier signatures,
     IEventQueue queue,

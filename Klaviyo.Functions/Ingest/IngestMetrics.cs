@@ -4,7 +4,7 @@ using Klaviyo.Functions.Diagnostics;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>The ingest's counters, on the relay's meter (<c>Klaviyo.Relay</c>) so they are exported with it.</summary>
-public sealed class IngestMetrics
+internal sealed class IngestMetrics
 {
     public const string LoneSurrogatesReplacedName = "klaviyo.relay.ingest.lone_surrogates_replaced";
     public const string BusyName = "klaviyo.relay.ingest.busy";

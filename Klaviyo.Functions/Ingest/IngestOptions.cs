@@ -1,9 +1,10 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>Settings of section <c>Ingest</c> (app settings <c>Ingest__Name</c>); spec section 7.</summary>
-public sealed class IngestOptions
+internal sealed class IngestOptions
 {
     public const string SectionName = "Ingest";
 
@@ -52,7 +53,7 @@ public sealed class IngestOptions
 }
 
 /// <summary>Validates <see cref="IngestOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
-public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
+internal sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
 {
     private const string Prefix = IngestOptions.SectionName + "__";
 

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>What the ingest answers: a status, a JSON body and, for 503, a <c>Retry-After</c>.</summary>
-public sealed record IngestResult(int Status, string ContentType, ReadOnlyMemory<byte> Body, TimeSpan? RetryAfter = null)
+internal sealed record IngestResult(int Status, string ContentType, ReadOnlyMemory<byte> Body, TimeSpan? RetryAfter = null)
 {
     /// <summary>The ids of the events that were enqueued (empty unless 202).</summary>
     public IReadOnlyList<string> AcceptedMessageIds { get; init; } = [];

@@ -1,4 +1,5 @@
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -6,7 +7,7 @@ using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;
 
-public static class IngestServiceCollectionExtensions
+internal static class IngestServiceCollectionExtensions
 {
     /// <summary>Registers the ingest handler, its options (section <c>Ingest</c>, validated at start-up) and the event queue.</summary>
     public static IServiceCollection AddIngest(this IServiceCollection services, IConfiguration configuration)

@@ -7,7 +7,7 @@ namespace Klaviyo.Functions.Ingest;
 /// server accepting for <see cref="Drain"/> before it closes its listener, so a sender that arrives during shutdown
 /// is told to come back rather than refused a connection. In-flight requests finish as usual.
 /// </summary>
-public sealed class IngestStopping(IngestAdmission admission, IHostApplicationLifetime lifetime, TimeProvider time, TimeSpan drain) : IHostedLifecycleService
+internal sealed class IngestStopping(IngestAdmission admission, IHostApplicationLifetime lifetime, TimeProvider time, TimeSpan drain) : IHostedLifecycleService
 {
     public TimeSpan Drain { get; } = drain;
 

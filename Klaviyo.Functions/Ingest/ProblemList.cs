@@ -4,7 +4,7 @@ namespace Klaviyo.Functions.Ingest;
 /// The problems of one request, bounded: the first <see cref="MaxListed"/> are kept, the rest only counted, so a
 /// 4 MB body of <c>[1,1,…]</c> costs a 100-entry answer, not two million entries (spec section 7).
 /// </summary>
-public sealed class ProblemList
+internal sealed class ProblemList
 {
     public const int MaxListed = 100;
 

@@ -3,7 +3,7 @@ using System.Buffers;
 namespace Klaviyo.Functions.Ingest;
 
 /// <summary>How reading a request body ended.</summary>
-public enum BodyReadStatus
+internal enum BodyReadStatus
 {
     Complete,
 
@@ -21,7 +21,7 @@ public enum BodyReadStatus
 /// body longer than the cap is refused after at most cap + 1 bytes. Parsing, signature and validation all work on
 /// this one buffer.
 /// </summary>
-public sealed class RequestBody : IDisposable
+internal sealed class RequestBody : IDisposable
 {
     private const int InitialSize = 16 * 1024;
     private readonly IngestAdmission _admission;

@@ -12,7 +12,7 @@ namespace Klaviyo.Functions.Ingest;
 /// control characters in a <c>messageId</c>. Empty when the body's text is sound (or is not JSON at all: that is the
 /// validator's to say).</param>
 /// <param name="LoneSurrogatesReplaced">Lone UTF-16 surrogate escapes rewritten to <c>\uFFFD</c> in place.</param>
-public sealed record TextScan(ProblemList Problems, int LoneSurrogatesReplaced);
+internal sealed record TextScan(ProblemList Problems, int LoneSurrogatesReplaced);
 
 /// <summary>
 /// One streaming pass over the raw body before validation (spec section 7, "Text"). A lone surrogate escape
@@ -21,7 +21,7 @@ public sealed record TextScan(ProblemList Problems, int LoneSurrogatesReplaced);
 /// are not UTF-8 would be silently replaced further on, so they are refused, naming the event and the field, as are
 /// numbers a double cannot hold (<c>1e400</c>) and control characters in a <c>messageId</c> (it reaches log lines).
 /// </summary>
-public static class RequestTextScanner
+internal static class RequestTextScanner
 {
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
 

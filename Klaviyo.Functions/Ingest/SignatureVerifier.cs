@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Ingest;
@@ -8,7 +9,7 @@ namespace Klaviyo.Functions.Ingest;
 /// Checks <c>X-Signature: sha256=&lt;hex HMAC-SHA256 of the raw body&gt;</c> against <c>Ingest:SigningSecret</c>
 /// (spec section 7). The comparison is constant-time so the answer's timing says nothing about the expected value.
 /// </summary>
-public sealed class SignatureVerifier
+internal sealed class SignatureVerifier
 {
     public const string HeaderName = "X-Signature";
     private const string Scheme = "sha256=";
@@ -30,10 +31,6 @@ public sealed class SignatureVerifier
 
     /// <summary>False when no signing secret is configured: every request is accepted then.</summary>
     public bool IsRequired => _key is not null;
-
-    /// <summary>The header value a sender puts on <paramref name="body"/> (for tests and documentation).</summary>
-    public static string Sign(ReadOnlySpan<byte> body, string signingSecret) =>
-        Scheme + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(signingSecret), body));
 
     /// <summary>True when no secret is configured or <paramref name="header"/> is the body's signature.</summary>
     public bool Verify(ReadOnlySpan<byte> body, string? header)

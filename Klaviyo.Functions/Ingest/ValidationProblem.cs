@@ -5,14 +5,14 @@ namespace Klaviyo.Functions.Ingest;
 
 /// <summary>One problem of a refused request. <see cref="Index"/> is the event's position (a single-object body is 0);
 /// null for a problem with the request as a whole (malformed JSON, an empty batch).</summary>
-public sealed record ProblemError(
+internal sealed record ProblemError(
     [property: JsonPropertyName("index")] int? Index,
     [property: JsonPropertyName("messageId")] string? MessageId,
     [property: JsonPropertyName("field")] string Field,
     [property: JsonPropertyName("message")] string Message);
 
 /// <summary>An RFC 9457 problem document (<c>application/problem+json</c>) with the relay's <c>errors</c> extension.</summary>
-public sealed record ValidationProblem(
+internal sealed record ValidationProblem(
     [property: JsonPropertyName("type")] string Type,
     [property: JsonPropertyName("title")] string Title,
     [property: JsonPropertyName("status")] int Status,

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Klaviyo;
 

@@ -1,7 +1,7 @@
 namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>The Klaviyo endpoints the relay calls (spec section 2). Used to pick a rate limiter.</summary>
-public enum KlaviyoEndpoint
+internal enum KlaviyoEndpoint
 {
     /// <summary><c>POST /api/profile-import</c>, schema <c>ProfileUpsertQuery</c>; L tier (75/s, 750/min).</summary>
     ProfileImport,
@@ -22,7 +22,7 @@ public enum KlaviyoEndpoint
 }
 
 /// <summary>Paths, media type and default revision of Klaviyo's JSON:API.</summary>
-public static class KlaviyoApi
+internal static class KlaviyoApi
 {
     public const string DefaultBaseUrl = "https://a.klaviyo.com";
     public const string DefaultRevision = "2026-07-15";

@@ -1,8 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Klaviyo.Functions.Diagnostics;
-using Klaviyo.Functions.Relay;
-using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -14,7 +12,7 @@ namespace Klaviyo.Functions.Klaviyo;
 /// Returns a classified <see cref="KlaviyoResponse"/>; throws only when the caller cancels. The pipeline's
 /// <see cref="KlaviyoAnswerHandler"/> has read what matters of the body inside the try, within a bound.
 /// </summary>
-public sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> options, RelayMetrics metrics, TimeProvider time, ILogger<KlaviyoClient> logger)
+internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOptions> options, RelayMetrics metrics, TimeProvider time, ILogger<KlaviyoClient> logger)
 {
     private static readonly MediaTypeHeaderValue JsonApi = new(KlaviyoApi.MediaType);
 

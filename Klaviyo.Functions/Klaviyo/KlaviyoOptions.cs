@@ -4,7 +4,7 @@ namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>Consent channels a subscription can name (spec section 3, <c>Klaviyo:Consent</c>).</summary>
 [Flags]
-public enum ConsentChannels
+internal enum ConsentChannels
 {
     None = 0,
     Email = 1,
@@ -12,7 +12,7 @@ public enum ConsentChannels
 }
 
 /// <summary>Settings of section <c>Klaviyo</c> (app settings <c>Klaviyo__Name</c>); spec section 3.</summary>
-public sealed class KlaviyoOptions
+internal sealed class KlaviyoOptions
 {
     public const string SectionName = "Klaviyo";
 

@@ -1,9 +1,10 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>Validates <see cref="KlaviyoOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
-public sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
+internal sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
 {
     private const string Prefix = KlaviyoOptions.SectionName + "__";
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
-using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Klaviyo;
@@ -14,7 +14,7 @@ namespace Klaviyo.Functions.Klaviyo;
 /// other instances and integrations), the steady window is paced against that instead: what is left of it, spread
 /// over the time to its reset. A 429 pauses the endpoint for its <c>Retry-After</c>.
 /// </summary>
-public sealed class KlaviyoRateLimits : IDisposable
+internal sealed class KlaviyoRateLimits : IDisposable
 {
     /// <summary>Request option carrying the endpoint, so the handler can pick the limiter.</summary>
     public static readonly HttpRequestOptionsKey<KlaviyoEndpoint> EndpointOption = new("Klaviyo.Endpoint");

@@ -1,6 +1,6 @@
 using System.Net;
 using Klaviyo.Functions.Diagnostics;
-using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Http.Resilience;
 using Polly;
 

@@ -1,10 +1,10 @@
 namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>One JSON:API error object as Klaviyo sends it (<c>errors[]</c>); spec section 6 description material.</summary>
-public sealed record KlaviyoError(string? Code, string? Title, string? Detail, string? Pointer, string? Parameter);
+internal sealed record KlaviyoError(string? Code, string? Title, string? Detail, string? Pointer, string? Parameter);
 
 /// <summary>A Klaviyo answer, classified (spec section 6). Expected failures are values, not exceptions.</summary>
-public abstract record KlaviyoResponse
+internal abstract record KlaviyoResponse
 {
     private KlaviyoResponse() { }
 

@@ -1,5 +1,5 @@
 using Klaviyo.Functions.Diagnostics;
-using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Klaviyo;
 
-public static class KlaviyoServiceCollectionExtensions
+internal static class KlaviyoServiceCollectionExtensions
 {
     /// <summary>Binds <see cref="KlaviyoOptions"/> from section <c>Klaviyo</c> and validates it at start-up.</summary>
     public static IServiceCollection AddKlaviyoOptions(this IServiceCollection services)
@@ -25,6 +25,7 @@ public static class KlaviyoServiceCollectionExtensions
     public static IServiceCollection AddKlaviyoClient(this IServiceCollection services)
     {
         services.AddRelayOptions();
+        services.AddRelayMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<KlaviyoRateLimits>();
         services.TryAddTransient<KlaviyoRateLimitHandler>();

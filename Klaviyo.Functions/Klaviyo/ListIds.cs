@@ -3,7 +3,7 @@ namespace Klaviyo.Functions.Klaviyo;
 /// <summary>The one rule for a Klaviyo list id, used by the <c>Klaviyo__ListId</c> setting at start-up and by
 /// <c>listId</c>/<c>groupId</c> per event: the id goes into a URL path (<see cref="KlaviyoApi.AddProfilesToListPath"/>),
 /// so only ASCII letters and digits pass, 1 to <see cref="MaxLength"/> of them.</summary>
-public static class ListIds
+internal static class ListIds
 {
     public const int MaxLength = 64;
 

@@ -12,7 +12,7 @@ namespace Klaviyo.Functions.Klaviyo;
 /// Over the burst limit a call waits (up to one window, at most <c>burst</c> callers at once); over the steady limit
 /// it is refused at once with <see cref="MetadataName.RetryAfter"/>, and the relay schedules the message.
 /// </summary>
-public sealed class SlidingLogRateLimiter : RateLimiter
+internal sealed class SlidingLogRateLimiter : RateLimiter
 {
     private readonly Lock _gate = new();
     private readonly Log _burst;

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Klaviyo.Functions.Ingest;
+using Klaviyo.Functions.Events;
 
 namespace Klaviyo.Functions.Local;
 
@@ -8,7 +8,7 @@ namespace Klaviyo.Functions.Local;
 /// Local mode's readable copy of its dead letters (the database keeps them too): one JSON object per line in <c>Local:DeadLetterPath</c> with
 /// <c>messageId</c>, <c>reason</c>, <c>description</c>, <c>attempt</c>, <c>deadLetteredAt</c> and <c>event</c> (spec section 9).
 /// </summary>
-public sealed class DeadLetterFile : IDisposable
+internal sealed class DeadLetterFile : IDisposable
 {
     /// <summary>UTF-8 without a byte-order mark: strict JSON-lines readers reject a BOM on the first line.</summary>
     private static readonly UTF8Encoding Utf8NoBom = new(encoderShouldEmitUTF8Identifier: false);
@@ -54,7 +54,7 @@ public sealed class DeadLetterFile : IDisposable
             writer.WriteString("reason", reason);
             writer.WriteString("description", description);
             writer.WriteNumber("attempt", attempt);
-            writer.WriteString("deadLetteredAt", EventValidator.FormatTimestamp(at));
+            writer.WriteString("deadLetteredAt", EventTimestamp.Format(at));
             writer.WritePropertyName("event");
             if (IsJson(eventBody.Span))
             {

@@ -9,7 +9,7 @@ namespace Klaviyo.Functions.Local;
 /// <c>Klaviyo:DryRun</c> in local mode (the innermost handler, read from the bound options): prints each Klaviyo call (method, path, body; never headers, so never the key)
 /// and answers as Klaviyo would on success, with a made-up profile id for profile-import.
 /// </summary>
-public sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, TextWriter output) : DelegatingHandler
+internal sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, TextWriter output) : DelegatingHandler
 {
     public const string ProfileId = "01DRYRUNPROFILE00000000000";
 

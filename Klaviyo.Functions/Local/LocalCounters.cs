@@ -3,7 +3,7 @@ using Klaviyo.Functions.Relay;
 namespace Klaviyo.Functions.Local;
 
 /// <summary>What local mode did with the events it took since it started, for the summary printed on exit.</summary>
-public sealed class LocalCounters
+internal sealed class LocalCounters
 {
     private long _delivered, _skipped, _deadLettered, _retried;
 

@@ -22,7 +22,7 @@ namespace Klaviyo.Functions.Local;
 /// Local mode (spec section 9): the same ingest handler, transform, Klaviyo client and relay processor, hosted in one
 /// ASP.NET Core process with a durable SQLite queue (<see cref="SqliteEventQueue"/>) — no Azure, Docker or Core Tools.
 /// </summary>
-public static class LocalHost
+internal static class LocalHost
 {
     public const string Switch = "--local";
     public const string DefaultUrl = "http://localhost:7071";

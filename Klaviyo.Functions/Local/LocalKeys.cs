@@ -11,7 +11,7 @@ namespace Klaviyo.Functions.Local;
 /// ingest needs <c>Local:ApiKey</c> when it is set, and listening beyond loopback without it (or a signing secret)
 /// refuses to start; replay needs <c>Local:AdminKey</c>. Compared in constant time; never logged.
 /// </summary>
-public sealed class LocalKeys
+internal sealed class LocalKeys
 {
     public const string HeaderName = "x-functions-key";
     public const string QueryName = "code";

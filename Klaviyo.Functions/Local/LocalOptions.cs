@@ -1,7 +1,7 @@
 namespace Klaviyo.Functions.Local;
 
 /// <summary>Settings of section <c>Local</c>: local mode only (<c>--local</c>); the Functions host ignores them.</summary>
-public sealed class LocalOptions
+internal sealed class LocalOptions
 {
     public const string SectionName = "Local";
 

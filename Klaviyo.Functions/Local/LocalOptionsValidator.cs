@@ -1,8 +1,9 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Local;
 
-public sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
+internal sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
 {
     /// <summary>Shortest key accepted for <c>Local__ApiKey</c> and <c>Local__AdminKey</c>.</summary>
     public const int MinKeyLength = 16;

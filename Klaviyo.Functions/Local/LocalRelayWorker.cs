@@ -12,7 +12,7 @@ namespace Klaviyo.Functions.Local;
 /// settles with <see cref="LocalSettlement"/>. On stop it stops taking events, lets in-flight ones finish for up to
 /// <see cref="LocalOptions.ShutdownGrace"/> (then settles the rest as retries), and leaves the backlog in the database.
 /// </summary>
-public sealed partial class LocalRelayWorker(
+internal sealed partial class LocalRelayWorker(
     SqliteEventQueue queue,
     LocalSettlement settlement,
     IServiceProvider services,

@@ -1,13 +1,14 @@
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Local;
 
-public static class LocalServiceCollectionExtensions
+internal static class LocalServiceCollectionExtensions
 {
     /// <summary>What local mode adds to the core registration (<see cref="RelayServiceCollectionExtensions.AddRelayCore"/>):
     /// its options, the SQLite queue (as the ingest's queue and the replay's dead-letter store), its settlement and

@@ -5,7 +5,7 @@ namespace Klaviyo.Functions.Local;
 
 /// <summary>Settlement on the local SQLite queue: each call one commit; dead letters are also appended to the
 /// dead-letter file once committed (the database stays the record if the file cannot be written).</summary>
-public sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger) : IRelaySettlement<LeasedEvent>
+internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger) : IRelaySettlement<LeasedEvent>
 {
     public async Task CompleteAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
         Report(messages, await queue.CompleteAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));

@@ -10,10 +10,10 @@ namespace Klaviyo.Functions.Local;
 /// <param name="Sequence">The row id (the dead letter's sequence number for a replay).</param>
 /// <param name="LeaseToken">Settlement applies only while this lease holds the row.</param>
 /// <param name="MessageId">The queue's id: the event's messageId, or that of a retry or replay copy.</param>
-public sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt);
+internal sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt);
 
 /// <summary>The backlog as <c>/api/health</c> reports it.</summary>
-public sealed record BacklogCounts(long Ready, long Scheduled, long Leased, long Deferred, long DeadLettered)
+internal sealed record BacklogCounts(long Ready, long Scheduled, long Leased, long Deferred, long DeadLettered)
 {
     /// <summary>Events waiting in any form (what <c>Local:MaxBacklog</c> bounds).</summary>
     public long Waiting => Ready + Scheduled + Leased + Deferred;
@@ -28,7 +28,7 @@ public sealed record BacklogCounts(long Ready, long Scheduled, long Leased, long
 /// in its own savepoint, so one refused request does not undo the others) and completes them only after the commit,
 /// so a burst pays one fsync, not one per call. Reads share the connection under the same lock.
 /// </summary>
-public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposable
+internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposable
 {
     private const int Waiting = 0, Leased = 1, Deferred = 2, Dead = 3;
 
@@ -477,15 +477,15 @@ public sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposabl
 }
 
 /// <summary>Local mode cannot start as configured; the message names the setting. Printed without a stack trace.</summary>
-public sealed class LocalStartupException(string message) : Exception(message);
+internal sealed class LocalStartupException(string message) : Exception(message);
 
 /// <summary>The local queue is closed: the relay is stopping. The ingest answers 503.</summary>
-public sealed class QueueClosedException() : QueueUnavailableException("The local queue is closed: the relay is shutting down.");
+internal sealed class QueueClosedException() : QueueUnavailableException("The local queue is closed: the relay is shutting down.");
 
 /// <summary><c>Local:MaxBacklog</c> events are waiting: the ingest answers 503 with Retry-After and queues nothing.</summary>
-public sealed class BacklogFullException(long maxBacklog)
+internal sealed class BacklogFullException(long maxBacklog)
     : QueueUnavailableException($"The local queue holds Local__MaxBacklog ({maxBacklog}) events; try again later.");
 
 /// <summary>The database refused a write (disk full, I/O error): nothing of the transaction was stored.</summary>
-public sealed class LocalQueueWriteException(string path, Exception inner)
+internal sealed class LocalQueueWriteException(string path, Exception inner)
     : QueueUnavailableException($"The local queue database {path} could not be written ({(inner is SqliteException sqlite ? $"SQLite error {sqlite.SqliteErrorCode}: " : inner.GetType().Name + ": ")}{inner.Message}).");

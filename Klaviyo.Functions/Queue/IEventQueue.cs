@@ -7,13 +7,13 @@ namespace Klaviyo.Functions.Queue;
 /// <param name="Attempt">The relay attempt this message starts (1 for a fresh event); carried in <see cref="MessageProperties.Attempt"/>.</param>
 /// <param name="EventMessageId">The event's own <c>messageId</c> when <paramref name="MessageId"/> is that of a retry or
 /// replay copy (<c>m-1/attempt-2</c>); null when they are the same. Carried in <see cref="MessageProperties.EventMessageId"/>.</param>
-public sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1, string? EventMessageId = null);
+internal sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1, string? EventMessageId = null);
 
 /// <summary>
 /// The events queue as the app sees it. Azure: a Service Bus queue (<c>ServiceBusEventQueue</c>); local mode: an
 /// in-process queue. Kept small so functions and processors are tested without a broker.
 /// </summary>
-public interface IEventQueue
+internal interface IEventQueue
 {
     /// <summary>Enqueues every event, or throws: the caller answers 202 only after this completed.</summary>
     Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default);

@@ -1,7 +1,7 @@
 namespace Klaviyo.Functions.Queue;
 
 /// <summary>Application-property names and fixed values of queue messages, in one place.</summary>
-public static class MessageProperties
+internal static class MessageProperties
 {
     /// <summary>The relay attempt number (int, 1-based). Absent means 1.</summary>
     public const string Attempt = "attempt";

@@ -1,4 +1,5 @@
 using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Azure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -8,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Queue;
 
 /// <summary>The Service Bus connection as an operator sets it (spec section 7); same connection name as the trigger.</summary>
-public sealed class EventQueueOptions
+internal sealed class EventQueueOptions
 {
     /// <summary><c>ServiceBus__fullyQualifiedNamespace</c>: <c>&lt;namespace&gt;.servicebus.windows.net</c>, reached with a managed identity.</summary>
     public string? FullyQualifiedNamespace { get; set; }
@@ -43,7 +44,7 @@ public sealed class EventQueueOptions
         $"EventQueueOptions {{ QueueName = {QueueName}, FullyQualifiedNamespace = {FullyQualifiedNamespace}, ClientId = {ClientId}, ConnectionString = {(string.IsNullOrEmpty(ConnectionString) ? "(none)" : "***")} }}";
 }
 
-public sealed class EventQueueOptionsValidator : IValidateOptions<EventQueueOptions>
+internal sealed class EventQueueOptionsValidator : IValidateOptions<EventQueueOptions>
 {
     public ValidateOptionsResult Validate(string? name, EventQueueOptions options)
     {
@@ -64,7 +65,7 @@ public sealed class EventQueueOptionsValidator : IValidateOptions<EventQueueOpti
     }
 }
 
-public static class QueueServiceCollectionExtensions
+internal static class QueueServiceCollectionExtensions
 {
     /// <summary>
     /// Registers one <see cref="ServiceBusClient"/> (Microsoft.Extensions.Azure), a <see cref="ServiceBusSender"/> for

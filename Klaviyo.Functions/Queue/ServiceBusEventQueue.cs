@@ -5,7 +5,7 @@ using Azure.Messaging.ServiceBus;
 namespace Klaviyo.Functions.Queue;
 
 /// <summary>The events queue on Azure Service Bus: batched sends, scheduled copies for queue-level retries.</summary>
-public sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueue
+internal sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueue
 {
     /// <summary>Service Bus refuses a MessageId longer than this.</summary>
     public const int MaxMessageIdLength = 128;

@@ -7,10 +7,10 @@ namespace Klaviyo.Functions.Relay;
 /// <summary>One dead letter moved back to the queue.</summary>
 /// <param name="DeadLetterKept">The copy is on the queue but removing the dead letter failed (its lock was lost): it
 /// stays in the dead letters too, and replaying it again yields the same copy id, which the queue drops as a duplicate.</param>
-public sealed record ReplayedMessage(string MessageId, string QueueMessageId, string? Reason, string? Description, bool DeadLetterKept = false);
+internal sealed record ReplayedMessage(string MessageId, string QueueMessageId, string? Reason, string? Description, bool DeadLetterKept = false);
 
 /// <summary>What a replay did: the messages moved, how many dead letters it looked at, and why it stopped early if it did.</summary>
-public sealed record ReplayResult(IReadOnlyList<ReplayedMessage> Moved, int Scanned, string? Interrupted = null);
+internal sealed record ReplayResult(IReadOnlyList<ReplayedMessage> Moved, int Scanned, string? Interrupted = null);
 
 /// <summary>
 /// Moves dead letters back to the events queue with a fresh attempt count (spec section 6), a page of at most
@@ -20,7 +20,7 @@ public sealed record ReplayResult(IReadOnlyList<ReplayedMessage> Moved, int Scan
 /// copy's MessageId is keyed on the dead letter's sequence number), never a loss; and a failure never loses the list
 /// of what was already moved: the replay stops and answers with it.
 /// </summary>
-public sealed partial class DeadLetterReplayer(IDeadLetterStore store, IEventQueue queue, RelayMetrics metrics, ILogger<DeadLetterReplayer> logger)
+internal sealed partial class DeadLetterReplayer(IDeadLetterStore store, IEventQueue queue, RelayMetrics metrics, ILogger<DeadLetterReplayer> logger)
 {
     public const int MaxCount = 1000;
 

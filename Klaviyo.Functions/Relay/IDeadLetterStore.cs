@@ -3,7 +3,7 @@ using Azure.Messaging.ServiceBus;
 namespace Klaviyo.Functions.Relay;
 
 /// <summary>One dead-lettered message as the replay sees it.</summary>
-public sealed record DeadLetteredMessage(
+internal sealed record DeadLetteredMessage(
     string MessageId,
     string? Subject,
     ReadOnlyMemory<byte> Body,
@@ -13,7 +13,7 @@ public sealed record DeadLetteredMessage(
     IReadOnlyDictionary<string, object> Properties);
 
 /// <summary>The events queue's dead-letter sub-queue, kept small so the replay tests without a broker.</summary>
-public interface IDeadLetterStore
+internal interface IDeadLetterStore
 {
     Task<IDeadLetterReader> OpenAsync(CancellationToken cancellationToken);
 }
@@ -22,7 +22,7 @@ public interface IDeadLetterStore
 /// A locked read of dead letters. Messages received stay locked (and are not handed out again) until removed;
 /// disposing releases every message that was received but not removed, unchanged.
 /// </summary>
-public interface IDeadLetterReader : IAsyncDisposable
+internal interface IDeadLetterReader : IAsyncDisposable
 {
     /// <summary>Up to <paramref name="maxMessages"/> more dead letters; empty when there are no more.</summary>
     Task<IReadOnlyList<DeadLetteredMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken);
@@ -32,7 +32,7 @@ public interface IDeadLetterReader : IAsyncDisposable
 }
 
 /// <summary>Service Bus implementation: a peek-lock receiver on <c>&lt;queue&gt;/$deadletterqueue</c>.</summary>
-public sealed class ServiceBusDeadLetterStore(ServiceBusClient client, string queueName) : IDeadLetterStore
+internal sealed class ServiceBusDeadLetterStore(ServiceBusClient client, string queueName) : IDeadLetterStore
 {
     public Task<IDeadLetterReader> OpenAsync(CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -8,7 +9,7 @@ using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Relay;
 
-public static class RelayFeatureServiceCollectionExtensions
+internal static class RelayFeatureServiceCollectionExtensions
 {
     /// <summary>The app setting naming the events queue (shared with the trigger's <c>%EventsQueueName%</c>).</summary>
     public const string QueueNameSetting = MessageProperties.QueueNameSetting;
@@ -28,24 +29,12 @@ public static class RelayFeatureServiceCollectionExtensions
     internal static IServiceCollection AddRelayProcessing(this IServiceCollection services)
     {
         services.AddRelayOptions();
+        services.AddRelayMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new RetrySchedule());
         services.TryAddTransient<RelayProcessor>();
         services.TryAddTransient<RelaySettler>();
         services.TryAddTransient<DeadLetterReplayer>();
-        return services;
-    }
-
-    /// <summary>Binds <see cref="RelayOptions"/> and the meter; safe to call from every feature that needs them.</summary>
-    internal static IServiceCollection AddRelayOptions(this IServiceCollection services)
-    {
-        if (services.Any(d => d.ServiceType == typeof(IValidateOptions<RelayOptions>)))
-        {
-            return services;
-        }
-        services.AddValidatedOptions<RelayOptions, RelayOptionsValidator>(RelayOptions.SectionName);
-        services.AddMetrics();
-        services.TryAddSingleton<RelayMetrics>();
         return services;
     }
 }

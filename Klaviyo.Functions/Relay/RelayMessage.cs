@@ -15,7 +15,7 @@ namespace Klaviyo.Functions.Relay;
 /// a messageId longer than <see cref="MaxPlainEventIdLength"/> is replaced by <c>␟sha256:&lt;hex&gt;</c> so that
 /// every copy id fits Service Bus's 128 characters.
 /// </remarks>
-public static class RelayMessage
+internal static class RelayMessage
 {
     /// <summary>Separates the event's id from a copy's lineage; the ingest refuses control characters in a messageId.</summary>
     public const char Separator = '\u001F';

@@ -1,7 +1,7 @@
 namespace Klaviyo.Functions.Relay;
 
 /// <summary>Why a message was dead-lettered (spec section 6). The names are the dead-letter reasons on the queue.</summary>
-public enum DeadLetterReason
+internal enum DeadLetterReason
 {
     /// <summary>A permanent error of spec sections 4–5 (for example no user identifier, a bad <c>value</c>).</summary>
     InvalidEvent,
@@ -18,7 +18,7 @@ public enum DeadLetterReason
 }
 
 /// <summary>What the relay decided for one queue message; the function only translates it into a settlement.</summary>
-public abstract record RelayOutcome
+internal abstract record RelayOutcome
 {
     private RelayOutcome() { }
 

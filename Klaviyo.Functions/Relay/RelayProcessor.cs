@@ -1,5 +1,6 @@
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -10,7 +11,7 @@ namespace Klaviyo.Functions.Relay;
 /// Decides what happens to one queue message (spec section 6): transform, call Klaviyo in plan order, and return a
 /// <see cref="RelayOutcome"/>. Logs and counts every outcome. No I/O besides Klaviyo; the function settles.
 /// </summary>
-public sealed partial class RelayProcessor(
+internal sealed partial class RelayProcessor(
     KlaviyoTransformer transformer,
     KlaviyoClient klaviyo,
     RetrySchedule schedule,

@@ -6,7 +6,7 @@ namespace Klaviyo.Functions.Relay;
 /// with one call; <see cref="DeferAsync"/> parks messages until something else settles them.
 /// </summary>
 /// <typeparam name="TMessage">The queue's handle of a received message.</typeparam>
-public interface IRelaySettlement<in TMessage>
+internal interface IRelaySettlement<in TMessage>
 {
     /// <summary>Delivered or deliberately skipped: remove from the queue.</summary>
     Task CompleteAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
@@ -30,4 +30,4 @@ public interface IRelaySettlement<in TMessage>
 /// <param name="EventMessageId">The event's own messageId (for logs and Klaviyo's <c>unique_id</c>).</param>
 /// <param name="Body">The event as UTF-8 JSON.</param>
 /// <param name="Attempt">1-based attempt of this delivery.</param>
-public readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt);
+internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt);

@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -7,7 +8,7 @@ namespace Klaviyo.Functions.Relay;
 /// Runs the processor for a received message and settles it: the one translation of a <see cref="RelayOutcome"/> into
 /// queue actions, shared by <see cref="RelayFunction"/> (Service Bus) and local mode's worker.
 /// </summary>
-public sealed partial class RelaySettler(
+internal sealed partial class RelaySettler(
     RelayProcessor processor,
     RetrySchedule schedule,
     IOptions<RelayOptions> options,

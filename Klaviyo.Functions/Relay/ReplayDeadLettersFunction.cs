@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Klaviyo.Functions.Relay;
 
@@ -9,14 +10,25 @@ namespace Klaviyo.Functions.Relay;
 /// <c>POST /api/dead-letters/replay?max=100&amp;reason=KlaviyoRejected</c> with the host's master key: moves up to
 /// <c>max</c> dead letters (optionally one reason only) back to the queue with a fresh attempt count.
 /// </summary>
-public sealed class ReplayDeadLettersFunction(DeadLetterReplayer replayer)
+public sealed class ReplayDeadLettersFunction
 {
+    private readonly DeadLetterReplayer replayer;
+
+    /// <summary>The worker activates function classes through their public constructors; the collaborators are
+    /// internal, so it resolves them here.</summary>
+    public ReplayDeadLettersFunction(IServiceProvider services)
+        : this(services.GetRequiredService<DeadLetterReplayer>())
+    {
+    }
+
+    internal ReplayDeadLettersFunction(DeadLetterReplayer replayer) => this.replayer = replayer;
+
     public const string Name = "ReplayDeadLetters";
     public const int DefaultMax = 100;
 
     /// <summary>The answer: how many moved, how many were looked at, each moved event, and why the replay stopped
     /// early if it did (then the status is 503: run it again for the rest).</summary>
-    public sealed record Response(int Moved, int Scanned, string? Reason, IReadOnlyList<ReplayedMessage> Messages, string? Interrupted = null);
+    internal sealed record Response(int Moved, int Scanned, string? Reason, IReadOnlyList<ReplayedMessage> Messages, string? Interrupted = null);
 
     [Function(Name)]
     public async Task<IActionResult> RunAsync(

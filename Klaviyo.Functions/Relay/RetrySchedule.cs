@@ -4,7 +4,7 @@ namespace Klaviyo.Functions.Relay;
 /// Back-off of queue-level retries (spec section 6): about 30 s, 2 min, 10 min, 30 min, 1 h, then 2 h, each with
 /// ±20 % jitter, and never sooner than Klaviyo's <c>Retry-After</c>. Pure: randomness is injected.
 /// </summary>
-public sealed class RetrySchedule(Func<double> nextUnitRandom)
+internal sealed class RetrySchedule(Func<double> nextUnitRandom)
 {
     private static readonly TimeSpan[] Steps =
     [

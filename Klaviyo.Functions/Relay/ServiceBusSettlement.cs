@@ -5,7 +5,7 @@ using Microsoft.Azure.Functions.Worker;
 namespace Klaviyo.Functions.Relay;
 
 /// <summary>Settlement on Service Bus for one trigger invocation: the message actions, and the queue for retry copies.</summary>
-public sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue) : IRelaySettlement<ServiceBusReceivedMessage>
+internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue) : IRelaySettlement<ServiceBusReceivedMessage>
 {
     public async Task CompleteAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
     {

@@ -128,21 +128,6 @@ internal static class JsonRead
         }
         return new TransformResult.Invalid(field, "must be true or false");
     }
-
-    /// <summary>Writes every property of <paramref name="obj"/> except null values (left out at the top level).</summary>
-    public static int WriteNonNullProperties(Utf8JsonWriter writer, JsonElement obj)
-    {
-        var count = 0;
-        foreach (var property in obj.EnumerateObject())
-        {
-            if (property.Value.ValueKind != JsonValueKind.Null)
-            {
-                property.WriteTo(writer);
-                count++;
-            }
-        }
-        return count;
-    }
 }
 
 /// <summary>

@@ -2,18 +2,12 @@ using Klaviyo.Functions.Klaviyo;
 
 namespace Klaviyo.Functions.Transform;
 
-/// <summary>One Klaviyo call: always a POST of a JSON:API body (UTF-8 JSON) to <see cref="Path"/>.</summary>
-public sealed record KlaviyoRequest(KlaviyoEndpoint Endpoint, string Path, ReadOnlyMemory<byte> Body)
-{
-    public override string ToString() => $"POST {Path} ({Body.Length} bytes)";
-}
-
 /// <summary>
 /// One step of a <see cref="RequestPlan"/>. A step that <see cref="NeedsProfileId"/> is built only once the
 /// earlier step that <see cref="YieldsProfileId"/> has answered: Klaviyo's list calls take profile ids only,
 /// and profile-import's answer (<c>data.id</c>) is where that id comes from (spec section 5, identify).
 /// </summary>
-public sealed class PlanStep
+internal sealed class PlanStep
 {
     private readonly KlaviyoRequest? _fixed;
     private readonly Func<string, KlaviyoRequest>? _build;
@@ -56,7 +50,7 @@ public sealed class PlanStep
 }
 
 /// <summary>The ordered Klaviyo calls one event needs. Every call is idempotent, so a plan retries as a whole.</summary>
-public sealed class RequestPlan(IReadOnlyList<PlanStep> steps, IReadOnlyList<string>? warnings = null)
+internal sealed class RequestPlan(IReadOnlyList<PlanStep> steps, IReadOnlyList<string>? warnings = null)
 {
     public IReadOnlyList<PlanStep> Steps { get; } = steps;
 

@@ -10,7 +10,7 @@ namespace Klaviyo.Functions.Transform;
 /// <summary>
 /// Turns one RudderStack/Segment event into the Klaviyo calls of spec sections 4–5. Pure: no I/O, thread-safe.
 /// </summary>
-public sealed class KlaviyoTransformer
+internal sealed class KlaviyoTransformer
 {
     public const string AliasSkipReason = "alias events are not sent: Klaviyo has no alias call";
 

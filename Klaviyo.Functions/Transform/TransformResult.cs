@@ -4,7 +4,7 @@ namespace Klaviyo.Functions.Transform;
 /// What the transform decided for one event: a plan of Klaviyo calls, a deliberate skip, or a permanent error
 /// naming the field and the rule it broke. Expected failures are results, never exceptions.
 /// </summary>
-public abstract record TransformResult
+internal abstract record TransformResult
 {
     private TransformResult() { }
 

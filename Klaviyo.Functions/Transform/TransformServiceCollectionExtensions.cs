@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Klaviyo.Functions.Transform;
 
-public static class TransformServiceCollectionExtensions
+internal static class TransformServiceCollectionExtensions
 {
     public static IServiceCollection AddKlaviyoTransform(this IServiceCollection services)
     {

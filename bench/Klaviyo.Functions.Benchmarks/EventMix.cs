@@ -3,7 +3,7 @@ using Klaviyo.Functions.Klaviyo;
 namespace Klaviyo.Functions.Benchmarks;
 
 /// <summary>The standard mix `../shared/bench/event-mix.jsonl` and the settings its README names.</summary>
-public static class EventMix
+internal static class EventMix
 {
     public static string FindFile()
     {

@@ -28,7 +28,7 @@ public class TransformBenchmarks
     public long TransformMix() => TransformAll(_transformer, _events);
 
     /// <summary>Transforms every event and builds every request; returns the body bytes so nothing is optimised away.</summary>
-    public static long TransformAll(KlaviyoTransformer transformer, byte[][] events)
+    internal static long TransformAll(KlaviyoTransformer transformer, byte[][] events)
     {
         long bytes = 0;
         foreach (var e in events)

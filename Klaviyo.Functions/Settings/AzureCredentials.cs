@@ -2,10 +2,10 @@ using Azure.Core;
 using Azure.Identity;
 using Microsoft.Extensions.Configuration;
 
-namespace Klaviyo.Functions;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>The credential the worker's own Azure clients use (Service Bus sender, Azure Monitor exporter).</summary>
-public static class AzureCredentials
+internal static class AzureCredentials
 {
     /// <summary>Set by App Service (Flex Consumption included) on every app; absent on a developer's machine.</summary>
     public const string SiteNameVariable = "WEBSITE_SITE_NAME";

@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions;
+namespace Klaviyo.Functions.Settings;
 
 internal static class OptionsServiceCollectionExtensions
 {
@@ -14,5 +14,16 @@ internal static class OptionsServiceCollectionExtensions
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
         return services.AddOptions<TOptions>().BindConfiguration(sectionName).ValidateOnStart();
+    }
+
+    /// <summary>Binds <see cref="RelayOptions"/>; safe to call from every feature that needs them.</summary>
+    public static IServiceCollection AddRelayOptions(this IServiceCollection services)
+    {
+        if (services.Any(d => d.ServiceType == typeof(IValidateOptions<RelayOptions>)))
+        {
+            return services;
+        }
+        services.AddValidatedOptions<RelayOptions, RelayOptionsValidator>(RelayOptions.SectionName);
+        return services;
     }
 }

@@ -1,9 +1,9 @@
 using Polly.Timeout;
 
-namespace Klaviyo.Functions.Relay;
+namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>How a Klaviyo answer or a transport failure is treated (spec section 6).</summary>
-public enum FailureKind
+internal enum FailureKind
 {
     /// <summary>2xx: not a failure.</summary>
     None,
@@ -16,7 +16,7 @@ public enum FailureKind
 }
 
 /// <summary>The one place that decides transient versus permanent (spec section 6 table).</summary>
-public static class FailureClassifier
+internal static class FailureClassifier
 {
     public static FailureKind Classify(int statusCode) => statusCode switch
     {

@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions.Relay;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>Settings of section <c>Relay</c> (app settings <c>Relay__Name</c>); spec sections 6 and 8.</summary>
-public sealed class RelayOptions
+internal sealed class RelayOptions
 {
     public const string SectionName = "Relay";
 
@@ -57,7 +57,7 @@ public sealed class RelayOptions
 }
 
 /// <summary>Validates <see cref="RelayOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
-public sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
+internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
 {
     public ValidateOptionsResult Validate(string? name, RelayOptions options)
     {

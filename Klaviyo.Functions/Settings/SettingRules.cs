@@ -1,4 +1,4 @@
-namespace Klaviyo.Functions;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>Checks shared by the options validators; messages name the setting as an operator writes it.</summary>
 internal static class SettingRules

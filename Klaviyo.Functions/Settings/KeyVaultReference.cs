@@ -1,7 +1,7 @@
-namespace Klaviyo.Functions;
+namespace Klaviyo.Functions.Settings;
 
 /// <summary>App Service Key Vault references (<c>@Microsoft.KeyVault(SecretUri=…)</c>), in one place.</summary>
-public static class KeyVaultReference
+internal static class KeyVaultReference
 {
     /// <summary>How every Key Vault reference starts.</summary>
     public const string Prefix = "@Microsoft.KeyVault(";
