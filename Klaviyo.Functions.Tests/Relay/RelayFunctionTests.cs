@@ -331,6 +331,7 @@ public sealed class RelayFunctionTests
         Assert.AreEqual("DeadLetter", settlement.Action);
         Assert.AreEqual("ProcessingFailed", settlement.Reason);
         Assert.Contains("InvalidOperationException", settlement.Description!);
+        Assert.DoesNotContain(RelayTestHost.ApiKey, settlement.Description!, "a bug's message never carries the key into a dead letter");
         Assert.IsEmpty(host.Queue.Scheduled);
     }
 
@@ -343,7 +344,7 @@ public sealed class RelayFunctionTests
     private sealed class ThrowingHandler : DelegatingHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            throw new InvalidOperationException("a bug in the relay");
+            throw new InvalidOperationException("a bug in the relay holding " + RelayTestHost.ApiKey);
     }
 
     /// <summary>Message actions whose completion never answers until cancelled (a broker that stalls).</summary>

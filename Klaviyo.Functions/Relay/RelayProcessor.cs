@@ -149,6 +149,9 @@ internal sealed partial class RelayProcessor(
         return new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, null), attempt + 1, "a bug in the relay: " + description);
     }
 
+    /// <summary><see cref="DescribeBug(Exception, string?)"/> with this relay's key, for a bug caught outside the processor.</summary>
+    internal string DescribeBug(Exception ex) => DescribeBug(ex, transformer.Options.PrivateApiKey);
+
     /// <summary>The exception's type and message, with the Klaviyo key cut out should a message ever carry it.</summary>
     public static string DescribeBug(Exception ex, string? secret)
     {

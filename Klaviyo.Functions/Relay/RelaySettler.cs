@@ -57,7 +57,7 @@ internal sealed partial class RelaySettler(
         catch (Exception ex)
         {
             LogUnexpected(logger, ex, delivery.EventMessageId, delivery.Attempt);
-            var bug = $"{ex.GetType().Name}: {ex.Message}";
+            var bug = processor.DescribeBug(ex); // the key cut out, as the processor does for its own bugs
             var maxAttempts = options.Value.MaxAttempts;
             outcome = delivery.Attempt < maxAttempts ? new RelayOutcome.RetryLater(schedule.DelayAfter(delivery.Attempt, null), delivery.Attempt + 1, bug) : null;
             processingFailed = Bounded($"{maxAttempts} attempt(s) failed in the relay's own code; last: {bug}");
