@@ -28,23 +28,7 @@ internal static class ProfileImportJobBuilder
     {
         var body = BulkJson.Write(w =>
         {
-            w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartObject();
-            w.WriteString("type", "profile-bulk-import-job");
-            w.WritePropertyName("attributes");
-            w.WriteStartObject();
-            w.WritePropertyName("profiles");
-            w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartArray();
-            foreach (var profile in profiles)
-            {
-                w.WriteRawValue(profile.Data.Span, skipInputValidation: true);
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndObject();
+            WriteJobStart(w, "profile-bulk-import-job", profiles.Select(p => p.Data));
             if (listId is not null)
             {
                 w.WritePropertyName("relationships");
@@ -65,6 +49,30 @@ internal static class ProfileImportJobBuilder
             w.WriteEndObject();
         });
         return new KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, body);
+    }
+
+    /// <summary>Opens a profile job body both job kinds share: <c>{"data":{"type":…,"attributes":{"profiles":{"data":[…]}}</c>,
+    /// leaving <c>data</c> open for the caller's <c>relationships</c> (a <c>lists</c> array for imports, one <c>list</c> for
+    /// subscriptions, as their schemas differ).</summary>
+    internal static void WriteJobStart(System.Text.Json.Utf8JsonWriter w, string type, IEnumerable<ReadOnlyMemory<byte>> profiles)
+    {
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartObject();
+        w.WriteString("type", type);
+        w.WritePropertyName("attributes");
+        w.WriteStartObject();
+        w.WritePropertyName("profiles");
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartArray();
+        foreach (var profile in profiles)
+        {
+            w.WriteRawValue(profile.Span, skipInputValidation: true);
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
     }
 
     /// <summary>Consecutive runs of items within a count and a byte budget; an item alone always fits.</summary>
@@ -110,23 +118,7 @@ internal static class SubscriptionBulkBuilder
     {
         var body = BulkJson.Write(w =>
         {
-            w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartObject();
-            w.WriteString("type", "profile-subscription-bulk-create-job");
-            w.WritePropertyName("attributes");
-            w.WriteStartObject();
-            w.WritePropertyName("profiles");
-            w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartArray();
-            foreach (var profile in profiles)
-            {
-                w.WriteRawValue(profile.Span, skipInputValidation: true);
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndObject();
+            ProfileImportJobBuilder.WriteJobStart(w, "profile-subscription-bulk-create-job", profiles);
             w.WritePropertyName("relationships");
             w.WriteStartObject();
             w.WritePropertyName("list");
