@@ -3,9 +3,10 @@ using System.Text.Json;
 namespace Klaviyo.Functions.Klaviyo;
 
 /// <summary>
-/// What the relay keeps of one Klaviyo answer: a 2xx's <c>data.id</c> (nothing else of a 2xx is needed) or the first
+/// What the relay keeps of one Klaviyo answer: a POST 2xx's <c>data.id</c> (nothing else of it is needed), a GET 2xx's
+/// whole body (up to <see cref="KlaviyoAnswerHandler.MaxGetBodyBytes"/>), or the first
 /// <see cref="KlaviyoAnswerHandler.MaxErrorBodyBytes"/> of an error body. <see cref="Unread"/> says why the body could not
-/// be read as far as it mattered (it stalled, or the connection dropped), null when it was.
+/// be read as far as it mattered (it stalled, the connection dropped, or a GET's body was over its bound), null when it was.
 /// </summary>
 internal sealed class KlaviyoAnswerContent(byte[] errorBody, string? dataId, string? unread) : ByteArrayContent(errorBody)
 {
@@ -14,12 +15,18 @@ internal sealed class KlaviyoAnswerContent(byte[] errorBody, string? dataId, str
     public string? Unread { get; } = unread;
 
     public ReadOnlyMemory<byte> ErrorBody { get; } = errorBody;
+
+    /// <summary>A GET 2xx's whole body; empty otherwise, and empty whenever <see cref="Unread"/> is set.</summary>
+    public ReadOnlyMemory<byte> Body { get; private init; }
+
+    public static KlaviyoAnswerContent WholeBody(byte[] body) => new([], null, null) { Body = body };
 }
 
 /// <summary>
 /// Reads each answer's body inside the try, so that <c>Relay__AttemptTimeout</c> covers the whole exchange (send, headers,
-/// body), and within a bound, so that no answer can hold memory or a delivery: a 2xx is scanned for <c>data.id</c> and
-/// left as soon as it is found (at most <see cref="MaxDataIdScanBytes"/>), an error body is kept up to
+/// body), and within a bound, so that no answer can hold memory or a delivery: a POST's 2xx is scanned for <c>data.id</c>
+/// and left as soon as it is found (at most <see cref="MaxDataIdScanBytes"/>), a GET's 2xx is kept whole up to
+/// <see cref="MaxGetBodyBytes"/>, an error body is kept up to
 /// <see cref="MaxErrorBodyBytes"/>. A body that stalls or breaks off is not an exception: the status already decides
 /// the class (spec section 6), and the processor retries a 2xx whose profile id never came.
 /// Sits between the resilience handler (inside its per-try timeout) and the rate limiter.
@@ -33,15 +40,21 @@ internal sealed class KlaviyoAnswerHandler : DelegatingHandler
     /// <summary>Most of an error body kept: Klaviyo's <c>errors[]</c> fit in far less, and descriptions are cut at 1 KB.</summary>
     public const int MaxErrorBodyBytes = 64 * 1024;
 
+    /// <summary>Most of a GET 2xx body kept whole (a job status is under 1 KB; a page of 100 import errors with their
+    /// original payloads is typically well under this). A larger body is not read on: it is unread, never partial.</summary>
+    public const int MaxGetBodyBytes = 1024 * 1024;
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         var original = response.Content;
         try
         {
-            response.Content = FailureClassifier.Classify((int)response.StatusCode) == FailureKind.None
-                ? await ScanDataIdAsync(original, cancellationToken).ConfigureAwait(false)
-                : await ReadErrorBodyAsync(original, cancellationToken).ConfigureAwait(false);
+            response.Content = FailureClassifier.Classify((int)response.StatusCode) != FailureKind.None
+                ? await ReadErrorBodyAsync(original, cancellationToken).ConfigureAwait(false)
+                : request.Method == HttpMethod.Get
+                    ? await ReadWholeBodyAsync(original, cancellationToken).ConfigureAwait(false)
+                    : await ScanDataIdAsync(original, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -84,6 +97,46 @@ internal sealed class KlaviyoAnswerHandler : DelegatingHandler
         catch (Exception e) when (IsBodyFailure(e))
         {
             return new KlaviyoAnswerContent([], scanner.DataId, Describe(e));
+        }
+    }
+
+    private static async Task<KlaviyoAnswerContent> ReadWholeBodyAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        const string overBound = "the answer's body was over 1 MiB (KlaviyoAnswerHandler.MaxGetBodyBytes) and was not read";
+        if (content.Headers.ContentLength > MaxGetBodyBytes)
+        {
+            return new KlaviyoAnswerContent([], null, overBound);
+        }
+        var buffer = new byte[(int)Math.Clamp(content.Headers.ContentLength ?? 4096, 256, MaxGetBodyBytes + 1)];
+        var filled = 0;
+        try
+        {
+            var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                while (true)
+                {
+                    if (filled == buffer.Length)
+                    {
+                        if (filled > MaxGetBodyBytes)
+                        {
+                            return new KlaviyoAnswerContent([], null, overBound);
+                        }
+                        // One byte past the bound tells a body of exactly the bound from a longer one.
+                        Array.Resize(ref buffer, Math.Min(buffer.Length * 2, MaxGetBodyBytes + 1));
+                    }
+                    var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        return KlaviyoAnswerContent.WholeBody(buffer[..filled]);
+                    }
+                    filled += read;
+                }
+            }
+        }
+        catch (Exception e) when (IsBodyFailure(e))
+        {
+            return new KlaviyoAnswerContent([], null, Describe(e));
         }
     }
 

@@ -29,10 +29,11 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
     public async Task<KlaviyoResponse> SendAsync(KlaviyoRequest request, CancellationToken cancellationToken = default)
     {
         // Relative to BaseAddress, so a BaseUrl with a path (a proxy) keeps its prefix.
-        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(request.Path.TrimStart('/'), UriKind.Relative))
+        using var message = new HttpRequestMessage(request.Method, new Uri(request.Path.TrimStart('/'), UriKind.Relative));
+        if (request.Method != HttpMethod.Get)
         {
-            Content = new ReadOnlyMemoryContent(request.Body) { Headers = { ContentType = JsonApi } },
-        };
+            message.Content = new ReadOnlyMemoryContent(request.Body) { Headers = { ContentType = JsonApi } };
+        }
         message.Options.Set(KlaviyoRateLimits.EndpointOption, request.Endpoint);
         message.Options.Set(KlaviyoRateLimits.KlaviyoRefusedOption, new System.Runtime.CompilerServices.StrongBox<int>());
 
@@ -53,9 +54,9 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
         {
             // Not sent, so not a Klaviyo call; unless an earlier try of this call was refused by Klaviyo itself.
             metrics.HeldBack(request.Endpoint);
-            var why = $"POST {request.Path}: held back by the relay's rate limiter ({held.Reason})";
+            var why = $"{request.Method.Method} {request.Path}: held back by the relay's rate limiter ({held.Reason})";
             return message.Options.TryGetValue(KlaviyoRateLimits.KlaviyoRefusedOption, out var refused) && refused.Value != 0
-                ? new KlaviyoResponse.Transient(refused.Value, held.RetryAfter, $"POST {request.Path} answered {refused.Value}, then {why}")
+                ? new KlaviyoResponse.Transient(refused.Value, held.RetryAfter, $"{request.Method.Method} {request.Path} answered {refused.Value}, then {why}")
                 : new KlaviyoResponse.HeldBack(held.RetryAfter, why);
         }
         catch (Exception e) when (FailureClassifier.IsTransient(e) || e is OperationCanceledException)
@@ -67,7 +68,7 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
                 IOException => "connection lost",
                 _ => "timed out",
             };
-            return new KlaviyoResponse.Transient(null, null, $"POST {request.Path}: {what}");
+            return new KlaviyoResponse.Transient(null, null, $"{request.Method.Method} {request.Path}: {what}");
         }
     }
 
@@ -81,12 +82,15 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
             case FailureKind.None:
                 if (answer?.Unread is { } unread)
                 {
-                    LogUnreadSuccess(logger, request.Path, status, unread, answer.DataId is not null);
+                    LogUnreadSuccess(logger, request.Method.Method, request.Path, status, unread, answer.DataId is not null);
                 }
-                return new KlaviyoResponse.Success(status, answer?.DataId, answer?.DataId is null ? answer?.Unread : null);
+                return new KlaviyoResponse.Success(status, answer?.DataId, answer?.DataId is null ? answer?.Unread : null)
+                {
+                    Body = answer?.Unread is null ? answer?.Body ?? default : default,
+                };
             case FailureKind.Transient:
                 var retryAfter = RetryAfterHeader.Read(response, time);
-                var description = $"POST {path} answered {status}" + Suffix(Errors(answer));
+                var description = $"{request.Method.Method} {path} answered {status}" + Suffix(Errors(answer));
                 return new KlaviyoResponse.Transient(status, retryAfter, description);
             case FailureKind.Unauthorized:
                 return new KlaviyoResponse.Unauthorized(status, Errors(answer));
@@ -124,6 +128,6 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
         return text is null || string.IsNullOrEmpty(key) ? text : text.Replace(key, "***", StringComparison.Ordinal);
     }
 
-    [LoggerMessage(EventId = 3050, Level = LogLevel.Warning, Message = "POST {Path} answered {Status}, then {Unread}; data.id read: {HasId}")]
-    private static partial void LogUnreadSuccess(ILogger logger, string path, int status, string unread, bool hasId);
+    [LoggerMessage(EventId = 3050, Level = LogLevel.Warning, Message = "{Method} {Path} answered {Status}, then {Unread}; data.id read: {HasId}")]
+    private static partial void LogUnreadSuccess(ILogger logger, string method, string path, int status, string unread, bool hasId);
 }

@@ -1,7 +1,14 @@
 namespace Klaviyo.Functions.Klaviyo;
 
-/// <summary>One Klaviyo call: always a POST of a JSON:API body (UTF-8 JSON) to <see cref="Path"/>.</summary>
+/// <summary>One Klaviyo call: a POST of a JSON:API body (UTF-8 JSON) to <see cref="Path"/>, or a GET of
+/// <see cref="Path"/> (<see cref="Get"/>, no body), such as an import job's status.</summary>
 internal sealed record KlaviyoRequest(KlaviyoEndpoint Endpoint, string Path, ReadOnlyMemory<byte> Body)
 {
-    public override string ToString() => $"POST {Path} ({Body.Length} bytes)";
+    /// <summary>POST unless built by <see cref="Get"/>.</summary>
+    public HttpMethod Method { get; private init; } = HttpMethod.Post;
+
+    /// <summary>A GET of <paramref name="path"/> (relative to <c>Klaviyo__BaseUrl</c>, query included), without a body.</summary>
+    public static KlaviyoRequest Get(KlaviyoEndpoint endpoint, string path) => new(endpoint, path, ReadOnlyMemory<byte>.Empty) { Method = HttpMethod.Get };
+
+    public override string ToString() => Method == HttpMethod.Get ? $"GET {Path}" : $"POST {Path} ({Body.Length} bytes)";
 }

@@ -12,7 +12,12 @@ internal abstract record KlaviyoResponse
     /// <paramref name="Unread"/> says why the body ended before a <c>data.id</c> could be read (it stalled, or the connection
     /// dropped); null when the body was read (with or without an id). A 2xx stands either way: the call is not repeated,
     /// unless the plan needs the id it did not get.</summary>
-    public sealed record Success(int StatusCode, string? DataId, string? Unread = null) : KlaviyoResponse;
+    public sealed record Success(int StatusCode, string? DataId, string? Unread = null) : KlaviyoResponse
+    {
+        /// <summary>A GET's whole body (at most <see cref="KlaviyoAnswerHandler.MaxGetBodyBytes"/>); empty for a POST, and
+        /// empty when <see cref="Unread"/> says the body was over that bound, stalled or broke off: never a partial body.</summary>
+        public ReadOnlyMemory<byte> Body { get; init; }
+    }
 
     /// <summary>Worth trying again later: 408, 429, 5xx, timeout or connection failure, after in-call retries.
     /// <paramref name="StatusCode"/> is null when no answer came.</summary>
