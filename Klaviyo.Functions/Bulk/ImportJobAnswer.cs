@@ -111,33 +111,35 @@ internal static class ImportJobAnswer
     }
 
     /// <summary>
-    /// The verdict for every message of <paramref name="job"/>, given its state and (once complete) all its import
-    /// errors; <paramref name="errors"/> null means they could not be read, which settles nothing as delivered.
+    /// The verdict for every item (profile) of the job <paramref name="ticket"/> tracks, in item order, given its state and
+    /// (once complete) all its import errors; <paramref name="errors"/> null means they could not be read, which settles
+    /// nothing as delivered. An error is tied to an item by its <c>source.pointer</c> index, else by the identity of its
+    /// <c>original_payload</c> when exactly one item has it.
     /// </summary>
-    public static IReadOnlyDictionary<int, BulkVerdict> Settle(CarriedCall job, ImportJobState state, IReadOnlyList<ImportError>? errors)
+    public static IReadOnlyList<BulkVerdict> Settle(JobTicket ticket, ImportJobState state, IReadOnlyList<ImportError>? errors)
     {
-        var path = job.Request.Path;
+        var job = $"import job {ticket.JobId} of POST {ticket.Path}";
         switch (state)
         {
             case ImportJobState.Running:
-                return Each(job.Messages, new BulkVerdict.Pending());
+                return Each(ticket, new BulkVerdict.Pending());
             case ImportJobState.Ended ended:
-                return Each(job.Messages, new BulkVerdict.RetryLater(null, $"import job of POST {path} ended '{ended.Status}'"));
+                return Each(ticket, new BulkVerdict.RetryLater(null, $"{job} ended '{ended.Status}'"));
             case ImportJobState.Unreadable unreadable:
-                return Each(job.Messages, new BulkVerdict.RetryLater(null, $"import job of POST {path}: {unreadable.Reason}"));
+                return Each(ticket, new BulkVerdict.RetryLater(null, $"{job}: {unreadable.Reason}"));
         }
         if (errors is null)
         {
-            return Each(job.Messages, new BulkVerdict.RetryLater(null, $"import job of POST {path}: its import errors could not be read"));
+            return Each(ticket, new BulkVerdict.RetryLater(null, $"{job}: its import errors could not be read"));
         }
 
-        var identities = ProfileIdentities(job);
+        var byIdentity = ticket.Items.Select((item, k) => (item.Identity, k)).ToLookup(p => p.Identity, p => p.k);
         var refused = new Dictionary<int, List<string>>();
         var unattributed = new List<string>();
         foreach (var error in errors)
         {
-            var item = error.ProfileIndex is { } k && k < job.ItemMessages.Count ? k
-                : error.IdentityKey is { } key ? identities.IndexOf(key) : -1;
+            var item = error.ProfileIndex is { } k && k < ticket.Items.Count ? k
+                : error.IdentityKey is { } key && byIdentity[JobTicket.IdentityHash(key)].ToList() is [var only] ? only : -1;
             if (item < 0)
             {
                 unattributed.Add(error.Description);
@@ -152,37 +154,27 @@ internal static class ImportJobAnswer
         var failedCount = ((ImportJobState.Complete)state).FailedCount;
         // Errors Klaviyo counted but that cannot be tied to a profile leave every other profile unconfirmed.
         var unconfirmed = unattributed.Count > 0 || (failedCount is { } failed && failed > refused.Count);
-        var verdicts = new Dictionary<int, BulkVerdict>();
-        for (var item = 0; item < job.ItemMessages.Count; item++)
+        var verdicts = new BulkVerdict[ticket.Items.Count];
+        for (var item = 0; item < verdicts.Length; item++)
         {
-            BulkVerdict verdict = refused.TryGetValue(item, out var details)
-                ? new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoRejected, $"import job of POST {path}: " + string.Join("; ", details))
+            verdicts[item] = refused.TryGetValue(item, out var details)
+                ? new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoRejected, $"{job}: " + string.Join("; ", details))
                 : unconfirmed
-                    ? new BulkVerdict.RetryLater(null, $"import job of POST {path} reported {failedCount?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "some"} failed profile(s) not all tied to a profile"
+                    ? new BulkVerdict.RetryLater(null, $"{job} reported {failedCount?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "some"} failed profile(s) not all tied to a profile"
                         + (unattributed.Count > 0 ? ": " + unattributed[0] : ""))
                     : new BulkVerdict.Delivered();
-            foreach (var message in job.ItemMessages[item])
-            {
-                verdicts[message] = verdict;
-            }
         }
         return verdicts;
     }
 
-    private static List<string> ProfileIdentities(CarriedCall job)
-    {
-        using var document = JsonDocument.Parse(job.Request.Body);
-        return document.RootElement.GetProperty("data").GetProperty("attributes").GetProperty("profiles").GetProperty("data")
-            .EnumerateArray().Select(BulkJson.IdentityKey).ToList();
-    }
+    /// <summary>The same verdict for every item of the job.</summary>
+    public static IReadOnlyList<BulkVerdict> Each(JobTicket ticket, BulkVerdict verdict) => Enumerable.Repeat(verdict, ticket.Items.Count).ToArray();
 
     private static string IdentityOfAttributes(JsonElement attributes)
     {
         using var wrapped = JsonDocument.Parse("{\"attributes\":" + attributes.GetRawText() + "}");
         return BulkJson.IdentityKey(wrapped.RootElement);
     }
-
-    private static Dictionary<int, BulkVerdict> Each(IEnumerable<int> messages, BulkVerdict verdict) => messages.Distinct().ToDictionary(m => m, _ => verdict);
 
     private static string Truncate(string value) => value.Length <= 40 ? value : string.Concat(value.AsSpan(0, 40), "…");
 }

@@ -18,6 +18,7 @@ internal sealed class RelayMetrics
     private readonly Counter<long> _heldBack;
     private readonly Histogram<long> _eventsPerCall;
     private readonly Counter<long> _settlementFailed;
+    private readonly Histogram<double> _importJobWait;
 
     public RelayMetrics(IMeterFactory meterFactory)
     {
@@ -32,6 +33,7 @@ internal sealed class RelayMetrics
         _eventsPerCall = meter.CreateHistogram<long>("klaviyo.relay.klaviyo.events_per_call", "{event}", "Events (or profiles) carried by one bulk Klaviyo call, by endpoint.");
         _settlementFailed = meter.CreateCounter<long>("klaviyo.relay.settlement_failed", "{message}", "Messages given back because a settlement call (retry copy, complete, dead letter) failed, by action.");
         _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
+        _importJobWait = meter.CreateHistogram<double>("klaviyo.relay.import_job.wait", "s", "Time from an import job's creation to its settling, by the job's final state.");
     }
 
     public void Delivered() => _delivered.Add(1);
@@ -52,6 +54,10 @@ internal sealed class RelayMetrics
         where TEndpoint : struct, Enum => _eventsPerCall.Record(items, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
 
     public void SettlementFailed(string action) => _settlementFailed.Add(1, new KeyValuePair<string, object?>("action", action));
+
+    /// <param name="state">The job's final state: <c>complete</c>, <c>cancelled</c>, <c>failed</c>, <c>unreadable</c>, <c>unauthorized</c>, <c>unknown</c>.</param>
+    public void ImportJobSettled(string state, TimeSpan wait) =>
+        _importJobWait.Record(Math.Max(0, wait.TotalSeconds), new KeyValuePair<string, object?>("state", state));
 
     public void HeldBack<TEndpoint>(TEndpoint endpoint)
         where TEndpoint : struct, Enum => _heldBack.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
