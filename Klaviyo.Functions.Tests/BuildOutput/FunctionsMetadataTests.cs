@@ -16,9 +16,8 @@ namespace Klaviyo.Functions.Tests.BuildOutput;
 [TestClass]
 public sealed class FunctionsMetadataTests
 {
-    /// <summary>The Relay trigger's cardinality: "One" while it takes one message per invocation
-    /// (<c>IsBatched = false</c>); "Many" if it is switched to batches.</summary>
-    public const string RelayTriggerCardinality = "One";
+    /// <summary>The Relay trigger's cardinality: "Many", it takes batches (<c>IsBatched = true</c>, spec 8.1).</summary>
+    public const string RelayTriggerCardinality = "Many";
 
     private sealed record HttpExpectation(string Function, string EntryPoint, string AuthLevel, string Method, string Route);
 

@@ -54,15 +54,30 @@ public sealed partial class HostJsonTests
     {
         var hostJson = HostJson();
         var functionTimeout = TimeSpan.Parse((string)hostJson["functionTimeout"]!, System.Globalization.CultureInfo.InvariantCulture);
-        var renewal = TimeSpan.Parse((string)hostJson["extensions"]!["serviceBus"]!["maxAutoLockRenewalDuration"]!, System.Globalization.CultureInfo.InvariantCulture);
         var lockDuration = System.Xml.XmlConvert.ToTimeSpan(QueueLockDuration());
-        var worstDelivery = new RelayOptions().CallTimeout * MostCallsPerEvent;
+        // A batch's calls start only before the lock less the settlement allowance; settling, then giving back what
+        // failed to settle, follow within their own bounds.
+        var worstBatch = lockDuration - RelayOptions.SettlementAllowance + RelaySettler.SettlementTimeout + RelaySettler.GiveBackDelay + RelaySettler.GiveBackTimeout;
 
-        // Past the renewal limit the lock lapses within one lock duration and settling fails (MessageLockLost):
-        // the host must stop the invocation while the lock is still renewed.
-        Assert.IsLessThanOrEqualTo(renewal, functionTimeout, "functionTimeout must not exceed maxAutoLockRenewalDuration");
-        Assert.IsGreaterThanOrEqualTo(worstDelivery, functionTimeout, $"functionTimeout must cover the slowest delivery with default Relay settings ({worstDelivery})");
-        Assert.IsLessThan(renewal, lockDuration, "the queue's lock should be shorter than the renewal window, or renewal is pointless");
+        // Batches get no lock renewal: past the lock, settling fails (MessageLockLost) and the messages come back.
+        Assert.IsLessThanOrEqualTo(lockDuration, functionTimeout, "functionTimeout must not outlast the lock of a batch (no renewal in batch mode)");
+        Assert.IsGreaterThanOrEqualTo(worstBatch, functionTimeout, $"functionTimeout must cover the slowest batch ({worstBatch})");
+        Assert.AreEqual(RelayOptions.MessageLockDuration, lockDuration, "the relay's deadline counts on the queue's lock");
+        Assert.IsNull(hostJson["extensions"]!["serviceBus"]!["maxAutoLockRenewalDuration"], "renewal applies to single-message triggers only: setting it would mislead");
+    }
+
+    [TestMethod]
+    public void HostJson_BatchOptions_FullBatchesForBulkCallsAndNoWaitForALoneEvent()
+    {
+        var serviceBus = HostJson()["extensions"]!["serviceBus"]!;
+
+        // One event bulk call carries at most 1,000 events, and one batch fills it.
+        Assert.AreEqual(1000, (int)serviceBus["maxMessageBatchSize"]!);
+        // A lone event is relayed at once (spec 8.1: within about a second); under load batches fill by themselves,
+        // because an instance runs one batch at a time and the queue fills meanwhile.
+        Assert.AreEqual(1, (int)serviceBus["minMessageBatchSize"]!);
+        Assert.IsNull(serviceBus["maxBatchWaitTime"], "only used when minMessageBatchSize > 1");
+        Assert.IsNull(serviceBus["maxConcurrentCalls"], "single-message dispatch only");
     }
 
     private static List<string> Validate(JsonNode hostJson)

@@ -83,7 +83,10 @@ internal sealed class RelayTestHost : IDisposable
     public string AllLogText() => string.Join('\n', Logs.GetSnapshot().Select(r =>
         $"{r.Category} {r.Level} {r.Id} {r.Message} {string.Join(' ', r.StructuredState?.Select(kv => $"{kv.Key}={kv.Value}") ?? [])} {r.Exception}"));
 
-    public static ServiceBusReceivedMessage Message(string json, string messageId, int? attempt = null, string subject = "track")
+    private static long s_sequence;
+
+    /// <summary>A received message as the trigger binds it; each gets its own sequence number unless one is given.</summary>
+    public static ServiceBusReceivedMessage Message(string json, string messageId, int? attempt = null, string subject = "track", long? sequence = null)
     {
         var properties = new Dictionary<string, object>();
         if (attempt is { } a)
@@ -97,6 +100,7 @@ internal sealed class RelayTestHost : IDisposable
             contentType: MessageProperties.JsonContentType,
             properties: properties,
             lockTokenGuid: Guid.NewGuid(),
+            sequenceNumber: sequence ?? Interlocked.Increment(ref s_sequence),
             deliveryCount: 1);
     }
 

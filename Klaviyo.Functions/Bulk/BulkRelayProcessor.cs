@@ -130,8 +130,8 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }
     }
 
-    /// <summary>Subscription jobs (<paramref name="jobs"/> null: accepted means delivered) or import jobs (accepted
-    /// means awaiting the job). A message already decided by an earlier call keeps that outcome.</summary>
+    /// <summary>Subscription jobs (<paramref name="jobs"/> null: accepted leaves the message to its import job, a
+    /// failure decides it) or import jobs (accepted means awaiting the job). A message already decided keeps that outcome.</summary>
     private async Task SendCarriedAsync(IReadOnlyList<CarriedCall> calls, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, List<int> singly,
         DateTimeOffset deadline, List<StartedJob>? jobs, CancellationToken cancellationToken)
     {
@@ -149,6 +149,10 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             }
             var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
             Count(call.Request, call.ItemMessages.Count, response);
+            if (jobs is null && response is KlaviyoResponse.Success)
+            {
+                continue; // subscribed; the profile's own attributes still go through its import job
+            }
             if (jobs is not null && response is KlaviyoResponse.Success success)
             {
                 if (success.DataId is not { Length: > 0 } jobId)

@@ -56,12 +56,16 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
             case ImportJobCheck.Running or ImportJobCheck.NotNow when waited > MaxWait:
                 return Settle(ticket, ticket.Items.Select(_ => (BulkVerdict)new BulkVerdict.RetryLater(null, $"import job {ticket.JobId} of POST {ticket.Path} did not finish within {MaxWait}")).ToList());
             case ImportJobCheck.NotNow notNow:
-                var delay = Delay(ticket.Polls);
+                var delay = Delay(ticket.Polls + 1);
                 return Again(ticket, notNow.RetryAfter is { } after && after > delay ? after : delay);
             default:
-                return Again(ticket, Delay(ticket.Polls));
+                return Again(ticket, Delay(ticket.Polls + 1));
         }
     }
+
+    /// <summary>No time left in this invocation to ask: the same poll again shortly, under a new id.</summary>
+    public TrackerStep Postpone(ReadOnlyMemory<byte> body) =>
+        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, PollDelays[0]) : new TrackerStep.Unreadable(error);
 
     private TrackerStep.PollAgain Again(JobTicket ticket, TimeSpan delay)
     {

@@ -22,7 +22,7 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
             sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         services.TryAddSingleton(sp => new DeferredReceiver(
-            sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
+            sp.GetRequiredService<ServiceBusClient>, sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         return services;
     }
 

@@ -12,16 +12,16 @@ public sealed class RelayFunction
 {
     private readonly RelaySettler settler;
     private readonly IEventQueue queue;
-    private readonly DeferredReceiver? deferred;
+    private readonly Func<ServiceBusReceiver>? deferred;
 
     /// <summary>The worker activates function classes through their public constructors; the collaborators are
     /// internal, so it resolves them here.</summary>
     public RelayFunction(IServiceProvider services)
-        : this(services.GetRequiredService<RelaySettler>(), services.GetRequiredService<IEventQueue>(), services.GetService<DeferredReceiver>())
+        : this(services.GetRequiredService<RelaySettler>(), services.GetRequiredService<IEventQueue>(), services.GetService<DeferredReceiver>() is { } receiver ? () => receiver.Receiver : null)
     {
     }
 
-    internal RelayFunction(RelaySettler settler, IEventQueue queue, DeferredReceiver? deferred = null)
+    internal RelayFunction(RelaySettler settler, IEventQueue queue, Func<ServiceBusReceiver>? deferred = null)
     {
         this.settler = settler;
         this.queue = queue;
@@ -37,16 +37,18 @@ public sealed class RelayFunction
         ServiceBusMessageActions actions,
         CancellationToken cancellationToken) =>
         settler.RelayBatchAsync(
-            new ServiceBusSettlement(actions, queue, deferred is null ? null : () => deferred.Receiver),
+            new ServiceBusSettlement(actions, queue, deferred),
             messages.Select(ServiceBusSettlement.Delivery).ToList(),
             cancellationToken);
 }
 
 /// <summary>The receiver that takes deferred messages back (an import job's tracker settles them): one per app, made on
 /// first use, on the events queue.</summary>
-internal sealed class DeferredReceiver(ServiceBusClient client, string queueName) : IAsyncDisposable
+internal sealed class DeferredReceiver(Func<ServiceBusClient> client, string queueName) : IAsyncDisposable, IDisposable
 {
-    private readonly Lazy<ServiceBusReceiver> _receiver = new(() => client.CreateReceiver(queueName));
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private readonly Lazy<ServiceBusReceiver> _receiver = new(() => client().CreateReceiver(queueName));
 
     public ServiceBusReceiver Receiver => _receiver.Value;
 

@@ -131,7 +131,7 @@ internal sealed partial class RelaySettler(
         }
         foreach (var index in trackers)
         {
-            results.AddRange(await TrackAsync(settlement, deliveries[index], cancellationToken).ConfigureAwait(false));
+            results.AddRange(await TrackAsync(settlement, deliveries[index], deadline, cancellationToken).ConfigureAwait(false));
         }
         return results;
     }
@@ -166,13 +166,17 @@ internal sealed partial class RelaySettler(
     /// back and settled by the verdict of their profile, then the tracker is completed. A tracker that cannot be read is
     /// dead-lettered (its parked messages, if any, come out at their time to live).
     /// </summary>
-    private async Task<IReadOnlyList<RelayOutcome>> TrackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<RelayOutcome>> TrackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         TrackerStep step;
         IReadOnlyList<RelayOutcome> outcomes = [];
         try
         {
-            step = await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
+            // A status and a page of errors must fit before the deadline, or the tracker comes back in a later batch
+            // (left to its lock instead, each lapse would spend one of its deliveries).
+            step = time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
+                ? tracker.Postpone(delivery.Body)
+                : await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
