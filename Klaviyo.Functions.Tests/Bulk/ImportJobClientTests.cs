@@ -383,4 +383,35 @@ public sealed class ImportJobClientTests
 
         Assert.AreEqual(new ImportJobCheck.Running("queued"), check);
     }
+
+    [TestMethod]
+    public async Task Check_FailedCountAboveTheErrorsTiedToProfiles_TheOthersRetryLaterNotDelivered()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .AnswerGet(StatusPath, 200, Status("complete", failed: 3))
+            .AnswerGet(ErrorsPath, 200, ErrorsPage(null, PhoneError, EmailError));
+        var (client, host) = Start(klaviyo);
+        using var _ = host;
+
+        var verdicts = Settled(await client.CheckAsync(Ticket500, TestContext.CancellationToken), "complete");
+
+        Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(verdicts[17]);
+        Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(verdicts[321]);
+        Assert.AreEqual(498, verdicts.Count(v => v is BulkVerdict.RetryLater), "Klaviyo counted a third failure no error names: none of the others is confirmed");
+        Assert.AreEqual(0, verdicts.Count(v => v is BulkVerdict.Delivered));
+    }
+
+    [TestMethod]
+    public async Task Check_StatusBodyStalls_EveryMessageRetriesLaterNeverDelivered()
+    {
+        using var klaviyo = FaultyKlaviyo.Start().Then(StatusPath, new Fault.StallBody(200, "{\"data\":{\"attributes\":{\"status\":\"comp", 500));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, new Dictionary<string, string?> { ["Relay:AttemptTimeout"] = "00:00:01" }, time: TimeProvider.System);
+        var client = ActivatorUtilities.CreateInstance<ImportJobClient>(host.Services);
+
+        var verdicts = Settled(await client.CheckAsync(Ticket500, TestContext.CancellationToken), "unreadable");
+
+        Assert.IsTrue(verdicts.All(v => v is BulkVerdict.RetryLater));
+        Assert.Contains($"GET {StatusPath} answered 200, then the answer's body stalled", ((BulkVerdict.RetryLater)verdicts[0]).Cause);
+        Assert.AreEqual(1, klaviyo.Count(StatusPath));
+    }
 }
