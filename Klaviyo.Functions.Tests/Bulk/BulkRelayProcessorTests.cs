@@ -21,7 +21,9 @@ public sealed class BulkRelayProcessorTests
 
     private static BulkRelayProcessor Processor(RelayTestHost host) => new(
         new BatchPlanner(host.Services.GetRequiredService<KlaviyoTransformer>(), host.Services.GetRequiredService<IOptions<RelayOptions>>()),
-        host.Processor, host.Client, host.Services.GetRequiredService<RelayMetrics>());
+        host.Processor, host.Client, host.Services.GetRequiredService<RelayMetrics>(), host.Services.GetRequiredService<IOptions<RelayOptions>>(), host.Services.GetRequiredService<TimeProvider>());
+
+    private static DateTimeOffset Deadline(RelayTestHost host) => host.Services.GetRequiredService<TimeProvider>().GetUtcNow() + TimeSpan.FromMinutes(1);
 
     private static List<BatchMessage> TenUsers(int attempt = 1) =>
         Enumerable.Range(0, 10).Select(i => BatchPlannerTests.Track($"m-{i}", $"u-{i}") with { Attempt = attempt }).ToList();
@@ -43,7 +45,7 @@ public sealed class BulkRelayProcessorTests
             (202, null));
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers(), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.HasCount(10, outcomes);
         var three = Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[3]);
@@ -69,7 +71,7 @@ public sealed class BulkRelayProcessorTests
             .Answer("/api/events", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers(), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered), string.Join(", ", outcomes));
         Assert.ContainsSingle(p => p == BulkPath, klaviyo.ReceivedPaths);
@@ -83,7 +85,7 @@ public sealed class BulkRelayProcessorTests
             new Dictionary<string, string> { ["Retry-After"] = "120" });
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers(attempt: 2), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers(attempt: 2), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         foreach (var outcome in outcomes)
         {
@@ -100,7 +102,7 @@ public sealed class BulkRelayProcessorTests
         using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 503);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers(), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.IsTrue(outcomes.All(o => o is RelayOutcome.RetryLater { NextAttempt: 2 }), string.Join(", ", outcomes));
         Assert.HasCount(3, klaviyo.Received, "the first try and two in-call retries");
@@ -112,7 +114,7 @@ public sealed class BulkRelayProcessorTests
         using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 401, FakeKlaviyo.ErrorAnswer(401, "not_authenticated", "Missing or invalid private key.", null));
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers(), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers(), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.IsTrue(outcomes.All(o => o is RelayOutcome.DeadLetter { Reason: DeadLetterReason.KlaviyoUnauthorized }), string.Join(", ", outcomes));
         Assert.DoesNotContain(RelayTestHost.ApiKey, string.Join(" ", outcomes.OfType<RelayOutcome.DeadLetter>().Select(d => d.Description)));
@@ -126,7 +128,7 @@ public sealed class BulkRelayProcessorTests
         var batch = TenUsers();
         batch.Add(BatchPlannerTests.Track("m-4", "u-4"));
 
-        var outcomes = await Processor(host).ProcessAsync(batch, TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(batch, Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.HasCount(11, outcomes);
         Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered));
@@ -144,7 +146,7 @@ public sealed class BulkRelayProcessorTests
         batch.Insert(5, BatchPlannerTests.Message("junk", "{not json"));
         batch.Add(BatchPlannerTests.Message("alias", """{"type":"alias","messageId":"alias","userId":"u-1","previousId":"u-0"}"""));
 
-        var outcomes = await Processor(host).ProcessAsync(batch, TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(batch, Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.AreEqual(DeadLetterReason.InvalidEvent, Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[2]).Reason);
         Assert.AreEqual(DeadLetterReason.MalformedMessage, Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcomes[5]).Reason);
@@ -159,7 +161,7 @@ public sealed class BulkRelayProcessorTests
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers().Take(9).ToList(), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers().Take(9).ToList(), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered));
         Assert.AreEqual(9, klaviyo.ReceivedPaths.Count(p => p == "/api/events"));
@@ -172,7 +174,7 @@ public sealed class BulkRelayProcessorTests
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
         host.Services.GetRequiredService<global::Klaviyo.Functions.Klaviyo.KlaviyoRateLimits>().Pause(global::Klaviyo.Functions.Klaviyo.KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(30));
 
-        var outcomes = await Processor(host).ProcessAsync(TenUsers(attempt: 5), TestContext.CancellationToken);
+        var outcomes = (await Processor(host).ProcessAsync(TenUsers(attempt: 5), Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.IsTrue(outcomes.All(o => o is RelayOutcome.RetryLater { NextAttempt: 5 }), string.Join(", ", outcomes));
         Assert.IsEmpty(klaviyo.Received);

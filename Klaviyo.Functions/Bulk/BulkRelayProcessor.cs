@@ -1,42 +1,108 @@
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
+using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Bulk;
 
+/// <summary>An import job Klaviyo accepted: its id, the POST that started it, and per profile item the batch messages
+/// it carries (only those now <see cref="RelayOutcome.AwaitingJob"/>; an item with none is not tracked).</summary>
+internal sealed record StartedJob(string JobId, KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages);
+
+/// <summary>One outcome per message of a batch, in batch order, and the import jobs whose messages wait for them.</summary>
+internal sealed record BatchDecision(IReadOnlyList<RelayOutcome> Outcomes, IReadOnlyList<StartedJob> Jobs);
+
 /// <summary>
-/// Decides a whole batch (spec 8.1–8.2): one <see cref="RelayOutcome"/> per message, in batch order, settled by the
-/// caller message by message. Events at or above <c>Relay__BulkThreshold</c> go through
-/// <c>POST /api/event-bulk-create-jobs</c>; entries Klaviyo points at are dead-lettered and the rest resent at once in
-/// the same invocation; a refusal naming no entry sends that call's events one by one. Everything else (and profiles,
-/// until import jobs can be waited for across invocations) is delivered one message at a time as before.
+/// Decides a whole batch (spec 8.1–8.3): one <see cref="RelayOutcome"/> per message, settled by the caller message by
+/// message. At or above <c>Relay__BulkThreshold</c> events go through <c>POST /api/event-bulk-create-jobs</c> (entries
+/// Klaviyo points at are dead-lettered, the rest resent at once; a refusal naming no entry sends that call's events one
+/// by one), profiles through import jobs per list (their messages then await the job) and subscriptions through one
+/// subscription job per list. Below it, one message at a time as before.
 /// </summary>
-internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, RelayMetrics metrics)
+/// <remarks>A batch has no lock renewal: a call is started only while its longest run still ends before
+/// <c>deadline</c>; what cannot start is put off (same attempt) and comes back in a later batch.</remarks>
+internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, RelayMetrics metrics, IOptions<RelayOptions> options, TimeProvider time)
 {
     /// <summary>Also for the one-by-one fallback: a held-back single is not worth the wait of the rest of the batch.</summary>
     private static readonly TimeSpan HeldBackFloor = TimeSpan.FromSeconds(1);
 
-    public async Task<IReadOnlyList<RelayOutcome>> ProcessAsync(IReadOnlyList<BatchMessage> batch, CancellationToken cancellationToken = default)
-    {
-        var plan = planner.Plan(batch, bulkProfiles: false);
-        var outcomes = new RelayOutcome?[batch.Count];
+    /// <summary>Single deliveries of a batch run side by side; the rate limiter still paces each endpoint.</summary>
+    private const int SingleParallelism = 8;
 
+    private const string OutOfTime = "put off: the batch ran out of its lock time before this call could start";
+
+    public async Task<BatchDecision> ProcessAsync(IReadOnlyList<BatchMessage> batch, DateTimeOffset deadline, CancellationToken cancellationToken = default)
+    {
+        var outcomes = new RelayOutcome?[batch.Count];
+        if (batch.Count > 0 && single.NotReady(batch[0].MessageId, batch[0].Attempt) is not null)
+        {
+            return new BatchDecision(batch.Select(m => single.NotReady(m.MessageId, m.Attempt)!).ToList(), []);
+        }
+
+        var plan = planner.Plan(batch, bulkProfiles: true);
         foreach (var (message, outcome) in plan.Decided)
         {
             outcomes[message] = single.Finish(outcome, batch[message].MessageId, batch[message].Attempt);
         }
 
-        var pending = new Queue<EventsBulkCall>(plan.EventCalls);
         var singly = new List<int>();
+        await SendEventsAsync(plan, batch, outcomes, singly, deadline, cancellationToken).ConfigureAwait(false);
+        await SendCarriedAsync(plan.Subscriptions, batch, outcomes, singly, deadline, null, cancellationToken).ConfigureAwait(false);
+        var jobs = new List<StartedJob>();
+        await SendCarriedAsync(plan.ImportJobs, batch, outcomes, singly, deadline, jobs, cancellationToken).ConfigureAwait(false);
+
+        var singlePlans = plan.Singles.Select(s => (s.Message, Plan: (RequestPlan?)s.Plan))
+            .Concat(singly.Distinct().Where(m => outcomes[m] is null).Select(m => (Message: m, Plan: SinglePlanOf(plan, batch, m))))
+            .OrderBy(s => s.Message)
+            .ToList();
+        var singleTime = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
+        await Parallel.ForEachAsync(singlePlans, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
+        {
+            var (message, requestPlan) = s;
+            outcomes[message] = !CanStart(singleTime, deadline) ? PutOff(batch[message])
+                : requestPlan is null
+                    ? await single.ProcessAsync(batch[message].Body, batch[message].MessageId, batch[message].Attempt, token).ConfigureAwait(false)
+                    : await single.ExecuteAsync(requestPlan, batch[message].MessageId, batch[message].Attempt, token).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        foreach (var message in plan.Failed)
+        {
+            // Planning this message hit a bug: it alone goes the single path, which reports a bug as such.
+            outcomes[message] = await single.ProcessAsync(batch[message].Body, batch[message].MessageId, batch[message].Attempt, cancellationToken).ConfigureAwait(false);
+        }
+
+        var result = new RelayOutcome[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var first = plan.SameAs[i];
+            result[i] = first == i
+                ? outcomes[i] ?? throw new InvalidOperationException($"Message {i} of the batch got no outcome.")
+                : single.Finish(Repeat(outcomes[first]!, batch[first].Attempt, batch[i].Attempt), batch[i].MessageId, batch[i].Attempt);
+        }
+        // A repeat of a message awaiting a job is completed with it: the job's tracker carries the repeat too.
+        return new BatchDecision(result, jobs.Select(job => job with
+        {
+            ItemMessages = job.ItemMessages.Select(item => (IReadOnlyList<int>)Enumerable.Range(0, batch.Count).Where(i => item.Contains(plan.SameAs[i])).ToArray()).ToArray(),
+        }).ToList());
+    }
+
+    private async Task SendEventsAsync(BatchPlan plan, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, List<int> singly, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var pending = new Queue<EventsBulkCall>(plan.EventCalls);
         while (pending.Count > 0)
         {
             var call = pending.Dequeue();
-            var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
-            if (response is not KlaviyoResponse.HeldBack)
+            if (!CanStart(options.Value.CallTimeout, deadline))
             {
-                metrics.BulkCallSent(call.Request.Endpoint, call.EventCount);
+                foreach (var message in call.Pieces.Distinct())
+                {
+                    outcomes[message] = PutOff(batch[message]);
+                }
+                continue;
             }
+            var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
+            Count(call.Request, call.EventCount, response);
             var resend = new List<int>();
             foreach (var (message, verdict) in EventsBulkAnswer.Interpret(call, response))
             {
@@ -62,30 +128,77 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                 }
             }
         }
-
-        var singles = plan.Singles.Select(s => (s.Message, s.Plan))
-            .Concat(singly.Select(m => (Message: m, Plan: new RequestPlan([PlanStep.Fixed(plan.EventPieces[m].Single!)]))))
-            .OrderBy(s => s.Message);
-        foreach (var (message, requestPlan) in singles)
-        {
-            outcomes[message] = await single.ExecuteAsync(requestPlan, batch[message].MessageId, batch[message].Attempt, cancellationToken).ConfigureAwait(false);
-        }
-        foreach (var message in plan.Failed)
-        {
-            // Planning this message hit a bug: it alone goes the single path, which reports a bug as such.
-            outcomes[message] = await single.ProcessAsync(batch[message].Body, batch[message].MessageId, batch[message].Attempt, cancellationToken).ConfigureAwait(false);
-        }
-
-        var result = new RelayOutcome[batch.Count];
-        for (var i = 0; i < batch.Count; i++)
-        {
-            var first = plan.SameAs[i];
-            result[i] = first == i
-                ? outcomes[i] ?? throw new InvalidOperationException($"Message {i} of the batch got no outcome.")
-                : single.Finish(Repeat(outcomes[first]!, batch[first].Attempt, batch[i].Attempt), batch[i].MessageId, batch[i].Attempt);
-        }
-        return result;
     }
+
+    /// <summary>Subscription jobs (<paramref name="jobs"/> null: accepted means delivered) or import jobs (accepted
+    /// means awaiting the job). A message already decided by an earlier call keeps that outcome.</summary>
+    private async Task SendCarriedAsync(IReadOnlyList<CarriedCall> calls, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, List<int> singly,
+        DateTimeOffset deadline, List<StartedJob>? jobs, CancellationToken cancellationToken)
+    {
+        foreach (var call in calls)
+        {
+            var open = call.Messages.Where(m => outcomes[m] is null).Distinct().ToList();
+            if (open.Count == 0)
+            {
+                continue;
+            }
+            if (!CanStart(options.Value.CallTimeout, deadline))
+            {
+                open.ForEach(m => outcomes[m] = PutOff(batch[m]));
+                continue;
+            }
+            var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
+            Count(call.Request, call.ItemMessages.Count, response);
+            if (jobs is not null && response is KlaviyoResponse.Success success)
+            {
+                if (success.DataId is not { Length: > 0 } jobId)
+                {
+                    open.ForEach(m => outcomes[m] = single.Finish(single.RetryOrGiveUp(null, $"POST {call.Request.Path} answered {success.StatusCode} without the job's data.id", batch[m].Attempt), batch[m].MessageId, batch[m].Attempt));
+                    continue;
+                }
+                open.ForEach(m => outcomes[m] = new RelayOutcome.AwaitingJob(jobId));
+                jobs.Add(new StartedJob(jobId, call.Request, call.ItemMessages.Select(item => (IReadOnlyList<int>)item.Where(open.Contains).ToArray()).ToArray()));
+                continue;
+            }
+            foreach (var (message, verdict) in ProfilesBulkAnswer.Interpret(call, response))
+            {
+                if (outcomes[message] is not null)
+                {
+                    continue;
+                }
+                switch (verdict)
+                {
+                    case BulkVerdict.SendSingly:
+                        singly.Add(message);
+                        break;
+                    case BulkVerdict.Resend:
+                        // Comes back within a second in a batch without the refused profiles, its attempt unspent.
+                        outcomes[message] = single.Finish(new RelayOutcome.RetryLater(HeldBackFloor, batch[message].Attempt, $"POST {call.Request.Path}: resent without the profiles Klaviyo refused"), batch[message].MessageId, batch[message].Attempt);
+                        break;
+                    default:
+                        outcomes[message] = single.Finish(ToOutcome(verdict, batch[message]), batch[message].MessageId, batch[message].Attempt);
+                        break;
+                }
+            }
+        }
+    }
+
+    private void Count(KlaviyoRequest request, int items, KlaviyoResponse response)
+    {
+        if (response is not KlaviyoResponse.HeldBack)
+        {
+            metrics.BulkCallSent(request.Endpoint, items);
+        }
+    }
+
+    /// <summary>The single-call plan of a message a bulk call sent back: an event's own call, else its whole plan again.</summary>
+    private static RequestPlan? SinglePlanOf(BatchPlan plan, IReadOnlyList<BatchMessage> batch, int message) =>
+        plan.EventPieces.TryGetValue(message, out var piece) && piece.Single is { } request ? new RequestPlan([PlanStep.Fixed(request)]) : null;
+
+    private bool CanStart(TimeSpan longest, DateTimeOffset deadline) => time.GetUtcNow() + longest <= deadline;
+
+    private RelayOutcome PutOff(BatchMessage message) =>
+        single.Finish(new RelayOutcome.RetryLater(HeldBackFloor, message.Attempt, OutOfTime), message.MessageId, message.Attempt);
 
     private static IEnumerable<EventsBulkCall> Rebuild(BatchPlan plan, List<int> messages)
     {

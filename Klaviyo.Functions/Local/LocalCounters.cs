@@ -26,6 +26,8 @@ internal sealed class LocalCounters
             case RelayOutcome.RetryLater:
                 Interlocked.Increment(ref _retried);
                 break;
+            case RelayOutcome.AwaitingJob:
+                break; // counted when its job's tracker settles it
             default:
                 Interlocked.Increment(ref _deadLettered);
                 break;

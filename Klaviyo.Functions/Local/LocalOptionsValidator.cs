@@ -19,7 +19,10 @@ internal sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
         {
             failures.Add("Local__DatabasePath is required");
         }
-        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.Concurrency), options.Concurrency, 1, 256);
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.Concurrency), options.Concurrency, 1, 64);
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.BatchSize), options.BatchSize, 1, 1000);
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.MinBatchSize), options.MinBatchSize, 1, 1000);
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.BatchWait), options.BatchWait, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.ShutdownGrace), options.ShutdownGrace, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.DuplicateWindow), options.DuplicateWindow, TimeSpan.Zero, TimeSpan.FromDays(7));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.MaxBacklog), options.MaxBacklog, 1L, 100_000_000L);

@@ -7,10 +7,12 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Local;
 
 /// <summary>
-/// Local mode's stand-in for the queue trigger: leases due events from the SQLite queue in batches (as many as there
-/// are free consumers), runs each through the same <see cref="RelaySettler"/> as <see cref="RelayFunction"/>, and
-/// settles with <see cref="LocalSettlement"/>. On stop it stops taking events, lets in-flight ones finish for up to
-/// <see cref="LocalOptions.ShutdownGrace"/> (then settles the rest as retries), and leaves the backlog in the database.
+/// Local mode's stand-in for the batched queue trigger: <see cref="LocalOptions.Concurrency"/> consumers each lease a
+/// batch of due events from the SQLite queue (up to <see cref="LocalOptions.BatchSize"/>; with fewer than
+/// <see cref="LocalOptions.MinBatchSize"/> ready it waits up to <see cref="LocalOptions.BatchWait"/> for more), run it
+/// through the same <see cref="RelaySettler"/> as <see cref="RelayFunction"/>, and settle with <see cref="LocalSettlement"/>.
+/// On stop they stop taking events, let in-flight batches finish for up to <see cref="LocalOptions.ShutdownGrace"/>,
+/// and leave the backlog in the database.
 /// </summary>
 internal sealed partial class LocalRelayWorker(
     SqliteEventQueue queue,
@@ -26,13 +28,14 @@ internal sealed partial class LocalRelayWorker(
 
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort = new();
-    private readonly SemaphoreSlim _slots = new(options.Value.Concurrency, options.Value.Concurrency);
-    private Task _pump = Task.CompletedTask;
+    private readonly SemaphoreSlim _leasing = new(1, 1);
+    private Task[] _consumers = [];
+    private long _lastPrune = time.GetTimestamp();
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _pump = Task.Run(PumpAsync, CancellationToken.None);
-        LogStarted(logger, options.Value.Concurrency, queue.Path, queue.Counts().Waiting);
+        _consumers = Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(ConsumeAsync, CancellationToken.None)).ToArray();
+        LogStarted(logger, options.Value.Concurrency, options.Value.BatchSize, queue.Path, queue.Counts().Waiting);
         return Task.CompletedTask;
     }
 
@@ -40,8 +43,7 @@ internal sealed partial class LocalRelayWorker(
     {
         queue.Close(); // the ingest now answers 503
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await _pump.ConfigureAwait(false);
-        var drained = DrainAsync();
+        var drained = Task.WhenAll(_consumers);
         if (await Task.WhenAny(drained, Task.Delay(options.Value.ShutdownGrace, time, cancellationToken)).ConfigureAwait(false) != drained)
         {
             await _abort.CancelAsync().ConfigureAwait(false);
@@ -54,50 +56,14 @@ internal sealed partial class LocalRelayWorker(
     {
         _stopping.Dispose();
         _abort.Dispose();
-        _slots.Dispose();
+        _leasing.Dispose();
     }
 
-    private async Task PumpAsync()
+    private async Task ConsumeAsync()
     {
-        var concurrency = options.Value.Concurrency;
-        var lastPrune = time.GetUtcNow();
         while (!_stopping.IsCancellationRequested)
         {
-            try
-            {
-                await _slots.WaitAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            var take = 1;
-            while (take < concurrency && _slots.Wait(0))
-            {
-                take++;
-            }
-            IReadOnlyList<LeasedEvent> batch = [];
-            try
-            {
-                batch = await queue.LeaseAsync(take, options.Value.LeaseDuration).ConfigureAwait(false);
-                if (time.GetUtcNow() - lastPrune > PruneInterval)
-                {
-                    await queue.PruneDuplicatesAsync().ConfigureAwait(false);
-                    lastPrune = time.GetUtcNow();
-                }
-            }
-            catch (Exception ex)
-            {
-                LogLeaseFailed(logger, ex.GetType().Name, ex.Message);
-            }
-            if (batch.Count < take)
-            {
-                _slots.Release(take - batch.Count);
-            }
-            foreach (var leased in batch)
-            {
-                _ = Task.Run(() => RelayAsync(leased), CancellationToken.None);
-            }
+            var batch = await TakeBatchAsync().ConfigureAwait(false);
             if (batch.Count == 0)
             {
                 try
@@ -108,44 +74,83 @@ internal sealed partial class LocalRelayWorker(
                 {
                     break;
                 }
+                continue;
             }
+            await RelayAsync(batch).ConfigureAwait(false);
         }
     }
 
-    private async Task RelayAsync(LeasedEvent leased)
+    /// <summary>One consumer leases at a time, so batches fill instead of splitting what is ready among consumers.</summary>
+    private async Task<List<LeasedEvent>> TakeBatchAsync()
     {
+        var batch = new List<LeasedEvent>();
         try
         {
-            // Per event, as the Functions host creates the function per invocation: the typed Klaviyo client is transient.
-            var settler = services.GetRequiredService<RelaySettler>();
-            var outcome = await settler.RelayAsync(settlement, new RelayDelivery<LeasedEvent>(leased, leased.EventMessageId, leased.Body, leased.Attempt), _abort.Token).ConfigureAwait(false);
-            counters.Add(outcome);
+            await _leasing.WaitAsync(_stopping.Token).ConfigureAwait(false);
         }
-        catch (Exception ex)
+        catch (OperationCanceledException)
         {
-            // Settlement failed (the database refused the write): the lease lapses and the event is handed out again.
-            LogSettleFailed(logger, ex.GetType().Name, leased.EventMessageId);
+            return batch;
+        }
+        try
+        {
+            var size = options.Value.BatchSize;
+            batch.AddRange(await queue.LeaseAsync(size, options.Value.LeaseDuration).ConfigureAwait(false));
+            var waitUntil = time.GetUtcNow() + options.Value.BatchWait;
+            while (batch.Count > 0 && batch.Count < Math.Min(options.Value.MinBatchSize, size) && time.GetUtcNow() < waitUntil && !_stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    await queue.WaitForEventsAsync(waitUntil - time.GetUtcNow(), _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                batch.AddRange(await queue.LeaseAsync(size - batch.Count, options.Value.LeaseDuration).ConfigureAwait(false));
+            }
+            if (time.GetElapsedTime(Interlocked.Read(ref _lastPrune)) > PruneInterval)
+            {
+                Interlocked.Exchange(ref _lastPrune, time.GetTimestamp());
+                await queue.PruneDuplicatesAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // What was leased stays leased and is handed out again when the lease lapses.
+            LogLeaseFailed(logger, ex.GetType().Name, ex.Message);
         }
         finally
         {
-            _slots.Release();
+            _leasing.Release();
         }
+        return batch;
     }
 
-    private async Task DrainAsync()
+    private async Task RelayAsync(List<LeasedEvent> batch)
     {
-        for (var i = 0; i < options.Value.Concurrency; i++)
+        try
         {
-            await _slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            // Per batch, as the Functions host creates the function per invocation: the typed Klaviyo client is transient.
+            var settler = services.GetRequiredService<RelaySettler>();
+            foreach (var outcome in await settler.RelayBatchAsync(settlement, batch.Select(LocalSettlement.Delivery).ToList(), _abort.Token).ConfigureAwait(false))
+            {
+                counters.Add(outcome);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Settlement failed (the database refused the write): the leases lapse and the events are handed out again.
+            LogSettleFailed(logger, ex.GetType().Name, batch.Count);
         }
     }
 
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s), queue {Path} ({Waiting} event(s) waiting)")]
-    private static partial void LogStarted(ILogger logger, int concurrency, string path, long waiting);
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Local relay started: {Concurrency} consumer(s) of batches up to {BatchSize}, queue {Path} ({Waiting} event(s) waiting)")]
+    private static partial void LogStarted(ILogger logger, int concurrency, int batchSize, string path, long waiting);
 
     [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Could not lease events from the local queue ({ExceptionType}: {Reason}); trying again")]
     private static partial void LogLeaseFailed(ILogger logger, string exceptionType, string reason);
 
-    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Could not settle {MessageId} ({ExceptionType}); it is handed out again when its lease lapses")]
-    private static partial void LogSettleFailed(ILogger logger, string exceptionType, string messageId);
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Could not settle a batch of {Count} ({ExceptionType}); its events are handed out again when their leases lapse")]
+    private static partial void LogSettleFailed(ILogger logger, string exceptionType, int count);
 }

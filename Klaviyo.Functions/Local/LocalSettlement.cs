@@ -39,6 +39,16 @@ internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetter
     public async Task DeferAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
         Report(messages, await queue.DeferAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
 
+    public async Task<IReadOnlyList<RelayDelivery<LeasedEvent>>> ReceiveDeferredAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken) =>
+        (await queue.ReceiveDeferredAsync(sequences).WaitAsync(cancellationToken).ConfigureAwait(false)).Select(Delivery).ToList();
+
+    public Task SendLaterAsync(Queue.QueuedEvent message, DateTimeOffset due, CancellationToken cancellationToken) =>
+        queue.ScheduleAsync(message, due, cancellationToken).WaitAsync(cancellationToken);
+
+    /// <summary>How the relay reads a leased event.</summary>
+    public static RelayDelivery<LeasedEvent> Delivery(LeasedEvent leased) =>
+        new(leased, leased.EventMessageId, leased.Body, leased.Attempt, leased.Sequence, leased.Subject);
+
     private void Report(IReadOnlyList<LeasedEvent> messages, int settled)
     {
         if (settled < messages.Count)

@@ -21,6 +21,8 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.AddRelayProcessing();
         services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
             sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
+        services.TryAddSingleton(sp => new DeferredReceiver(
+            sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         return services;
     }
 
@@ -33,6 +35,10 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new RetrySchedule());
         services.TryAddTransient<RelayProcessor>();
+        services.TryAddTransient<Bulk.BatchPlanner>();
+        services.TryAddTransient<Bulk.BulkRelayProcessor>();
+        services.TryAddTransient<Bulk.ImportJobClient>();
+        services.TryAddTransient<Bulk.ImportJobTracker>();
         services.TryAddTransient<RelaySettler>();
         services.TryAddTransient<DeadLetterReplayer>();
         return services;

@@ -5,36 +5,56 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Klaviyo.Functions.Relay;
 
-/// <summary>Queue trigger: reads the message and hands it to <see cref="RelaySettler"/>, which runs the processor and
-/// settles on Service Bus (complete, schedule a copy + complete, or dead-letter).</summary>
+/// <summary>Queue trigger, in batches (spec 8.1): reads the messages and hands them to <see cref="RelaySettler"/>, which
+/// decides the whole batch and settles every message on its own on Service Bus (complete, schedule a copy + complete,
+/// defer for an import job, or dead-letter). The batch options are in host.json (README explains each value).</summary>
 public sealed class RelayFunction
 {
     private readonly RelaySettler settler;
     private readonly IEventQueue queue;
+    private readonly DeferredReceiver? deferred;
 
     /// <summary>The worker activates function classes through their public constructors; the collaborators are
     /// internal, so it resolves them here.</summary>
     public RelayFunction(IServiceProvider services)
-        : this(services.GetRequiredService<RelaySettler>(), services.GetRequiredService<IEventQueue>())
+        : this(services.GetRequiredService<RelaySettler>(), services.GetRequiredService<IEventQueue>(), services.GetService<DeferredReceiver>())
     {
     }
 
-    internal RelayFunction(RelaySettler settler, IEventQueue queue)
+    internal RelayFunction(RelaySettler settler, IEventQueue queue, DeferredReceiver? deferred = null)
     {
         this.settler = settler;
         this.queue = queue;
+        this.deferred = deferred;
     }
 
     public const string Name = "Relay";
 
     [Function(Name)]
     public Task RunAsync(
-        [ServiceBusTrigger("%EventsQueueName%", Connection = MessageProperties.ConnectionName, AutoCompleteMessages = false)]
-        ServiceBusReceivedMessage message,
+        [ServiceBusTrigger("%EventsQueueName%", Connection = MessageProperties.ConnectionName, AutoCompleteMessages = false, IsBatched = true)]
+        ServiceBusReceivedMessage[] messages,
         ServiceBusMessageActions actions,
         CancellationToken cancellationToken) =>
-        settler.RelayAsync(
-            new ServiceBusSettlement(actions, queue),
-            new RelayDelivery<ServiceBusReceivedMessage>(message, RelayMessage.EventMessageId(message), message.Body.ToMemory(), RelayMessage.Attempt(message)),
+        settler.RelayBatchAsync(
+            new ServiceBusSettlement(actions, queue, deferred is null ? null : () => deferred.Receiver),
+            messages.Select(ServiceBusSettlement.Delivery).ToList(),
             cancellationToken);
+}
+
+/// <summary>The receiver that takes deferred messages back (an import job's tracker settles them): one per app, made on
+/// first use, on the events queue.</summary>
+internal sealed class DeferredReceiver(ServiceBusClient client, string queueName) : IAsyncDisposable
+{
+    private readonly Lazy<ServiceBusReceiver> _receiver = new(() => client.CreateReceiver(queueName));
+
+    public ServiceBusReceiver Receiver => _receiver.Value;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_receiver.IsValueCreated)
+        {
+            await _receiver.Value.DisposeAsync().ConfigureAwait(false);
+        }
+    }
 }

@@ -24,6 +24,9 @@ internal static class RelayMessage
     /// (<c>␟replay-</c> + 19 digits + <c>␟wait-</c> + 19 digits + <c>␟attempt-</c> + 10 digits = 71).</summary>
     public const int MaxPlainEventIdLength = ServiceBusEventQueue.MaxMessageIdLength - 71;
 
+    /// <summary>Subject of an import job's tracker message (spec 8.3): the ingest only ever sets an event type.</summary>
+    public const string ImportJobSubject = "import-job";
+
     private const string AttemptPart = "attempt-";
     private const string ReplayPart = "replay-";
     private const string HashPart = "sha256:";
@@ -94,6 +97,11 @@ internal static class RelayMessage
         deadLetterSequenceNumber < 0
             ? throw new ArgumentOutOfRangeException(nameof(deadLetterSequenceNumber), deadLetterSequenceNumber, "Sequence numbers are not negative.")
             : $"{Root(eventMessageId)}{Separator}{ReplayPart}{deadLetterSequenceNumber.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The id of poll <paramref name="poll"/> of a job's tracker: starts with <see cref="Separator"/>, so no
+    /// sender's id can equal it, and differs per poll, so duplicate detection keeps each.</summary>
+    public static string TrackerMessageId(string jobId, int poll) =>
+        $"{Separator}job-{(jobId.Length <= MaxPlainEventIdLength ? jobId : Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(jobId)))[..HashHexLength])}{Separator}poll-{poll.ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>The event's id as the start of a copy's id: as it is when short enough, else <c>␟sha256:&lt;hex&gt;</c>
     /// (which starts with the separator, so it cannot be mistaken for a short id either).</summary>

@@ -32,6 +32,10 @@ internal abstract record RelayOutcome
     /// <paramref name="NextAttempt"/> equal to the current attempt puts the delivery off without spending an attempt (relay not ready).</summary>
     public sealed record RetryLater(TimeSpan Delay, int NextAttempt, string Cause) : RelayOutcome;
 
+    /// <summary>Handed to Klaviyo in import job <paramref name="JobId"/>, not yet confirmed (spec 8.3): parked (deferred)
+    /// until the job's tracker settles it.</summary>
+    public sealed record AwaitingJob(string JobId) : RelayOutcome;
+
     /// <summary>Cannot be delivered as it is: dead-letter with the reason and a description a person can act on.</summary>
     public sealed record DeadLetter(DeadLetterReason Reason, string Description) : RelayOutcome;
 }

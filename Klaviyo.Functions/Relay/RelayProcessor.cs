@@ -33,10 +33,9 @@ internal sealed partial class RelayProcessor(
     /// <param name="attempt">1-based attempt number of this delivery.</param>
     public Task<RelayOutcome> ProcessAsync(ReadOnlyMemory<byte> body, string messageId, int attempt, CancellationToken cancellationToken = default)
     {
-        if (KlaviyoOptionsValidator.IsUnresolvedKeyVaultReference(klaviyoOptions.Value.PrivateApiKey))
+        if (NotReady(messageId, attempt) is { } notReady)
         {
-            // Not ready (spec section 6): no Klaviyo call, no dead letter; put off as the same attempt.
-            return Task.FromResult(Finish(new RelayOutcome.RetryLater(schedule.DelayAfter(NotReadyDelayStep, null), attempt, KeyNotResolved), messageId, attempt));
+            return Task.FromResult(notReady);
         }
         TransformResult result;
         try
@@ -56,6 +55,12 @@ internal sealed partial class RelayProcessor(
             _ => throw new InvalidOperationException($"Unknown transform result {result.GetType().Name}."),
         };
     }
+
+    /// <summary>Not ready (spec section 6): no Klaviyo call, no dead letter; put off as the same attempt. Null when ready.</summary>
+    internal RelayOutcome? NotReady(string messageId, int attempt) =>
+        KlaviyoOptionsValidator.IsUnresolvedKeyVaultReference(klaviyoOptions.Value.PrivateApiKey)
+            ? Finish(new RelayOutcome.RetryLater(schedule.DelayAfter(NotReadyDelayStep, null), attempt, KeyNotResolved), messageId, attempt)
+            : null;
 
     /// <summary>Runs a plan's calls in order. Any failure ends the plan; a retry later re-runs it whole (every call is idempotent).</summary>
     public async Task<RelayOutcome> ExecuteAsync(RequestPlan plan, string messageId, int attempt, CancellationToken cancellationToken = default)
@@ -136,7 +141,7 @@ internal sealed partial class RelayProcessor(
     /// <c>InvalidEvent</c>. The message is retried like a transient failure (a fix deployed meanwhile delivers it) and,
     /// when attempts run out, dead-lettered <c>ProcessingFailed</c> with the exception's type and message.
     /// </summary>
-    private RelayOutcome Failed(Exception ex, string messageId, int attempt)
+    internal RelayOutcome Failed(Exception ex, string messageId, int attempt)
     {
         LogBug(logger, ex, messageId, attempt);
         var description = DescribeBug(ex, transformer.Options.PrivateApiKey);
@@ -195,6 +200,8 @@ internal sealed partial class RelayProcessor(
             case RelayOutcome.RetryLater retry:
                 metrics.RetryScheduled(retry.NextAttempt);
                 Log.RetryLater(logger, messageId, attempt, retry.NextAttempt, retry.Delay, retry.Cause);
+                return outcome;
+            case RelayOutcome.AwaitingJob:
                 return outcome;
             case RelayOutcome.DeadLetter dead:
                 var bounded = dead.Description.Length <= MaxDescriptionLength ? dead : dead with { Description = dead.Description[..(MaxDescriptionLength - 1)] + "…" };

@@ -6,7 +6,7 @@ namespace Klaviyo.Functions.Relay;
 /// with one call; <see cref="DeferAsync"/> parks messages until something else settles them.
 /// </summary>
 /// <typeparam name="TMessage">The queue's handle of a received message.</typeparam>
-internal interface IRelaySettlement<in TMessage>
+internal interface IRelaySettlement<TMessage>
 {
     /// <summary>Delivered or deliberately skipped: remove from the queue.</summary>
     Task CompleteAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
@@ -24,10 +24,18 @@ internal interface IRelaySettlement<in TMessage>
 
     /// <summary>Park: kept, not handed out again, until settled later by whoever parked it.</summary>
     Task DeferAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
+
+    /// <summary>Takes parked messages back by sequence number, locked for settling; those already settled are absent.</summary>
+    Task<IReadOnlyList<RelayDelivery<TMessage>>> ReceiveDeferredAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken);
+
+    /// <summary>Puts a new message on the queue, visible at <paramref name="due"/> (an import job's tracker).</summary>
+    Task SendLaterAsync(Queue.QueuedEvent message, DateTimeOffset due, CancellationToken cancellationToken);
 }
 
 /// <summary>One received message as the relay reads it, whatever the queue.</summary>
 /// <param name="EventMessageId">The event's own messageId (for logs and Klaviyo's <c>unique_id</c>).</param>
 /// <param name="Body">The event as UTF-8 JSON.</param>
 /// <param name="Attempt">1-based attempt of this delivery.</param>
-internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt);
+/// <param name="Sequence">The queue's sequence number of the message (to take it back once parked).</param>
+/// <param name="Subject">The message's subject: the event type, or <see cref="RelayMessage.ImportJobSubject"/> for a tracker.</param>
+internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt, long Sequence = 0, string Subject = "");

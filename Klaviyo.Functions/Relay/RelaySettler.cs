@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Bulk;
 using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -10,6 +11,8 @@ namespace Klaviyo.Functions.Relay;
 /// </summary>
 internal sealed partial class RelaySettler(
     RelayProcessor processor,
+    BulkRelayProcessor bulk,
+    ImportJobTracker tracker,
     RetrySchedule schedule,
     IOptions<RelayOptions> options,
     TimeProvider time,
@@ -82,6 +85,188 @@ internal sealed partial class RelaySettler(
     }
 
     /// <summary>
+    /// Processes and settles a batch (spec 8.1): the bulk processor decides the events, each import job's tracker is
+    /// queued before its messages are parked, trackers in the batch are checked, and every message is settled on its
+    /// own (grouped by identical action, so the local queue commits once per group). One message's failed settlement
+    /// gives back only that message. A host stop or a bug affects the messages it hit, as in <see cref="RelayAsync"/>.
+    /// </summary>
+    /// <returns>The outcome of every event message settled: those of the batch (a tracker is the relay's own and has
+    /// none), then those an ended job's tracker took back.</returns>
+    public async Task<IReadOnlyList<RelayOutcome>> RelayBatchAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, CancellationToken cancellationToken)
+    {
+        // No lock renewal in batch mode: everything must be settled within the lock taken when the batch was received.
+        var deadline = time.GetUtcNow() + RelayOptions.MessageLockDuration - RelayOptions.SettlementAllowance;
+        var results = new List<RelayOutcome>();
+        var events = Enumerable.Range(0, deliveries.Count).Where(i => deliveries[i].Subject != RelayMessage.ImportJobSubject).ToList();
+        var trackers = Enumerable.Range(0, deliveries.Count).Where(i => deliveries[i].Subject == RelayMessage.ImportJobSubject).ToList();
+
+        if (events.Count > 0)
+        {
+            var decision = await DecideAsync(events.Select(i => deliveries[i]).ToList(), deadline, cancellationToken).ConfigureAwait(false);
+            var settled = events.Select((index, k) => (Delivery: deliveries[index], Outcome: decision.Outcomes[k])).ToList();
+            using (var bounded = new CancellationTokenSource(SettlementTimeout, time))
+            {
+                foreach (var job in decision.Jobs)
+                {
+                    var parked = job.ItemMessages.SelectMany(m => m).Distinct().ToList();
+                    try
+                    {
+                        // The tracker first: a parked message without one would wait for its time to live.
+                        var (message, due) = tracker.Start(job, job.ItemMessages.Select(item => (IReadOnlyList<long>)item.Select(k => deliveries[events[k]].Sequence).ToArray()).ToList());
+                        await settlement.SendLaterAsync(message, due, bounded.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        LogTrackerFailed(logger, job.JobId, ex.GetType().Name);
+                        foreach (var k in parked)
+                        {
+                            // Not parked: retried as a transient failure, so a later job carries it.
+                            settled[k] = (settled[k].Delivery, processor.RetryOrGiveUp(null, $"the tracker of import job {job.JobId} could not be queued", settled[k].Delivery.Attempt));
+                        }
+                    }
+                }
+                await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
+            }
+            results.AddRange(settled.Select(s => s.Outcome));
+        }
+        foreach (var index in trackers)
+        {
+            results.AddRange(await TrackAsync(settlement, deliveries[index], cancellationToken).ConfigureAwait(false));
+        }
+        return results;
+    }
+
+    private async Task<BatchDecision> DecideAsync<TMessage>(IReadOnlyList<RelayDelivery<TMessage>> events, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await bulk.ProcessAsync(events.Select(d => new BatchMessage(d.EventMessageId, d.Body, d.Attempt)).ToList(), deadline, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            LogInterrupted(logger, $"a batch of {events.Count}", events[0].Attempt);
+            return new BatchDecision(events.Select(d => (RelayOutcome)new RelayOutcome.RetryLater(TimeSpan.Zero, d.Attempt + 1, "interrupted by a host stop")).ToList(), []);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A bug outside what the processor catches per message: every message of the batch is retried, then
+            // dead-lettered ProcessingFailed once its attempts ran out.
+            LogUnexpected(logger, ex, $"a batch of {events.Count}", events[0].Attempt);
+            var bug = processor.DescribeBug(ex);
+            var maxAttempts = options.Value.MaxAttempts;
+            return new BatchDecision(events.Select(d => d.Attempt < maxAttempts
+                ? (RelayOutcome)new RelayOutcome.RetryLater(schedule.DelayAfter(d.Attempt, null), d.Attempt + 1, bug)
+                : new RelayOutcome.DeadLetter(DeadLetterReason.ProcessingFailed, Bounded($"{maxAttempts} attempt(s) failed in the relay's own code; last: {bug}"))).ToList(), []);
+        }
+    }
+
+    /// <summary>
+    /// One tracker message (spec 8.3): asks Klaviyo about its job; while the job runs (or Klaviyo cannot answer now) a
+    /// tracker for the next poll is queued before this one is completed; once it ended, its parked messages are taken
+    /// back and settled by the verdict of their profile, then the tracker is completed. A tracker that cannot be read is
+    /// dead-lettered (its parked messages, if any, come out at their time to live).
+    /// </summary>
+    private async Task<IReadOnlyList<RelayOutcome>> TrackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, CancellationToken cancellationToken)
+    {
+        TrackerStep step;
+        IReadOnlyList<RelayOutcome> outcomes = [];
+        try
+        {
+            step = await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return outcomes; // left to its lock: handed out again, the job asked about again
+        }
+        using var bounded = new CancellationTokenSource(SettlementTimeout, time);
+        try
+        {
+            switch (step)
+            {
+                case TrackerStep.PollAgain again:
+                    await settlement.SendLaterAsync(again.Next, again.Due, bounded.Token).ConfigureAwait(false);
+                    break;
+                case TrackerStep.Settle settle:
+                    var parked = await settlement.ReceiveDeferredAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
+                    var settled = parked.Select(d => (Delivery: d, Outcome: processor.Finish(ToOutcome(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
+                    await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
+                    outcomes = settled.Select(s => s.Outcome).ToList();
+                    break;
+                case TrackerStep.Unreadable unreadable:
+                    LogTrackerUnreadable(logger, unreadable.Reason);
+                    await settlement.DeadLetterAsync([delivery.Message], nameof(DeadLetterReason.MalformedMessage), "import job tracker: " + unreadable.Reason, bounded.Token).ConfigureAwait(false);
+                    return outcomes;
+            }
+            await settlement.CompleteAsync([delivery.Message], bounded.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException && !bounded.IsCancellationRequested)
+        {
+            // Given back: the next delivery of the tracker asks again; parked messages already settled are skipped then.
+            await GiveBackEachAsync(settlement, [delivery], "track", ex).ConfigureAwait(false);
+        }
+        return outcomes;
+    }
+
+    private RelayOutcome ToOutcome(BulkVerdict verdict, int attempt) => verdict switch
+    {
+        BulkVerdict.Delivered => new RelayOutcome.Delivered(1),
+        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason, dead.Description),
+        BulkVerdict.RetryLater retry => processor.RetryOrGiveUp(retry.RetryAfter, retry.Cause, attempt),
+        _ => throw new InvalidOperationException($"No outcome for {verdict.GetType().Name}."),
+    };
+
+    /// <summary>Settles each message by its outcome, one queue call per distinct action; a group whose call fails is
+    /// given back message by message.</summary>
+    private async Task SettleEachAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<(RelayDelivery<TMessage> Delivery, RelayOutcome Outcome)> settled, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        foreach (var group in settled.GroupBy(s => SettlementKey(s.Outcome)))
+        {
+            var outcome = group.First().Outcome;
+            var messages = group.Select(s => s.Delivery.Message).ToList();
+            try
+            {
+                await SettleAsync(settlement, messages, outcome, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
+            {
+                await GiveBackEachAsync(settlement, group.Select(s => s.Delivery).ToList(), ActionOf(outcome), ex).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static object SettlementKey(RelayOutcome outcome) => outcome switch
+    {
+        RelayOutcome.Delivered or RelayOutcome.Skipped => "complete",
+        RelayOutcome.RetryLater retry => (retry.NextAttempt, retry.Delay),
+        RelayOutcome.DeadLetter dead => (dead.Reason, dead.Description),
+        RelayOutcome.AwaitingJob => "defer",
+        _ => outcome,
+    };
+
+    /// <summary>Like <see cref="GiveBackAsync"/> for several messages, each on its own: one that cannot be given back
+    /// (its lock already gone) is left to its lock and does not stop the others.</summary>
+    private async Task GiveBackEachAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, string action, Exception failure)
+    {
+        var recorded = $"{action}: {failure.GetType().Name}";
+        LogSettlementFailed(logger, recorded, deliveries.Count == 1 ? deliveries[0].EventMessageId : $"{deliveries.Count} messages", deliveries[0].Attempt, GiveBackDelay);
+        using var bounded = new CancellationTokenSource(GiveBackDelay + GiveBackTimeout, time);
+        await Task.Delay(GiveBackDelay, time, bounded.Token).ConfigureAwait(false);
+        foreach (var delivery in deliveries)
+        {
+            metrics.SettlementFailed(action);
+            try
+            {
+                await settlement.GiveBackAsync([delivery.Message], new Dictionary<string, object> { [SettlementFailureProperty] = recorded }, bounded.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                LogGiveBackFailed(logger, delivery.EventMessageId, ex.GetType().Name);
+            }
+        }
+    }
+
+    /// <summary>
     /// A settlement call threw (the broker refused the copy, the complete or the dead letter): wait
     /// <see cref="GiveBackDelay"/>, then give the message back with <see cref="SettlementFailureProperty"/> so it is
     /// delivered again. Each give-back spends one delivery; past the queue's maxDeliveryCount the broker dead-letters
@@ -103,6 +288,7 @@ internal sealed partial class RelaySettler(
     {
         RelayOutcome.Delivered or RelayOutcome.Skipped => "complete",
         RelayOutcome.RetryLater => "retry",
+        RelayOutcome.AwaitingJob => "defer",
         _ => "dead-letter",
     };
 
@@ -112,6 +298,7 @@ internal sealed partial class RelaySettler(
         RelayOutcome.Delivered or RelayOutcome.Skipped => settlement.CompleteAsync(messages, cancellationToken),
         RelayOutcome.RetryLater retry => settlement.RetryAsync(messages, retry.NextAttempt, time.GetUtcNow() + retry.Delay, cancellationToken),
         RelayOutcome.DeadLetter dead => settlement.DeadLetterAsync(messages, dead.Reason.ToString(), dead.Description, cancellationToken),
+        RelayOutcome.AwaitingJob => settlement.DeferAsync(messages, cancellationToken),
         _ => throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}; the message is left to its lock."),
     };
 
@@ -120,6 +307,15 @@ internal sealed partial class RelaySettler(
 
     [LoggerMessage(EventId = 3210, Level = LogLevel.Warning, Message = "Settling event {MessageId} attempt {Attempt} failed ({SettlementFailure}); it is given back after {Delay} and delivered again")]
     private static partial void LogSettlementFailed(ILogger logger, string settlementFailure, string messageId, int attempt, TimeSpan delay);
+
+    [LoggerMessage(EventId = 3211, Level = LogLevel.Error, Message = "The tracker of import job {JobId} could not be queued ({ExceptionType}); its messages are retried instead of parked")]
+    private static partial void LogTrackerFailed(ILogger logger, string jobId, string exceptionType);
+
+    [LoggerMessage(EventId = 3212, Level = LogLevel.Error, Message = "An import job tracker could not be read ({Reason}); it is dead-lettered")]
+    private static partial void LogTrackerUnreadable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3213, Level = LogLevel.Warning, Message = "Could not give back {MessageId} ({ExceptionType}); it is delivered again when its lock lapses")]
+    private static partial void LogGiveBackFailed(ILogger logger, string messageId, string exceptionType);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} was interrupted by a host stop; a retry is scheduled")]
     private static partial void LogInterrupted(ILogger logger, string messageId, int attempt);

@@ -1,0 +1,89 @@
+using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay;
+
+namespace Klaviyo.Functions.Bulk;
+
+/// <summary>What to do with a tracker message once its job was asked about.</summary>
+internal abstract record TrackerStep
+{
+    private TrackerStep() { }
+
+    /// <summary>The job still runs, or Klaviyo could not answer now: queue <paramref name="Next"/> for <paramref name="Due"/>.</summary>
+    public sealed record PollAgain(QueuedEvent Next, DateTimeOffset Due) : TrackerStep;
+
+    /// <summary>The job ended: take the parked messages back and settle each by its verdict (by sequence number).</summary>
+    public sealed record Settle(IReadOnlyList<long> Sequences, IReadOnlyDictionary<long, BulkVerdict> Verdicts) : TrackerStep;
+
+    /// <summary>The tracker's body is not a ticket (never written by the relay).</summary>
+    public sealed record Unreadable(string Reason) : TrackerStep;
+}
+
+/// <summary>
+/// Import job tracking (spec 8.3). Waiting for a job holds no lock: the job's messages are parked (deferred) and a
+/// tracker message carrying the job id and their sequence numbers is scheduled on the same queue. Each time the tracker
+/// comes round, the job is asked about once; while it runs, a tracker for the next poll is scheduled (a growing
+/// interval, <see cref="PollDelays"/>). Everything lives in the queue, so a restart loses nothing: the next instance
+/// picks the tracker up. A job still unfinished after <see cref="MaxWait"/> retries its messages.
+/// </summary>
+internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time)
+{
+    /// <summary>From the job's start: Klaviyo's small jobs finish in seconds, large ones in minutes.</summary>
+    public static readonly IReadOnlyList<TimeSpan> PollDelays =
+        [TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(60)];
+
+    /// <summary>How long a job may run before its messages are retried in a new one.</summary>
+    public static readonly TimeSpan MaxWait = TimeSpan.FromHours(6);
+
+    /// <summary>The first tracker of a job Klaviyo just accepted, and when it is due.</summary>
+    public (QueuedEvent Tracker, DateTimeOffset Due) Start(StartedJob job, IReadOnlyList<IReadOnlyList<long>> sequencesPerItem)
+    {
+        var ticket = JobTicket.ForJob(job.Request, job.JobId, sequencesPerItem, time.GetUtcNow());
+        return (Tracker(ticket), time.GetUtcNow() + PollDelays[0]);
+    }
+
+    public async Task<TrackerStep> CheckAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        if (!JobTicket.TryParse(body.Span, out var ticket, out var error))
+        {
+            return new TrackerStep.Unreadable(error);
+        }
+        var check = await client.CheckAsync(ticket!, cancellationToken).ConfigureAwait(false);
+        var waited = time.GetUtcNow() - ticket!.CreatedAt;
+        switch (check)
+        {
+            case ImportJobCheck.Settled settled:
+                return Settle(ticket, settled.PerItem);
+            case ImportJobCheck.Running or ImportJobCheck.NotNow when waited > MaxWait:
+                return Settle(ticket, ticket.Items.Select(_ => (BulkVerdict)new BulkVerdict.RetryLater(null, $"import job {ticket.JobId} of POST {ticket.Path} did not finish within {MaxWait}")).ToList());
+            case ImportJobCheck.NotNow notNow:
+                var delay = Delay(ticket.Polls);
+                return Again(ticket, notNow.RetryAfter is { } after && after > delay ? after : delay);
+            default:
+                return Again(ticket, Delay(ticket.Polls));
+        }
+    }
+
+    private TrackerStep.PollAgain Again(JobTicket ticket, TimeSpan delay)
+    {
+        var next = ticket.Polled();
+        return new TrackerStep.PollAgain(Tracker(next), time.GetUtcNow() + delay);
+    }
+
+    private static TrackerStep.Settle Settle(JobTicket ticket, IReadOnlyList<BulkVerdict> perItem)
+    {
+        var verdicts = new Dictionary<long, BulkVerdict>();
+        for (var item = 0; item < ticket.Items.Count; item++)
+        {
+            foreach (var sequence in ticket.Items[item].Sequences)
+            {
+                verdicts[sequence] = perItem[item];
+            }
+        }
+        return new TrackerStep.Settle(verdicts.Keys.ToList(), verdicts);
+    }
+
+    private static TimeSpan Delay(int polls) => PollDelays[Math.Clamp(polls, 0, PollDelays.Count - 1)];
+
+    private static QueuedEvent Tracker(JobTicket ticket) =>
+        new(RelayMessage.TrackerMessageId(ticket.JobId, ticket.Polls + 1), RelayMessage.ImportJobSubject, ticket.Serialize(), 1, "import-job:" + ticket.JobId);
+}
