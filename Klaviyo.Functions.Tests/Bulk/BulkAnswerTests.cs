@@ -94,14 +94,14 @@ public sealed class BulkAnswerTests
         Assert.IsTrue(verdicts.Values.All(v => v is BulkVerdict.Delivered));
     }
 
-    private static CarriedCall FiveHundredProfileJob()
+    private static JobTicket FiveHundredProfileJob()
     {
         var profiles = Enumerable.Range(0, 500)
             .Select(i => ProfilePiece.FromProfileImport(((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Plan.Steps[0].Build()))
             .ToList();
         var call = ProfileImportJobBuilder.Build(null, profiles).Single();
-        // Message 1000 + k carried by profile k.
-        return new CarriedCall(call.Request, call.Items.Select(k => (IReadOnlyList<int>)[1000 + k]).ToArray());
+        // Message (sequence) 1000 + k carried by profile k.
+        return JobTicket.ForJob(call.Request, "J1", call.Items.Select(k => (IReadOnlyList<long>)[1000L + k]).ToArray(), DateTimeOffset.UnixEpoch);
     }
 
     private static byte[] Utf8(string json) => Encoding.UTF8.GetBytes(json);
@@ -121,9 +121,9 @@ public sealed class BulkAnswerTests
         var verdicts = ImportJobAnswer.Settle(job, state, page.Errors);
 
         Assert.HasCount(500, verdicts);
-        Assert.AreEqual(498, verdicts.Values.Count(v => v is BulkVerdict.Delivered));
-        Assert.Contains("phone_number is not valid", ((BulkVerdict.DeadLetter)verdicts[1017]).Description);
-        Assert.Contains("email is not valid", ((BulkVerdict.DeadLetter)verdicts[1321]).Description);
+        Assert.AreEqual(498, verdicts.Count(v => v is BulkVerdict.Delivered));
+        Assert.Contains("phone_number is not valid", ((BulkVerdict.DeadLetter)verdicts[17]).Description);
+        Assert.Contains("email is not valid", ((BulkVerdict.DeadLetter)verdicts[321]).Description);
         Assert.IsNull(page.Next);
     }
 
@@ -136,7 +136,7 @@ public sealed class BulkAnswerTests
 
         var verdicts = ImportJobAnswer.Settle(FiveHundredProfileJob(), state, []);
 
-        Assert.IsTrue(verdicts.Values.All(v => v is BulkVerdict.RetryLater { SpendsAttempt: true }));
+        Assert.IsTrue(verdicts.All(v => v is BulkVerdict.RetryLater { SpendsAttempt: true }));
         Assert.HasCount(500, verdicts);
     }
 
@@ -147,7 +147,7 @@ public sealed class BulkAnswerTests
     {
         var state = ImportJobAnswer.ParseStatus(Utf8("""{"data":{"attributes":{"status":""" + "\"" + status + "\"}}}"));
 
-        Assert.IsTrue(ImportJobAnswer.Settle(FiveHundredProfileJob(), state, null).Values.All(v => v is BulkVerdict.Pending));
+        Assert.IsTrue(ImportJobAnswer.Settle(FiveHundredProfileJob(), state, null).All(v => v is BulkVerdict.Pending));
     }
 
     [TestMethod]
@@ -161,7 +161,7 @@ public sealed class BulkAnswerTests
         var state = ImportJobAnswer.ParseStatus(Utf8(body));
 
         Assert.IsInstanceOfType<ImportJobState.Unreadable>(state);
-        Assert.IsTrue(ImportJobAnswer.Settle(FiveHundredProfileJob(), state, []).Values.All(v => v is BulkVerdict.RetryLater));
+        Assert.IsTrue(ImportJobAnswer.Settle(FiveHundredProfileJob(), state, []).All(v => v is BulkVerdict.RetryLater));
     }
 
     [TestMethod]
@@ -175,7 +175,7 @@ public sealed class BulkAnswerTests
         var complete = new ImportJobState.Complete(0);
 
         Assert.IsNull(page);
-        Assert.IsTrue(ImportJobAnswer.Settle(FiveHundredProfileJob(), complete, page?.Errors).Values.All(v => v is BulkVerdict.RetryLater));
+        Assert.IsTrue(ImportJobAnswer.Settle(FiveHundredProfileJob(), complete, page?.Errors).All(v => v is BulkVerdict.RetryLater));
     }
 
     [TestMethod]
@@ -184,7 +184,22 @@ public sealed class BulkAnswerTests
         var verdicts = ImportJobAnswer.Settle(FiveHundredProfileJob(), new ImportJobState.Complete(3),
             [new ImportError(4, null, "invalid: bad"), new ImportError(null, "nobody", "invalid: who?")]);
 
-        Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(verdicts[1004]);
-        Assert.AreEqual(499, verdicts.Values.Count(v => v is BulkVerdict.RetryLater));
+        Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(verdicts[4]);
+        Assert.AreEqual(499, verdicts.Count(v => v is BulkVerdict.RetryLater));
+    }
+
+    [TestMethod]
+    public void ImportJob_PayloadIdentityOfTwoItems_NeitherDeadLetteredTheOthersRetry()
+    {
+        var job = FiveHundredProfileJob();
+        var twin = job with { Items = [job.Items[0], job.Items[0] with { Sequences = [9] }, .. job.Items.Skip(2)] };
+
+        ImportError[] errors = [new ImportError(null, "\u001fp0@example.com\u001f\u001fu-0\u001f\u001f", "invalid: which one?")];
+
+        var alone = ImportJobAnswer.Settle(job, new ImportJobState.Complete(1), errors);
+        var verdicts = ImportJobAnswer.Settle(twin, new ImportJobState.Complete(1), errors);
+
+        Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(alone[0], "the payload is profile 0's");
+        Assert.IsTrue(verdicts.All(v => v is BulkVerdict.RetryLater), "an error that fits two profiles is tied to neither");
     }
 }

@@ -85,9 +85,10 @@ public sealed class LoadRunnerFakeKlaviyoTests
         Assert.AreEqual(HttpStatusCode.Accepted, created.StatusCode);
         Assert.IsInstanceOfType<ImportJobState.Running>(early);
         Assert.AreEqual(2, Assert.IsInstanceOfType<ImportJobState.Complete>(late).FailedCount);
-        var verdicts = ImportJobAnswer.Settle(job, late, errors.Errors);
-        Assert.AreEqual(2, verdicts.Values.Count(v => v is BulkVerdict.DeadLetter));
-        Assert.AreEqual(498, verdicts.Values.Count(v => v is BulkVerdict.Delivered));
+        var ticket = JobTicket.ForJob(job.Request, id!, job.ItemMessages.Select(m => (IReadOnlyList<long>)m.Select(x => (long)x).ToArray()).ToArray(), DateTimeOffset.UnixEpoch);
+        var verdicts = ImportJobAnswer.Settle(ticket, late, errors.Errors);
+        Assert.AreEqual(2, verdicts.Count(v => v is BulkVerdict.DeadLetter));
+        Assert.AreEqual(498, verdicts.Count(v => v is BulkVerdict.Delivered));
         Assert.AreEqual(500, fake.ImportedProfiles);
     }
 

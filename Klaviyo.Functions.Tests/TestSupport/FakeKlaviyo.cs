@@ -47,6 +47,19 @@ internal sealed class FakeKlaviyo : IDisposable
         return this;
     }
 
+    /// <summary>Answers GETs of <paramref name="path"/>; with <paramref name="query"/>, only those carrying that query
+    /// parameter (taking precedence over an answer without one for the same path).</summary>
+    public FakeKlaviyo AnswerGet(string path, int status, string? body = null, IDictionary<string, string>? headers = null, (string Name, string Value)? query = null)
+    {
+        var request = Request.Create().WithPath(path).UsingGet();
+        if (query is { } q)
+        {
+            request = request.WithParam(q.Name, q.Value);
+        }
+        Server.Given(request).AtPriority(query is null ? 10 : 1).RespondWith(Build(status, body, headers, null));
+        return this;
+    }
+
     /// <summary>Answers the listed statuses in turn, then the last one for ever.</summary>
     public FakeKlaviyo AnswerInTurn(string path, params (int Status, string? Body)[] answers) =>
         AnswerInTurnWithHeaders(path, [.. answers.Select(a => (a.Status, a.Body, (IDictionary<string, string>?)null))]);

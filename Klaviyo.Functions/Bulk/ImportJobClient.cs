@@ -90,7 +90,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
     private async Task<(IReadOnlyList<ImportError>? Errors, string? Unreadable, ImportJobCheck? Stop)> ReadErrorsAsync(JobTicket ticket, string job, CancellationToken cancellationToken)
     {
         var errorsPath = KlaviyoApi.ImportErrorsPath(ticket.JobId);
-        var path = $"{errorsPath}?page%5Bsize%5D={ErrorsPageSize.ToString(CultureInfo.InvariantCulture)}";
+        var path = $"{errorsPath}?page[size]={ErrorsPageSize.ToString(CultureInfo.InvariantCulture)}";
         var visited = new HashSet<string>(StringComparer.Ordinal);
         var all = new List<ImportError>();
         for (var page = 1; ; page++)
@@ -114,7 +114,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
                     }
                     break;
                 case KlaviyoResponse.Rejected rejected:
-                    return (null, $"page {page}: " + Answered(KlaviyoRequest.Get(KlaviyoEndpoint.GetImportErrors, errorsPath), rejected.StatusCode, rejected.Errors), null);
+                    return (null, $"page {page}: " + Answered(request, rejected.StatusCode, rejected.Errors), null);
                 default:
                     return (null, null, NotSettled(ticket, job, request, response));
             }
@@ -140,15 +140,15 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
     {
         path = "";
         var baseUri = new Uri(options.Value.BaseUrl.TrimEnd('/') + "/");
-        if (!Uri.TryCreate(next, UriKind.Absolute, out var uri))
+        if (!Uri.TryCreate(next, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
         {
-            refused = "is not an absolute URL";
+            refused = "is not an absolute http(s) URL";
             return false;
         }
         if (uri.Scheme != baseUri.Scheme || !string.Equals(uri.Host, baseUri.Host, StringComparison.OrdinalIgnoreCase)
             || uri.Port != baseUri.Port || uri.UserInfo.Length > 0)
         {
-            refused = $"points at another host than Klaviyo__BaseUrl ({uri.Scheme}://{Cut(uri.Authority)})";
+            refused = $"points at another host ({uri.Scheme}://{Cut(uri.Authority)}) than Klaviyo__BaseUrl ({baseUri.Scheme}://{baseUri.Authority})";
             return false;
         }
         if (!string.Equals(uri.AbsolutePath, baseUri.AbsolutePath.TrimEnd('/') + errorsPath, StringComparison.Ordinal))
@@ -189,7 +189,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
     }
 
     private static string Answered(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
-        $"GET {request.Path} answered {status.ToString(CultureInfo.InvariantCulture)}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
+        $"GET {request.Path.Split('?')[0]} answered {status.ToString(CultureInfo.InvariantCulture)}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
 
     /// <summary>Klaviyo has no reason to echo the key, but import error details end up in dead-letter descriptions.</summary>
     private string Redact(string text)
