@@ -27,7 +27,7 @@ public sealed class BulkAnswerTests
 
         Assert.HasCount(10, verdicts);
         var three = (BulkVerdict.DeadLetter)verdicts[call.Entries[3][0][0]];
-        Assert.AreEqual(DeadLetterReason.KlaviyoRejected, three.Reason);
+        Assert.AreEqual(BulkRefusal.KlaviyoRejected, three.Reason);
         Assert.Contains("bad email", three.Description);
         Assert.Contains("/data/attributes/events-bulk-create/data/3", three.Description);
         Assert.Contains("bad time", ((BulkVerdict.DeadLetter)verdicts[call.Entries[7][0][0]]).Description);
@@ -82,7 +82,7 @@ public sealed class BulkAnswerTests
     {
         var verdicts = EventsBulkAnswer.Interpret(TenEntryCall(), new KlaviyoResponse.Unauthorized(status, [new("not_authenticated", null, "Missing or invalid private key.", null, null)]));
 
-        Assert.IsTrue(verdicts.Values.All(v => v is BulkVerdict.DeadLetter { Reason: DeadLetterReason.KlaviyoUnauthorized }));
+        Assert.IsTrue(verdicts.Values.All(v => v is BulkVerdict.DeadLetter { Reason: BulkRefusal.KlaviyoUnauthorized }));
         Assert.Contains("Missing or invalid private key.", ((BulkVerdict.DeadLetter)verdicts[0]).Description);
     }
 

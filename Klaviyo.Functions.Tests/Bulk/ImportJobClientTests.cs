@@ -85,7 +85,7 @@ public sealed class ImportJobClientTests
 
         Assert.AreEqual(498, verdicts.Count(v => v is BulkVerdict.Delivered));
         var phone = Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(verdicts[17]);
-        Assert.AreEqual(DeadLetterReason.KlaviyoRejected, phone.Reason);
+        Assert.AreEqual(BulkRefusal.KlaviyoRejected, phone.Reason);
         Assert.Contains("phone_number is not valid", phone.Description);
         Assert.Contains("/data/attributes/profiles/data/17", phone.Description);
         var email = Assert.IsInstanceOfType<BulkVerdict.DeadLetter>(verdicts[321]);
@@ -334,7 +334,7 @@ public sealed class ImportJobClientTests
 
         var verdicts = Settled(await client.CheckAsync(Ticket500, TestContext.CancellationToken), "unauthorized");
 
-        Assert.IsTrue(verdicts.All(v => v is BulkVerdict.DeadLetter { Reason: DeadLetterReason.KlaviyoUnauthorized }));
+        Assert.IsTrue(verdicts.All(v => v is BulkVerdict.DeadLetter { Reason: BulkRefusal.KlaviyoUnauthorized }));
         var description = ((BulkVerdict.DeadLetter)verdicts[0]).Description;
         Assert.Contains($"GET {refusedPath} answered {status}: not_authenticated: Missing or invalid private key.", description);
         Assert.EndsWith("check Klaviyo__PrivateApiKey and its scopes", description);

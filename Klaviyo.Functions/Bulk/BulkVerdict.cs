@@ -1,4 +1,3 @@
-using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Bulk;
 
@@ -11,7 +10,7 @@ internal abstract record BulkVerdict
     public sealed record Delivered : BulkVerdict;
 
     /// <summary>Dead-letter with <paramref name="Reason"/> (<c>KlaviyoRejected</c>, <c>KlaviyoUnauthorized</c>) and Klaviyo's detail.</summary>
-    public sealed record DeadLetter(DeadLetterReason Reason, string Description) : BulkVerdict;
+    public sealed record DeadLetter(BulkRefusal Reason, string Description) : BulkVerdict;
 
     /// <summary>
     /// Try again later, no sooner than <paramref name="RetryAfter"/>. <paramref name="SpendsAttempt"/> is false when
@@ -27,4 +26,13 @@ internal abstract record BulkVerdict
 
     /// <summary>An asynchronous job has not finished; nothing is settled yet.</summary>
     public sealed record Pending : BulkVerdict;
+}
+
+/// <summary>Why Klaviyo refused a message's part of a bulk call for good; the relay dead-letters it under the same name.</summary>
+internal enum BulkRefusal
+{
+    /// <summary>A non-retryable answer about the message's entry or profile (400, an import error).</summary>
+    KlaviyoRejected,
+    /// <summary>401 or 403: the key is wrong or lacks the endpoint's scope.</summary>
+    KlaviyoUnauthorized,
 }

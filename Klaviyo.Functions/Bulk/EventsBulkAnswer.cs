@@ -1,6 +1,5 @@
 using System.Globalization;
 using Klaviyo.Functions.Klaviyo;
-using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Bulk;
 
@@ -26,7 +25,7 @@ internal static class EventsBulkAnswer
             case KlaviyoResponse.Transient transient:
                 return Each(all, new BulkVerdict.RetryLater(transient.RetryAfter, transient.Description));
             case KlaviyoResponse.Unauthorized unauthorized:
-                return Each(all, new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoUnauthorized,
+                return Each(all, new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoUnauthorized,
                     Describe(call, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"));
             case KlaviyoResponse.Rejected rejected:
                 return Rejected(call, rejected, all);
@@ -66,7 +65,7 @@ internal static class EventsBulkAnswer
         foreach (var message in all)
         {
             verdicts[message] = refused.TryGetValue(message, out var errors)
-                ? new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoRejected, Describe(call, rejected.StatusCode, errors))
+                ? new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoRejected, Describe(call, rejected.StatusCode, errors))
                 : new BulkVerdict.Resend();
         }
         return verdicts;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Bulk;
 
@@ -158,7 +157,7 @@ internal static class ImportJobAnswer
         for (var item = 0; item < verdicts.Length; item++)
         {
             verdicts[item] = refused.TryGetValue(item, out var details)
-                ? new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoRejected, $"{job}: " + string.Join("; ", details))
+                ? new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoRejected, $"{job}: " + string.Join("; ", details))
                 : unconfirmed
                     ? new BulkVerdict.RetryLater(null, $"{job} reported {failedCount?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "some"} failed profile(s) not all tied to a profile"
                         + (unattributed.Count > 0 ? ": " + unattributed[0] : ""))

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
-using Klaviyo.Functions.Relay;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -168,7 +167,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
         KlaviyoResponse.HeldBack held => new ImportJobCheck.NotNow(held.RetryAfter, Redact($"{job}: {held.Description}")),
         KlaviyoResponse.Transient transient => new ImportJobCheck.NotNow(transient.RetryAfter, Redact($"{job}: {transient.Description}")),
         KlaviyoResponse.Unauthorized unauthorized => Settle(ticket, "unauthorized", ImportJobAnswer.Each(ticket, new BulkVerdict.DeadLetter(
-            DeadLetterReason.KlaviyoUnauthorized,
+            BulkRefusal.KlaviyoUnauthorized,
             $"{job}: {Answered(request, unauthorized.StatusCode, unauthorized.Errors)} — check Klaviyo__PrivateApiKey and its scopes"))),
         _ => throw new InvalidOperationException($"Unexpected Klaviyo response {response.GetType().Name} here."),
     };

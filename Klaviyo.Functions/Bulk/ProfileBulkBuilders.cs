@@ -5,6 +5,12 @@ using Klaviyo.Functions.Transform;
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>One bulk call and the input items (indices) it carries, in body order.</summary>
+/// <summary>A bulk call and, per item of its body (a profile, a subscription), the batch messages that item carries.</summary>
+internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages)
+{
+    public IEnumerable<int> Messages => ItemMessages.SelectMany(m => m);
+}
+
 internal sealed record BulkCall(KlaviyoRequest Request, IReadOnlyList<int> Items);
 
 /// <summary>

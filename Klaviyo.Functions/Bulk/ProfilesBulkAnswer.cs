@@ -1,6 +1,5 @@
 using System.Globalization;
 using Klaviyo.Functions.Klaviyo;
-using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Bulk;
 
@@ -27,7 +26,7 @@ internal static class ProfilesBulkAnswer
             case KlaviyoResponse.Transient transient:
                 return Each(all, new BulkVerdict.RetryLater(transient.RetryAfter, transient.Description));
             case KlaviyoResponse.Unauthorized unauthorized:
-                return Each(all, new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoUnauthorized,
+                return Each(all, new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoUnauthorized,
                     Describe(call, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"));
             case KlaviyoResponse.Rejected rejected:
                 return Rejected(call, rejected, all);
@@ -62,7 +61,7 @@ internal static class ProfilesBulkAnswer
             return Each(all, new BulkVerdict.SendSingly(Describe(call, rejected.StatusCode, rejected.Errors)));
         }
         return all.ToDictionary(m => m, m => refused.TryGetValue(m, out var errors)
-            ? (BulkVerdict)new BulkVerdict.DeadLetter(DeadLetterReason.KlaviyoRejected, Describe(call, rejected.StatusCode, errors))
+            ? (BulkVerdict)new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoRejected, Describe(call, rejected.StatusCode, errors))
             : new BulkVerdict.Resend());
     }
 

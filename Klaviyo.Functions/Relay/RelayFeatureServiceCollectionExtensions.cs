@@ -35,10 +35,10 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new RetrySchedule());
         services.TryAddTransient<RelayProcessor>();
-        services.TryAddTransient<Bulk.BatchPlanner>();
-        services.TryAddTransient<Bulk.BulkRelayProcessor>();
+        services.TryAddTransient<BatchPlanner>();
+        services.TryAddTransient<BulkRelayProcessor>();
         services.TryAddTransient<Bulk.ImportJobClient>();
-        services.TryAddTransient<Bulk.ImportJobTracker>();
+        services.TryAddTransient<ImportJobTracker>();
         services.TryAddTransient<RelaySettler>();
         services.TryAddTransient<DeadLetterReplayer>();
         return services;

@@ -214,7 +214,7 @@ internal sealed partial class RelaySettler(
     private RelayOutcome ToOutcome(BulkVerdict verdict, int attempt) => verdict switch
     {
         BulkVerdict.Delivered => new RelayOutcome.Delivered(1),
-        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason, dead.Description),
+        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason == BulkRefusal.KlaviyoUnauthorized ? DeadLetterReason.KlaviyoUnauthorized : DeadLetterReason.KlaviyoRejected, dead.Description),
         BulkVerdict.RetryLater retry => processor.RetryOrGiveUp(retry.RetryAfter, retry.Cause, attempt),
         _ => throw new InvalidOperationException($"No outcome for {verdict.GetType().Name}."),
     };

@@ -1,7 +1,7 @@
 using Klaviyo.Functions.Queue;
-using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Bulk;
 
-namespace Klaviyo.Functions.Bulk;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>What to do with a tracker message once its job was asked about.</summary>
 internal abstract record TrackerStep

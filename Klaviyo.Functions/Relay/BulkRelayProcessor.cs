@@ -1,11 +1,11 @@
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
-using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Options;
+using Klaviyo.Functions.Bulk;
 
-namespace Klaviyo.Functions.Bulk;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>An import job Klaviyo accepted: its id, the POST that started it, and per profile item the batch messages
 /// it carries (only those now <see cref="RelayOutcome.AwaitingJob"/>; an item with none is not tracked).</summary>
@@ -216,7 +216,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
     private RelayOutcome ToOutcome(BulkVerdict verdict, BatchMessage message) => verdict switch
     {
         BulkVerdict.Delivered => new RelayOutcome.Delivered(1),
-        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason, dead.Description),
+        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason == BulkRefusal.KlaviyoUnauthorized ? DeadLetterReason.KlaviyoUnauthorized : DeadLetterReason.KlaviyoRejected, dead.Description),
         BulkVerdict.RetryLater { SpendsAttempt: false } held => new RelayOutcome.RetryLater(Max(held.RetryAfter ?? HeldBackFloor, HeldBackFloor), message.Attempt, held.Cause),
         BulkVerdict.RetryLater retry => single.RetryOrGiveUp(retry.RetryAfter, retry.Cause, message.Attempt),
         _ => throw new InvalidOperationException($"No outcome for {verdict.GetType().Name}."),

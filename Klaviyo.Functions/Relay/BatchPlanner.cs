@@ -1,20 +1,14 @@
 using System.Text.Json;
 using Klaviyo.Functions.Klaviyo;
-using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Options;
+using Klaviyo.Functions.Bulk;
 
-namespace Klaviyo.Functions.Bulk;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>One queue message of a batch: its messageId, body (the event as UTF-8 JSON) and 1-based attempt.</summary>
 internal sealed record BatchMessage(string MessageId, ReadOnlyMemory<byte> Body, int Attempt);
-
-/// <summary>A bulk call and, per item of its body (a profile, a subscription), the batch messages that item carries.</summary>
-internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages)
-{
-    public IEnumerable<int> Messages => ItemMessages.SelectMany(m => m);
-}
 
 /// <summary>A message sent on its own (below <c>Relay__BulkThreshold</c>): its plan as the single-call relay runs it.</summary>
 internal sealed record SingleDelivery(int Message, RequestPlan Plan);
