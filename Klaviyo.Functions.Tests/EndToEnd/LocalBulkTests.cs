@@ -68,6 +68,34 @@ public sealed class LocalBulkTests
         klaviyo.AssertNoUnexpectedCalls();
     }
 
+    [TestMethod]
+    public async Task LocalMode_DryRun_BatchesPrintTheirBulkCallsAndSettleAsDelivered()
+    {
+        var database = Path.Combine(Path.GetTempPath(), $"klaviyo-bulk-dry-{Guid.NewGuid():N}.db");
+        await using var app = await LocalAppProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Klaviyo__PrivateApiKey"] = Key,
+            ["Klaviyo__DryRun"] = "true",
+            ["Local__DatabasePath"] = database,
+            ["Local__DeadLetterPath"] = database + ".jsonl",
+        }, TimeSpan.FromSeconds(30));
+        var body = "[" + string.Join(",", Enumerable.Range(0, 12).Select(Track).Concat(Enumerable.Range(0, 12).Select(Identify))) + "]";
+        using (var http = new HttpClient())
+        using (var response = await http.PostAsync(app.BaseUrl + "/api/events", new StringContent(body, Encoding.UTF8, "application/json"), TestContext.CancellationToken))
+        {
+            Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        var done = await WaitForHealthAsync(app, backlog => (int)backlog["deferred"]! + (int)backlog["ready"]! + (int)backlog["scheduled"]! + (int)backlog["leased"]! == 0);
+
+        Assert.AreEqual(0, (int)done["backlog"]!["deadLettered"]!);
+        Assert.AreEqual(0, await app.StopAsync(Patience));
+        Assert.Contains("24 delivered, 0 skipped, 0 dead-lettered, 0 still queued", app.Output, "the dry-run import job completes like a real one");
+        Assert.Contains("[dry run] POST /api/event-bulk-create-jobs", app.Output);
+        Assert.Contains("[dry run] POST /api/profile-bulk-import-jobs", app.Output);
+        Assert.DoesNotContain(Key, app.Output);
+    }
+
     private async Task<LocalAppProcess> StartAsync(string klaviyoBaseUrl, string database) =>
         await LocalAppProcess.StartAsync(new Dictionary<string, string>
         {
