@@ -146,7 +146,9 @@ public sealed class BatchRelayTests
         await new RelayFunction(host.Settler, host.Queue).RunAsync([.. Profiles(10)], actions, TestContext.CancellationToken);
         var receiver = new RecordingReceiver();
         receiver.Hold(actions.Deferred);
-        var first = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject).Event;
+        var (first, due) = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject);
+        Assert.AreEqual(host.Time!.GetUtcNow() + ImportJobTracker.FirstPoll, due, "first asked once the batch that deferred the messages has settled");
+        host.Time.Advance(ImportJobTracker.FirstPoll);
         var trackerActions = new RecordingMessageActions();
 
         await new RelayFunction(host.Settler, host.Queue, () => receiver).RunAsync([AsReceived(first)], trackerActions, TestContext.CancellationToken);

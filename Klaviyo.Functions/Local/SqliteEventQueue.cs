@@ -125,9 +125,11 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Commits every new event of a request in one transaction, or none: duplicates of the window are
     /// dropped (answered 202 all the same), and a request that would take the backlog past <c>Local:MaxBacklog</c>
     /// is refused whole with <see cref="BacklogFullException"/>.</summary>
-    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null);
+    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null, fromIngest: true);
 
-    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt);
+    /// <summary>The relay's own message for later (an import job's tracker): taken while stopping and past
+    /// <c>Local:MaxBacklog</c>, since it replaces one the relay is settling and guards events already accepted.</summary>
+    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt, fromIngest: false);
 
     /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
     /// for <paramref name="leaseFor"/>, oldest first, in one commit.</summary>
@@ -229,12 +231,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         _available.Dispose();
     }
 
-    private async Task InsertAsync(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due)
+    private async Task InsertAsync(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due, bool fromIngest)
     {
         var now = Now();
         var added = await WriteAsync(transaction =>
         {
-            if (_closed)
+            if (_closed && fromIngest)
             {
                 throw new QueueClosedException();
             }
@@ -251,7 +253,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                     }
                 }
             }
-            if (_backlog + fresh.Count > _maxBacklog)
+            if (fromIngest && _backlog + fresh.Count > _maxBacklog)
             {
                 throw new BacklogFullException(_maxBacklog);
             }
