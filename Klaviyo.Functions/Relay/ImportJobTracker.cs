@@ -69,9 +69,10 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
         }
     }
 
-    /// <summary>No time left in this invocation to ask: the same poll again shortly, under a new id.</summary>
-    public TrackerStep Postpone(ReadOnlyMemory<byte> body) =>
-        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, PollDelays[0]) : new TrackerStep.Unreadable(error);
+    /// <summary>Not asking now (no time left in this invocation, or the relay is not ready): the same poll again after
+    /// <paramref name="delay"/> (default the shortest poll interval), under a new id.</summary>
+    public TrackerStep Postpone(ReadOnlyMemory<byte> body, TimeSpan? delay = null) =>
+        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, delay ?? PollDelays[0]) : new TrackerStep.Unreadable(error);
 
     private TrackerStep.PollAgain Again(JobTicket ticket, TimeSpan delay)
     {

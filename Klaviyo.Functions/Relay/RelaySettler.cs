@@ -126,9 +126,11 @@ internal sealed partial class RelaySettler(
         {
             // A status and a page of errors must fit before the deadline, or the tracker comes back in a later batch
             // (left to its lock instead, each lapse would spend one of its deliveries).
-            step = time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
-                ? tracker.Postpone(delivery.Body)
-                : await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
+            step = processor.NotReady(delivery.EventMessageId, delivery.Attempt) is RelayOutcome.RetryLater notReady
+                ? tracker.Postpone(delivery.Body, notReady.Delay) // no Klaviyo call with an unresolved key: a 401 would dead-letter the job's messages
+                : time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
+                    ? tracker.Postpone(delivery.Body)
+                    : await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
