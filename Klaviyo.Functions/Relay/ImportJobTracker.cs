@@ -96,5 +96,5 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
     private static TimeSpan Delay(int polls) => PollDelays[Math.Clamp(polls - 1, 0, PollDelays.Count - 1)];
 
     private static QueuedEvent Tracker(JobTicket ticket) =>
-        new(RelayMessage.TrackerMessageId(ticket.JobId, ticket.Polls + 1), RelayMessage.ImportJobSubject, ticket.Serialize(), 1, "import-job:" + ticket.JobId);
+        new(RelayMessage.TrackerMessageId(ticket.JobId, ticket.Items.SelectMany(i => i.Sequences).DefaultIfEmpty().Min(), ticket.Polls + 1), RelayMessage.ImportJobSubject, ticket.Serialize(), 1, "import-job:" + ticket.JobId);
 }
