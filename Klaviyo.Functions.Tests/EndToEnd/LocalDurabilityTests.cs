@@ -406,21 +406,8 @@ public sealed class LocalDurabilityTests
         return await http.SendAsync(request, TestContext.CancellationToken);
     }
 
-    private async Task<JsonNode> WaitForHealthAsync(LocalAppProcess app, Func<JsonNode, bool> backlogCondition, TimeSpan? patience = null)
-    {
-        using var http = new HttpClient();
-        var deadline = DateTime.UtcNow + (patience ?? Patience);
-        while (true)
-        {
-            var health = JsonNode.Parse(await http.GetStringAsync(app.BaseUrl + "/api/health", TestContext.CancellationToken))!;
-            if (backlogCondition(health["backlog"]!))
-            {
-                return health;
-            }
-            Assert.IsLessThan(deadline, DateTime.UtcNow, "health never reported the expected backlog: " + health.ToJsonString());
-            await Task.Delay(50, TestContext.CancellationToken);
-        }
-    }
+    private Task<JsonNode> WaitForHealthAsync(LocalAppProcess app, Func<JsonNode, bool> backlogCondition, TimeSpan? patience = null) =>
+        app.WaitForBacklogAsync(backlogCondition, patience ?? Patience, TestContext.CancellationToken);
 
     private string TempPath(string extension) => Path.Combine(Path.GetTempPath(), $"klaviyo-durable-{TestContext.TestName}-{Guid.NewGuid():N}{extension}");
 }

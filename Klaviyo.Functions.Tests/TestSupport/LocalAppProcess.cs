@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace Klaviyo.Functions.Tests.TestSupport;
 
@@ -131,6 +132,24 @@ internal sealed class LocalAppProcess : IAsyncDisposable
     }
 
     /// <summary>Asks the app to stop as Ctrl+C would (SIGINT) and waits for it to exit.</summary>
+    /// <summary>Polls <c>GET /api/health</c> until its <c>backlog</c> meets <paramref name="condition"/>; fails the test
+    /// with the last answer when <paramref name="patience"/> runs out.</summary>
+    public async Task<JsonNode> WaitForBacklogAsync(Func<JsonNode, bool> condition, TimeSpan patience, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow + patience;
+        while (true)
+        {
+            var health = JsonNode.Parse(await http.GetStringAsync(BaseUrl + "/api/health", cancellationToken))!;
+            if (condition(health["backlog"]!))
+            {
+                return health;
+            }
+            Assert.IsLessThan(deadline, DateTime.UtcNow, "health never reported the expected backlog: " + health.ToJsonString());
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
     public async Task<int> StopAsync(TimeSpan timeout)
     {
         if (!_process.HasExited)
