@@ -132,8 +132,8 @@ internal sealed class LocalAppProcess : IAsyncDisposable
     }
 
     /// <summary>Asks the app to stop as Ctrl+C would (SIGINT) and waits for it to exit.</summary>
-    /// <summary>Polls <c>GET /api/health</c> until its <c>backlog</c> meets <paramref name="condition"/>; fails the test
-    /// with the last answer when <paramref name="patience"/> runs out.</summary>
+    /// <summary>Polls <c>GET /api/health</c> until its <c>backlog</c> meets <paramref name="condition"/>; throws with the
+    /// last answer when <paramref name="patience"/> runs out (the load runner links this file too, without MSTest).</summary>
     public async Task<JsonNode> WaitForBacklogAsync(Func<JsonNode, bool> condition, TimeSpan patience, CancellationToken cancellationToken)
     {
         using var http = new HttpClient();
@@ -145,7 +145,10 @@ internal sealed class LocalAppProcess : IAsyncDisposable
             {
                 return health;
             }
-            Assert.IsLessThan(deadline, DateTime.UtcNow, "health never reported the expected backlog: " + health.ToJsonString());
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("health never reported the expected backlog: " + health.ToJsonString());
+            }
             await Task.Delay(50, cancellationToken);
         }
     }
