@@ -122,19 +122,26 @@ internal sealed partial class RelaySettler(
     {
         TrackerStep step;
         IReadOnlyList<RelayOutcome> outcomes = [];
+        // The job is asked about only until the batch's deadline (its import errors may take many pages); past it, or
+        // without time for a status and a page, the tracker comes back in a later batch (left to its lock instead, each
+        // lapse would spend one of its deliveries).
+        using var budget = new CancellationTokenSource(Max(deadline - time.GetUtcNow(), TimeSpan.Zero), time);
+        using var asking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, budget.Token);
         try
         {
-            // A status and a page of errors must fit before the deadline, or the tracker comes back in a later batch
-            // (left to its lock instead, each lapse would spend one of its deliveries).
             step = processor.NotReady(delivery.EventMessageId, delivery.Attempt) is RelayOutcome.RetryLater notReady
                 ? tracker.Postpone(delivery.Body, notReady.Delay) // no Klaviyo call with an unresolved key: a 401 would dead-letter the job's messages
                 : time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
                     ? tracker.Postpone(delivery.Body)
-                    : await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
+                    : await tracker.CheckAsync(delivery.Body, asking.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return outcomes; // left to its lock: handed out again, the job asked about again
+        }
+        catch (OperationCanceledException) when (budget.IsCancellationRequested)
+        {
+            step = tracker.Postpone(delivery.Body);
         }
         using var bounded = new CancellationTokenSource(SettlementTimeout, time);
         try
@@ -253,6 +260,8 @@ internal sealed partial class RelaySettler(
         RelayOutcome.AwaitingJob => settlement.DeferAsync(messages, cancellationToken),
         _ => throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}; the message is left to its lock."),
     };
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private static string Bounded(string description) =>
         description.Length <= RelayProcessor.MaxDescriptionLength ? description : description[..(RelayProcessor.MaxDescriptionLength - 1)] + "…";
