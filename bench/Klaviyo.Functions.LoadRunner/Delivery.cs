@@ -54,6 +54,9 @@ internal static partial class Delivery
             foreach (var app in apps)
             {
                 await app.StopAsync(TimeSpan.FromSeconds(60));
+                var log = Path.Combine(Path.GetTempPath(), $"load-app-{app.ProcessId}.log");
+                await File.WriteAllTextAsync(log, app.Output);
+                Console.WriteLine($"  app {app.ProcessId}: {SummaryTail(app.Output)} (its output: {log})");
                 var match = SummaryLine().Matches(app.Output).LastOrDefault();
                 summaries.Add(match is null ? [0, 0, 0, 0] : [.. match.Groups.Cast<Group>().Skip(1).Select(g => long.Parse(g.Value, CultureInfo.InvariantCulture))]);
                 if (match is null)
@@ -295,6 +298,9 @@ internal static partial class Delivery
         var sorted = values.Order().ToList();
         return sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
     }
+
+    private static string SummaryTail(string output) =>
+        output.Split('\n').LastOrDefault(l => l.Contains("Local relay stopped", StringComparison.Ordinal))?.Trim() ?? "(no summary line)";
 
     private static string Tail(string text, int lines) => string.Join('\n', text.Split('\n').TakeLast(lines));
 }
