@@ -53,10 +53,11 @@ internal static partial class Delivery
             var summaries = new List<long[]>();
             foreach (var app in apps)
             {
-                await app.StopAsync(TimeSpan.FromSeconds(60));
+                var stopping = Stopwatch.StartNew();
+                var exitCode = await app.StopAsync(TimeSpan.FromSeconds(60));
                 var log = Path.Combine(Path.GetTempPath(), $"load-app-{app.ProcessId}.log");
                 await File.WriteAllTextAsync(log, app.Output);
-                Console.WriteLine($"  app {app.ProcessId}: {SummaryTail(app.Output)} (its output: {log})");
+                Console.WriteLine($"  app {app.ProcessId}: stopped with exit code {exitCode} after {stopping.Elapsed.TotalSeconds:N1} s: {SummaryTail(app.Output)} (its output: {log})");
                 var match = SummaryLine().Matches(app.Output).LastOrDefault();
                 summaries.Add(match is null ? [0, 0, 0, 0] : [.. match.Groups.Cast<Group>().Skip(1).Select(g => long.Parse(g.Value, CultureInfo.InvariantCulture))]);
                 if (match is null)
