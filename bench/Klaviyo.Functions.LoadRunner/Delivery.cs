@@ -125,7 +125,7 @@ internal static partial class Delivery
         var start = Stopwatch.GetTimestamp();
         using var response = await http.PostAsync(path, content);
         var elapsed = Stopwatch.GetElapsedTime(start);
-        if ((int)response.StatusCode == 202 && path == "/api/events")
+        if ((int)response.StatusCode == 202 && contentType == "application/json")
         {
             using var doc = JsonDocument.Parse(await response.Content.ReadAsStreamAsync());
             Interlocked.Add(ref run.Accepted, doc.RootElement.GetProperty("accepted").GetInt32());
