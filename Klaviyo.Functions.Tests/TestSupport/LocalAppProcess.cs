@@ -152,7 +152,7 @@ internal sealed class LocalAppProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
-    private static bool IgnoresSigint(int pid)
+    internal static bool IgnoresSigint(int pid)
     {
         try
         {
