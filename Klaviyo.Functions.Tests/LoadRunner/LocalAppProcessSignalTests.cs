@@ -8,6 +8,8 @@ namespace Klaviyo.Functions.Tests.LoadRunner;
 [TestClass]
 public sealed class LocalAppProcessSignalTests
 {
+    public TestContext TestContext { get; set; } = null!;
+
     [TestMethod]
     [DataRow("exec sleep 30", false)]
     [DataRow("trap '' INT; exec sleep 30", true)]
@@ -16,7 +18,7 @@ public sealed class LocalAppProcessSignalTests
         using var process = Process.Start(new ProcessStartInfo("bash") { ArgumentList = { "-c", script }, UseShellExecute = false })!;
         try
         {
-            await Task.Delay(300);
+            await Task.Delay(300, TestContext.CancellationToken);
 
             // A test run that itself inherited SIGINT ignored passes it on to every child.
             Assert.AreEqual(expected || LocalAppProcess.IgnoresSigint(Environment.ProcessId), LocalAppProcess.IgnoresSigint(process.Id));
@@ -24,7 +26,7 @@ public sealed class LocalAppProcessSignalTests
         finally
         {
             process.Kill();
-            await process.WaitForExitAsync();
+            await process.WaitForExitAsync(TestContext.CancellationToken);
         }
     }
 }
