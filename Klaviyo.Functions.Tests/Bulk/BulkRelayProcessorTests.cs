@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Klaviyo.Functions.Bulk;
 using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
@@ -153,6 +154,63 @@ public sealed class BulkRelayProcessorTests
         Assert.IsInstanceOfType<RelayOutcome.Skipped>(outcomes[12]);
         Assert.AreEqual(10, outcomes.Count(o => o is RelayOutcome.Delivered));
         Assert.AreEqual(BulkPath, klaviyo.ReceivedPaths.Single());
+    }
+
+    private static BatchMessage ListedIdentify(int i, string listId) => BatchPlannerTests.Message($"p-{i}",
+        "{\"type\":\"identify\",\"messageId\":\"p-" + i + "\",\"userId\":\"p-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\",\"properties\":{\"listId\":\"" + listId + "\"}}}");
+
+    /// <summary>Profile p-i is answered id P(i+1), whatever order the imports arrive in.</summary>
+    private static FakeKlaviyo ProfileImportsAnsweringIds(int count)
+    {
+        var klaviyo = FakeKlaviyo.Start();
+        for (var i = 0; i < count; i++)
+        {
+            klaviyo.Server
+                .Given(WireMock.RequestBuilders.Request.Create().WithPath("/api/profile-import").UsingPost().WithBody(new WireMock.Matchers.WildcardMatcher($"*\"p{i}@example.com\"*")))
+                .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithBody(FakeKlaviyo.ProfileAnswer($"P{i + 1}")));
+        }
+        return klaviyo;
+    }
+
+    private static IEnumerable<string> Ids(ReceivedRequest listCall) => JsonNode.Parse(listCall.Body)!["data"]!.AsArray().Select(d => (string)d!["id"]!);
+
+    [TestMethod]
+    public async Task Batch_ListAdditionsBelowTheThreshold_OneListCallPerListCarryingEveryProfileId()
+    {
+        using var klaviyo = ProfileImportsAnsweringIds(5)
+            .Answer("/api/lists/L1/relationships/profiles", 204)
+            .Answer("/api/lists/L2/relationships/profiles", 204);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var batch = new[] { ListedIdentify(0, "L1"), ListedIdentify(1, "L2"), ListedIdentify(2, "L1"), ListedIdentify(3, "L1"), ListedIdentify(4, "L2") };
+
+        var outcomes = (await Processor(host).ProcessAsync(batch, Deadline(host), TestContext.CancellationToken)).Outcomes;
+
+        Assert.IsTrue(outcomes.All(o => o is RelayOutcome.Delivered), string.Join(", ", outcomes));
+        Assert.AreEqual(5, klaviyo.ReceivedPaths.Count(p => p == "/api/profile-import"), "each profile-import on its own: its answer holds the id");
+        var l1 = klaviyo.Received.Single(r => r.Path == "/api/lists/L1/relationships/profiles");
+        var l2 = klaviyo.Received.Single(r => r.Path == "/api/lists/L2/relationships/profiles");
+        Assert.HasCount(3, Ids(l1));
+        Assert.HasCount(2, Ids(l2));
+        Assert.AreSequenceEqual(new[] { "P1", "P2", "P3", "P4", "P5" }, Ids(l1).Concat(Ids(l2)).Order(StringComparer.Ordinal));
+        KlaviyoSchemas.AssertValid(new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, l1.Path, Encoding.UTF8.GetBytes(l1.Body)));
+    }
+
+    [TestMethod]
+    public async Task Batch_GroupedListCallRefused_RepeatedPerProfileSoOnlyTheRefusedOneIsDeadLettered()
+    {
+        using var klaviyo = ProfileImportsAnsweringIds(3)
+            .AnswerInTurn("/api/lists/L1/relationships/profiles",
+                (400, FakeKlaviyo.ErrorAnswer(400, "invalid", "One profile id is not valid.", "/data")),
+                (204, null), (400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Profile id is not valid.", "/data/0/id")), (204, null));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcomes = (await Processor(host).ProcessAsync([ListedIdentify(0, "L1"), ListedIdentify(1, "L1"), ListedIdentify(2, "L1")], Deadline(host), TestContext.CancellationToken)).Outcomes;
+
+        Assert.AreEqual(2, outcomes.Count(o => o is RelayOutcome.Delivered));
+        var refused = outcomes.OfType<RelayOutcome.DeadLetter>().Single();
+        Assert.AreEqual(DeadLetterReason.KlaviyoRejected, refused.Reason);
+        Assert.Contains("Profile id is not valid.", refused.Description);
+        Assert.AreEqual(4, klaviyo.ReceivedPaths.Count(p => p == "/api/lists/L1/relationships/profiles"), "one grouped call, then one per profile");
     }
 
     [TestMethod]

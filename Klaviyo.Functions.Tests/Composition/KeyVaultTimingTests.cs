@@ -119,6 +119,29 @@ public sealed class KeyVaultTimingTests
     }
 
     [TestMethod]
+    public async Task UnresolvedKeyVaultReference_ImportJobTracker_PutOffWithoutAskingKlaviyoAndNothingDeadLettered()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        var (host, queue) = await StartAsync(klaviyo.BaseUrl, TestContext.CancellationToken);
+        using var _ = host;
+        var job = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(global::Klaviyo.Functions.Klaviyo.KlaviyoEndpoint.BulkImportProfiles, "/api/profile-bulk-import-jobs",
+            Encoding.UTF8.GetBytes("""{"data":{"type":"profile-bulk-import-job","attributes":{"profiles":{"data":[{"type":"profile","attributes":{"email":"a@example.com"}}]}}}}"""));
+        var ticket = global::Klaviyo.Functions.Bulk.JobTicket.ForJob(job, "job-kv", [[41]], DateTimeOffset.UtcNow);
+        var tracker = RelayTestHost.Message(Encoding.UTF8.GetString(ticket.Serialize()), RelayMessage.TrackerMessageId("job-kv", 41, 1), subject: RelayMessage.ImportJobSubject);
+        var actions = new RecordingMessageActions();
+
+        await ActivatorUtilities.CreateInstance<RelayFunction>(host.Services).RunAsync(tracker, actions, TestContext.CancellationToken);
+
+        Assert.IsEmpty(klaviyo.Received, "a job poll with an unresolved key would be answered 401 and dead-letter the job's messages");
+        var (next, at) = queue.Scheduled.Single();
+        Assert.AreEqual(RelayMessage.ImportJobSubject, next.Subject);
+        Assert.AreEqual(RelayMessage.TrackerMessageId("job-kv", 41, 2), next.MessageId);
+        Assert.IsGreaterThan(DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30), at, "asked again once the reference may have resolved");
+        Assert.AreSequenceEqual(new[] { "Complete" }, actions.Calls.Select(c => c.Action).ToArray());
+        await host.StopAsync(TestContext.CancellationToken);
+    }
+
+    [TestMethod]
     public async Task UnresolvedSigningSecret_AppStarts_HealthNamesTheSetting_IngestAnswers503WithRetryAfterAndQueuesNothing()
     {
         const string signingReference = "@Microsoft.KeyVault(SecretUri=https://kv-timing.vault.azure.net/secrets/ingest-signing-secret/)";

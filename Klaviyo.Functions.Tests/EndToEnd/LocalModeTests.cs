@@ -198,21 +198,8 @@ public sealed class LocalModeTests
         return klaviyo.Received;
     }
 
-    private async Task<JsonNode> WaitForHealthAsync(LocalAppProcess app, Func<JsonNode, bool> backlogCondition)
-    {
-        using var http = new HttpClient();
-        var deadline = DateTime.UtcNow + Patience;
-        while (true)
-        {
-            var health = JsonNode.Parse(await http.GetStringAsync(app.BaseUrl + "/api/health", TestContext.CancellationToken))!;
-            if (backlogCondition(health["backlog"]!))
-            {
-                return health;
-            }
-            Assert.IsLessThan(deadline, DateTime.UtcNow, "health never reported the expected backlog: " + health.ToJsonString());
-            await Task.Delay(50, TestContext.CancellationToken);
-        }
-    }
+    private Task<JsonNode> WaitForHealthAsync(LocalAppProcess app, Func<JsonNode, bool> backlogCondition) =>
+        app.WaitForBacklogAsync(backlogCondition, Patience, TestContext.CancellationToken);
 
     private async Task<JsonElement> WaitForDeadLetterAsync(string path)
     {

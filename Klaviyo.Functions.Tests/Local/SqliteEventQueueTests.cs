@@ -165,6 +165,64 @@ public sealed class SqliteEventQueueTests
     }
 
     [TestMethod]
+    public void Open_WhileAnotherQueueOwnsTheDatabase_FailsNamingTheSettingAndTheOwner()
+    {
+        using var owner = Open();
+
+        var failure = Assert.ThrowsExactly<LocalStartupException>(() => Open());
+
+        Assert.StartsWith("Local__DatabasePath", failure.Message);
+        Assert.Contains("another relay process holds", failure.Message);
+    }
+
+    [TestMethod]
+    public async Task Open_AfterTheOwnerClosed_TakesTheDatabaseOver()
+    {
+        using (var first = Open())
+        {
+            await first.SendAsync([Event("m-1")], TestContext.CancellationToken);
+        }
+
+        using var second = Open();
+
+        Assert.AreEqual(1, second.Counts().Ready);
+    }
+
+    [TestMethod]
+    public async Task Open_LeasesLeftByAnEndedProcess_AreHandedOutAtOnceWithTheSameAttempt()
+    {
+        using (var crashed = Open())
+        {
+            await crashed.SendAsync([Event("m-1"), Event("m-2"), Event("m-3")], TestContext.CancellationToken);
+            Assert.HasCount(2, await crashed.LeaseAsync(2, Lease));
+            // never settled: the process "dies" holding them
+        }
+
+        using var reopened = Open();
+
+        Assert.AreEqual(2, reopened.LeasesReleasedAtOpen);
+        Assert.AreEqual(new BacklogCounts(3, 0, 0, 0, 0), reopened.Counts(), "ready again without waiting out the lease");
+        var again = await reopened.LeaseAsync(5, Lease);
+        Assert.AreSequenceEqual(["m-1", "m-2", "m-3"], again.Select(e => e.MessageId).Order());
+        Assert.IsTrue(again.All(e => e.Attempt == 1), "a delivery cut off by the end of its process is the same attempt again");
+    }
+
+    [TestMethod]
+    public async Task Open_ParkedEventsOfAnEndedProcess_StayParked()
+    {
+        using (var crashed = Open())
+        {
+            await crashed.SendAsync([Event("m-1")], TestContext.CancellationToken);
+            Assert.AreEqual(1, await crashed.DeferAsync(await crashed.LeaseAsync(1, Lease)));
+        }
+
+        using var reopened = Open();
+
+        Assert.AreEqual(0, reopened.LeasesReleasedAtOpen);
+        Assert.AreEqual(new BacklogCounts(0, 0, 0, 1, 0), reopened.Counts(), "a parked event waits for whoever parked it, as a deferred Service Bus message does");
+    }
+
+    [TestMethod]
     public async Task Defer_ParkedEvent_IsNotHandedOutUntilReceivedBackAndSettled()
     {
         using var queue = Open();

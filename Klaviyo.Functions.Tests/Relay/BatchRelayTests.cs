@@ -146,7 +146,9 @@ public sealed class BatchRelayTests
         await new RelayFunction(host.Settler, host.Queue).RunAsync([.. Profiles(10)], actions, TestContext.CancellationToken);
         var receiver = new RecordingReceiver();
         receiver.Hold(actions.Deferred);
-        var first = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject).Event;
+        var (first, due) = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject);
+        Assert.AreEqual(host.Time!.GetUtcNow() + ImportJobTracker.FirstPoll, due, "first asked once the batch that deferred the messages has settled");
+        host.Time.Advance(ImportJobTracker.FirstPoll);
         var trackerActions = new RecordingMessageActions();
 
         await new RelayFunction(host.Settler, host.Queue, () => receiver).RunAsync([AsReceived(first)], trackerActions, TestContext.CancellationToken);
@@ -158,5 +160,65 @@ public sealed class BatchRelayTests
         Assert.AreEqual("Complete", trackerActions.Calls.Single().Action);
         Assert.IsEmpty(receiver.Calls, "nothing settled while the job runs");
         Assert.AreEqual(10, receiver.StillDeferred);
+    }
+
+    [TestMethod]
+    public async Task Tracker_SomeMessagesAlreadySettled_SettlesTheOthersAndCompletes()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer(ImportPath, 202, JobAnswer("job-s", "queued"))
+            .AnswerGet($"{ImportPath}/job-s", 200, JobAnswer("job-s", "complete"))
+            .AnswerGet($"{ImportPath}/job-s/import-errors", 200, ImportErrors());
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        await new RelayFunction(host.Settler, host.Queue).RunAsync([.. Profiles(10)], actions, TestContext.CancellationToken);
+        var receiver = new RecordingReceiver();
+        // An earlier run of this tracker settled three of them, then lost its own lock.
+        receiver.Hold(actions.Deferred.Skip(3));
+        var tracker = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject).Event;
+        var trackerActions = new RecordingMessageActions();
+
+        await new RelayFunction(host.Settler, host.Queue, () => receiver).RunAsync([AsReceived(tracker)], trackerActions, TestContext.CancellationToken);
+
+        Assert.AreEqual(7, receiver.Calls.Count(c => c.Action == "Complete"));
+        Assert.AreEqual(0, receiver.StillDeferred);
+        Assert.AreEqual("Complete", trackerActions.Calls.Single().Action);
+    }
+
+    [TestMethod]
+    public async Task Tracker_MalformedJobStatus_RetriesTheMessagesAndNeverCompletesThem()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer(ImportPath, 202, JobAnswer("job-m", "queued"))
+            .AnswerGet($"{ImportPath}/job-m", 200, "{\"data\":{\"attributes\":{\"status\":42}}}");
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+        await new RelayFunction(host.Settler, host.Queue).RunAsync([.. Profiles(10)], actions, TestContext.CancellationToken);
+        var receiver = new RecordingReceiver();
+        receiver.Hold(actions.Deferred);
+        var tracker = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject).Event;
+
+        await new RelayFunction(host.Settler, host.Queue, () => receiver).RunAsync([AsReceived(tracker)], new RecordingMessageActions(), TestContext.CancellationToken);
+
+        var copies = host.Queue.Scheduled.Where(s => s.Event.Subject == "identify").ToList();
+        Assert.HasCount(10, copies, "each message retried as a copy");
+        Assert.IsTrue(copies.All(c => c.Event.Attempt == 2));
+        Assert.AreEqual(10, receiver.Calls.Count(c => c.Action == "Complete"), "only once its copy exists");
+    }
+
+    [TestMethod]
+    public async Task Tracker_BodyThatIsNotATicket_DeadLetteredMalformedMessageWithoutCallingKlaviyo()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var actions = new RecordingMessageActions();
+
+        await new RelayFunction(host.Settler, host.Queue).RunAsync([RelayTestHost.Message("{\"jobId\":7}", "\u001Fjob-x\u001Fpoll-1", subject: RelayMessage.ImportJobSubject)], actions, TestContext.CancellationToken);
+
+        var dead = actions.Calls.Single();
+        Assert.AreEqual("DeadLetter", dead.Action);
+        Assert.AreEqual(nameof(DeadLetterReason.MalformedMessage), dead.Reason);
+        Assert.StartsWith("import job tracker: ", dead.Description!);
+        Assert.IsEmpty(klaviyo.Received);
     }
 }

@@ -213,7 +213,7 @@ public sealed class RelayFunctionTests
         actions.Throws["DeadLetter"] = new InvalidOperationException("broker busy");
         var message = RelayTestHost.Message(Track, "m-1", attempt: 3);
 
-        var outcome = await host.Settler.RelayAsync(new ServiceBusSettlement(actions, host.Queue), new RelayDelivery<ServiceBusReceivedMessage>(message, "m-1", message.Body.ToMemory(), 3), TestContext.CancellationToken);
+        var outcome = (await host.Settler.RelayBatchAsync(new ServiceBusSettlement(actions, host.Queue), [ServiceBusSettlement.Delivery(message)], TestContext.CancellationToken)).Single();
 
         Assert.AreEqual(new RelayOutcome.RetryLater(RelaySettler.GiveBackDelay, 3, "given back after a settlement failure (dead-letter: InvalidOperationException)"), outcome, "counted as a retry of the same attempt, not as a dead letter");
         Assert.AreEqual("DeadLetter,Abandon", string.Join(',', actions.Calls.Select(c => c.Action)));

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace Klaviyo.Functions.Tests.TestSupport;
 
@@ -128,6 +129,27 @@ internal sealed class LocalAppProcess : IAsyncDisposable
         }
         await app.DisposeAsync();
         throw new TimeoutException("The local app did not answer /api/health:\n" + app.Output);
+    }
+
+    /// <summary>Polls <c>GET /api/health</c> until its <c>backlog</c> meets <paramref name="condition"/>; throws with the
+    /// last answer when <paramref name="patience"/> runs out (the load runner links this file too, without MSTest).</summary>
+    public async Task<JsonNode> WaitForBacklogAsync(Func<JsonNode, bool> condition, TimeSpan patience, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow + patience;
+        while (true)
+        {
+            var health = JsonNode.Parse(await http.GetStringAsync(BaseUrl + "/api/health", cancellationToken))!;
+            if (condition(health["backlog"]!))
+            {
+                return health;
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("health never reported the expected backlog: " + health.ToJsonString());
+            }
+            await Task.Delay(50, cancellationToken);
+        }
     }
 
     /// <summary>Asks the app to stop as Ctrl+C would (SIGINT) and waits for it to exit. A process started from a

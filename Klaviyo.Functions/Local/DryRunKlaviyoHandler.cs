@@ -7,11 +7,16 @@ namespace Klaviyo.Functions.Local;
 
 /// <summary>
 /// <c>Klaviyo:DryRun</c> in local mode (the innermost handler, read from the bound options): prints each Klaviyo call (method, path, body; never headers, so never the key)
-/// and answers as Klaviyo would on success, with a made-up profile id for profile-import.
+/// and answers as Klaviyo would on success: a made-up profile id for profile-import, a made-up import job that is
+/// complete at once with no import errors, so dry-run batches settle like real ones.
 /// </summary>
 internal sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, TextWriter output) : DelegatingHandler
 {
     public const string ProfileId = "01DRYRUNPROFILE00000000000";
+
+    public const string ImportJobId = "DRYRUNIMPORTJOB";
+
+    private const string ImportJobs = "/api/profile-bulk-import-jobs";
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -27,11 +32,22 @@ internal sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, Tex
         }
         if (path.EndsWith("/api/profile-import", StringComparison.Ordinal))
         {
-            return new HttpResponseMessage(HttpStatusCode.OK)
-            {
-                Content = new StringContent("{\"data\":{\"type\":\"profile\",\"id\":\"" + ProfileId + "\"}}", Encoding.UTF8, "application/vnd.api+json"),
-            };
+            return Json(HttpStatusCode.OK, "{\"data\":{\"type\":\"profile\",\"id\":\"" + ProfileId + "\"}}");
+        }
+        if (path.EndsWith(ImportJobs, StringComparison.Ordinal) || path.EndsWith($"{ImportJobs}/{ImportJobId}", StringComparison.Ordinal))
+        {
+            return Json(request.Method == HttpMethod.Get ? HttpStatusCode.OK : HttpStatusCode.Accepted,
+                "{\"data\":{\"type\":\"profile-bulk-import-job\",\"id\":\"" + ImportJobId + "\",\"attributes\":{\"status\":\"" + (request.Method == HttpMethod.Get ? "complete" : "queued") + "\",\"failed_count\":0}}}");
+        }
+        if (path.EndsWith($"{ImportJobs}/{ImportJobId}/import-errors", StringComparison.Ordinal))
+        {
+            return Json(HttpStatusCode.OK, "{\"data\":[],\"links\":{}}");
         }
         return new HttpResponseMessage(path.Contains("/relationships/", StringComparison.Ordinal) ? HttpStatusCode.NoContent : HttpStatusCode.Accepted);
     }
+
+    private static HttpResponseMessage Json(HttpStatusCode status, string body) => new(status)
+    {
+        Content = new StringContent(body, Encoding.UTF8, "application/vnd.api+json"),
+    };
 }

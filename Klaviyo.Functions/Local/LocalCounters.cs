@@ -12,8 +12,8 @@ internal sealed class LocalCounters
     public long DeadLettered => Interlocked.Read(ref _deadLettered);
     public long Retried => Interlocked.Read(ref _retried);
 
-    /// <summary>Counts a settled outcome; null is a <see cref="RelaySettler.ProcessingFailed"/> dead letter.</summary>
-    public void Add(RelayOutcome? outcome)
+    /// <summary>Counts a settled outcome.</summary>
+    public void Add(RelayOutcome outcome)
     {
         switch (outcome)
         {

@@ -14,6 +14,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Local;
@@ -22,7 +23,7 @@ namespace Klaviyo.Functions.Local;
 /// Local mode (spec section 9): the same ingest handler, transform, Klaviyo client and relay processor, hosted in one
 /// ASP.NET Core process with a durable SQLite queue (<see cref="SqliteEventQueue"/>) — no Azure, Docker or Core Tools.
 /// </summary>
-internal static class LocalHost
+internal static partial class LocalHost
 {
     public const string Switch = "--local";
     public const string DefaultUrl = "http://localhost:7071";
@@ -91,6 +92,10 @@ internal static class LocalHost
         var local = app.Services.GetRequiredService<IOptions<LocalOptions>>().Value;
         var keys = LocalKeys.For(local, app.Services.GetRequiredService<IOptions<IngestOptions>>().Value, builder.Configuration["urls"] ?? DefaultUrl);
         var queue = app.Services.GetRequiredService<SqliteEventQueue>(); // opens the database now: a bad path stops start-up
+        if (queue.LeasesReleasedAtOpen > 0)
+        {
+            LogLeasesReleased(app.Logger, queue.LeasesReleasedAtOpen, queue.Path);
+        }
 
         app.MapPost("/api/events", context => IngestAsync(context, keys, routeType: null));
         app.MapPost("/api/v1/batch", context => IngestAsync(context, keys, routeType: null));
@@ -183,4 +188,7 @@ internal static class LocalHost
         }
         configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = settings });
     }
+
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Warning, Message = "{Count} event(s) leased by a previous relay process that ended without settling them are handed out again now ({Path}); any that were in flight may reach Klaviyo twice (unique_id keeps one)")]
+    private static partial void LogLeasesReleased(ILogger logger, long count, string path);
 }

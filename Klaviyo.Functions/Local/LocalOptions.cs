@@ -34,9 +34,11 @@ internal sealed class LocalOptions
     /// <summary>Events waiting at most; beyond it the ingest answers 503 with Retry-After. Default 1,000,000.</summary>
     public long MaxBacklog { get; set; } = 1_000_000;
 
-    /// <summary>How long a consumer holds an event before it is handed out again (a process that died). Default 5 min
-    /// (1 s–1 h); longer than the longest delivery.</summary>
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>How long a consumer holds an event (or a batch) before it is handed out again to another consumer of the
+    /// same process. Default 2 min, like the Azure queue's lock; at least the relay's bound on one delivery or batch
+    /// (<see cref="Settings.RelayOptions.MessageLockDuration"/>), at most 1 h. A restart does not wait it out: the
+    /// database has one owner, so leases left by a previous process are released at open.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Function key for the ingest when listening beyond loopback (<c>x-functions-key</c> or <c>?code=</c>).</summary>
     public string? ApiKey { get; set; }

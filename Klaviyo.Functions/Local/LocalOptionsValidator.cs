@@ -8,6 +8,10 @@ internal sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
     /// <summary>Shortest key accepted for <c>Local__ApiKey</c> and <c>Local__AdminKey</c>.</summary>
     public const int MinKeyLength = 16;
 
+    /// <summary>Shortest <c>Local__LeaseDuration</c>: the relay's bound on one delivery or batch, the one every
+    /// <c>Relay__</c> timeout is checked to fit (<see cref="RelayOptionsValidator"/>).</summary>
+    public static readonly TimeSpan MinLeaseDuration = RelayOptions.MessageLockDuration;
+
     public ValidateOptionsResult Validate(string? name, LocalOptions options)
     {
         var failures = new List<string>();
@@ -26,7 +30,20 @@ internal sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.ShutdownGrace), options.ShutdownGrace, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.DuplicateWindow), options.DuplicateWindow, TimeSpan.Zero, TimeSpan.FromDays(7));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.MaxBacklog), options.MaxBacklog, 1L, 100_000_000L);
-        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.LeaseDuration), options.LeaseDuration, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+        if (options.LeaseDuration < MinLeaseDuration)
+        {
+            // RelayOptionsValidator holds every delivery (and a batch runs under one deadline) within the message lock, so
+            // a lease at least that long is never lapsed while its holder still works; a shorter one hands a slow delivery
+            // to a second consumer.
+            failures.Add(
+                $"Local__LeaseDuration: {options.LeaseDuration} is shorter than the longest a delivery or a batch may take; it must be at least {MinLeaseDuration} " +
+                $"(the relay bounds one delivery, {RelayOptions.MaxCallsPerPlan} Klaviyo calls plus {RelayOptions.SettlementAllowance} to settle, and a batch by the " +
+                $"{RelayOptions.MessageLockDuration} message lock), or a slow delivery is handed out twice");
+        }
+        else if (options.LeaseDuration > TimeSpan.FromHours(1))
+        {
+            failures.Add($"Local__LeaseDuration: {options.LeaseDuration} is not between {MinLeaseDuration} and {TimeSpan.FromHours(1)}");
+        }
         foreach (var (setting, key) in new[] { (nameof(LocalOptions.ApiKey), options.ApiKey), (nameof(LocalOptions.AdminKey), options.AdminKey) })
         {
             if (!string.IsNullOrEmpty(key) && key.Trim().Length < MinKeyLength)

@@ -32,6 +32,16 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
 {
     private const int Waiting = 0, Leased = 1, Deferred = 2, Dead = 3;
 
+    /// <summary>Meter <c>Klaviyo.Relay.Local</c>: the group commit's timings, for load runs (<c>dotnet-counters</c>).</summary>
+    public const string MeterName = "Klaviyo.Relay.Local";
+    private static readonly System.Diagnostics.Metrics.Meter s_meter = new(MeterName);
+    private static readonly System.Diagnostics.Metrics.Histogram<double> s_commitDuration = s_meter.CreateHistogram<double>(
+        "klaviyo.relay.local.commit.duration", "ms", "One group transaction: its writes, then the synced commit.");
+    private static readonly System.Diagnostics.Metrics.Histogram<int> s_commitWrites = s_meter.CreateHistogram<int>(
+        "klaviyo.relay.local.commit.writes", "{write}", "Writes (requests, leases, settlements) in one group transaction.");
+    private static readonly System.Diagnostics.Metrics.Histogram<double> s_writeWait = s_meter.CreateHistogram<double>(
+        "klaviyo.relay.local.write.duration", "ms", "From a write's hand-over to the writer to its commit.");
+
     private readonly Lock _gate = new();
     private readonly SqliteConnection _db;
     private readonly TimeProvider _time;
@@ -41,13 +51,16 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     private readonly System.Threading.Channels.Channel<WriteItem> _writes =
         System.Threading.Channels.Channel.CreateUnbounded<WriteItem>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
+    private readonly FileStream _ownership;
     private long _backlog; // changed by the writer only
     private bool _closed;
 
-    private SqliteEventQueue(SqliteConnection db, string path, LocalOptions options, TimeProvider time)
+    private SqliteEventQueue(SqliteConnection db, FileStream ownership, string path, LocalOptions options, TimeProvider time, long leasesReleased)
     {
         _db = db;
+        _ownership = ownership;
         Path = path;
+        LeasesReleasedAtOpen = leasesReleased;
         _time = time;
         _duplicateWindow = options.DuplicateWindow;
         _maxBacklog = options.MaxBacklog;
@@ -61,12 +74,22 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>The database file (full path).</summary>
     public string Path { get; }
 
+    /// <summary>Events a previous process held under a lease when it ended (killed, power cut), made due again at open.</summary>
+    public long LeasesReleasedAtOpen { get; }
+
+    /// <summary>The ownership lock beside the database (<c>relay.db.lock</c>).</summary>
+    public static string LockPath(string databasePath) => databasePath + ".lock";
+
     /// <summary>Opens (or creates) the database at <see cref="LocalOptions.DatabasePath"/>; a path that cannot be opened
-    /// or written throws <see cref="LocalStartupException"/> naming <c>Local__DatabasePath</c>.</summary>
+    /// or written throws <see cref="LocalStartupException"/> naming <c>Local__DatabasePath</c>, and so does a database
+    /// another relay process owns. The owner is the database's only user, so every lease left in it belongs to a process
+    /// that ended without settling: they are handed out again at once instead of waiting out <c>Local__LeaseDuration</c>.</summary>
     public static SqliteEventQueue Open(LocalOptions options, TimeProvider? time = null)
     {
         var path = System.IO.Path.GetFullPath(options.DatabasePath);
+        time ??= TimeProvider.System;
         SqliteConnection? db = null;
+        FileStream? ownership = null;
         try
         {
             var directory = System.IO.Path.GetDirectoryName(path);
@@ -74,6 +97,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             {
                 Directory.CreateDirectory(directory);
             }
+            ownership = TakeOwnership(path);
             db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
             db.Open();
             Execute(db, "PRAGMA busy_timeout = 5000;");
@@ -104,14 +128,66 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
                 PRAGMA user_version = 1;
                 """);
-            return new SqliteEventQueue(db, path, options, time ?? TimeProvider.System);
+            long released;
+            using (var release = new SqliteCommand($"UPDATE messages SET state = {Waiting}, due = $now, lease = NULL WHERE state = {Leased}", db))
+            {
+                release.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
+                released = release.ExecuteNonQuery();
+            }
+            return new SqliteEventQueue(db, ownership, path, options, time, released);
         }
-        catch (Exception ex) when (ex is SqliteException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is SqliteException or IOException or UnauthorizedAccessException or LocalStartupException)
         {
             db?.Dispose();
+            ownership?.Dispose();
+            if (ex is LocalStartupException)
+            {
+                throw;
+            }
             throw new LocalStartupException($"Local__DatabasePath: cannot open or write the local queue database '{path}' ({ex.Message}). Set Local__DatabasePath to a writable file.");
         }
     }
+
+    /// <summary>
+    /// Takes the database's ownership lock: <c>&lt;database&gt;.lock</c> opened with <see cref="FileShare.None"/>, held until
+    /// <see cref="Dispose"/>. .NET takes that as an exclusive <c>flock</c> on Linux and macOS and as a share mode on Windows;
+    /// both belong to the open handle, which the kernel closes when the process ends however it ends (<c>kill -9</c>, a
+    /// crash), so a dead owner never leaves a stale lock — the file staying on disk means nothing, only a live handle
+    /// counts, so there is no process-id check to get wrong. A separate file rather than SQLite's exclusive locking mode
+    /// keeps the database readable by <c>sqlite3</c> while the relay runs and makes the refusal unambiguous (SQLite
+    /// answers a held database with SQLITE_BUSY after its busy timeout, like any other contention). The file is never
+    /// deleted: deleting it while held would let a second process lock a new file of the same name.
+    /// </summary>
+    private static FileStream TakeOwnership(string path)
+    {
+        var lockPath = LockPath(path);
+        if (AppContext.TryGetSwitch("System.IO.DisableFileLocking", out var disabled) && disabled
+            || Environment.GetEnvironmentVariable("DOTNET_SYSTEM_IO_DISABLEFILELOCKING") is "1" or "true" or "TRUE" or "True")
+        {
+            throw new LocalStartupException($"Local__DatabasePath: DOTNET_SYSTEM_IO_DISABLEFILELOCKING turns off the lock that keeps '{path}' to one relay process; unset it.");
+        }
+        try
+        {
+            var stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1);
+            stream.SetLength(0);
+            stream.Write(System.Text.Encoding.UTF8.GetBytes(System.FormattableString.Invariant($"{Environment.ProcessId}\n")));
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException ex) when (IsHeldElsewhere(ex))
+        {
+            throw new LocalStartupException(
+                $"Local__DatabasePath: another relay process holds '{path}' (its lock {lockPath} is taken); one database has one owner. " +
+                "Stop that relay, or set Local__DatabasePath to another file for this one.");
+        }
+    }
+
+    /// <summary>The lock is held by another handle: EWOULDBLOCK from <c>flock</c> (.NET keeps errno as the HResult) or
+    /// a Windows sharing/lock violation.</summary>
+    private static bool IsHeldElsewhere(IOException ex) =>
+        OperatingSystem.IsWindows()
+            ? (ex.HResult & 0xFFFF) is 32 or 33
+            : ex.HResult == (OperatingSystem.IsLinux() ? 11 : 35);
 
     /// <summary>Stops accepting events (the app is stopping); what is stored stays for the next start.</summary>
     public void Close()
@@ -125,9 +201,11 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Commits every new event of a request in one transaction, or none: duplicates of the window are
     /// dropped (answered 202 all the same), and a request that would take the backlog past <c>Local:MaxBacklog</c>
     /// is refused whole with <see cref="BacklogFullException"/>.</summary>
-    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null);
+    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null, fromIngest: true);
 
-    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt);
+    /// <summary>The relay's own message for later (an import job's tracker): taken while stopping and past
+    /// <c>Local:MaxBacklog</c>, since it replaces one the relay is settling and guards events already accepted.</summary>
+    public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt, fromIngest: false);
 
     /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
     /// for <paramref name="leaseFor"/>, oldest first, in one commit.</summary>
@@ -226,15 +304,16 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         {
             _db.Dispose();
         }
+        _ownership.Dispose(); // after the database is closed: the next owner finds nothing of ours in use
         _available.Dispose();
     }
 
-    private async Task InsertAsync(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due)
+    private async Task InsertAsync(IReadOnlyList<QueuedEvent> events, DateTimeOffset? due, bool fromIngest)
     {
         var now = Now();
         var added = await WriteAsync(transaction =>
         {
-            if (_closed)
+            if (_closed && fromIngest)
             {
                 throw new QueueClosedException();
             }
@@ -251,7 +330,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                     }
                 }
             }
-            if (_backlog + fresh.Count > _maxBacklog)
+            if (fromIngest && _backlog + fresh.Count > _maxBacklog)
             {
                 throw new BacklogFullException(_maxBacklog);
             }
@@ -326,6 +405,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             {
                 group.Add(item);
             }
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             lock (_gate)
             {
                 var backlogBefore = _backlog;
@@ -360,8 +440,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                     }
                 }
             }
+            var committed = System.Diagnostics.Stopwatch.GetTimestamp();
+            s_commitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started, committed).TotalMilliseconds);
+            s_commitWrites.Record(group.Count);
             foreach (var item in group)
             {
+                s_writeWait.Record(System.Diagnostics.Stopwatch.GetElapsedTime(item.Queued, committed).TotalMilliseconds);
                 item.Complete();
             }
             group.Clear();
@@ -370,6 +454,8 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
 
     private abstract class WriteItem
     {
+        public long Queued { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
         public Exception? Error { get; set; }
 
         public abstract void Run(SqliteTransaction transaction);

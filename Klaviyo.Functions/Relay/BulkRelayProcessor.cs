@@ -57,6 +57,12 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             .Concat(singly.Distinct().Where(m => outcomes[m] is null).Select(m => (Message: m, Plan: SinglePlanOf(plan, batch, m))))
             .OrderBy(s => s.Message)
             .ToList();
+        var listed = singlePlans.Where(s => IsListAddition(s.Plan)).ToList();
+        if (listed.Count > 1)
+        {
+            singlePlans.RemoveAll(s => IsListAddition(s.Plan));
+            await SendListAdditionsAsync(listed.Select(s => (s.Message, s.Plan!)).ToList(), batch, outcomes, deadline, cancellationToken).ConfigureAwait(false);
+        }
         var singleTime = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
         await Parallel.ForEachAsync(singlePlans, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
         {
@@ -185,6 +191,60 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                 }
             }
         }
+    }
+
+    private static bool IsListAddition(RequestPlan? plan) =>
+        plan is { Steps: [{ Endpoint: KlaviyoEndpoint.ProfileImport, YieldsProfileId: true }, { Endpoint: KlaviyoEndpoint.AddProfilesToList, NeedsProfileId: true }] };
+
+    /// <summary>
+    /// Below the threshold, identifies that add their profile to a list (spec 8.3): each profile-import on its own (its
+    /// answer holds the profile id), then one <c>POST /api/lists/{id}/relationships/profiles</c> per list for all the
+    /// ids. A list call Klaviyo refuses is repeated per profile, so one refused id does not fail the others.
+    /// </summary>
+    private async Task SendListAdditionsAsync(List<(int Message, RequestPlan Plan)> listed, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var ids = new System.Collections.Concurrent.ConcurrentDictionary<int, string>();
+        var twoCalls = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
+        await Parallel.ForEachAsync(listed, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
+        {
+            var message = batch[s.Message];
+            if (!CanStart(twoCalls, deadline))
+            {
+                outcomes[s.Message] = PutOff(message);
+                return;
+            }
+            var (failed, profileId) = await single.SendStepAsync(s.Plan.Steps[0], null, message.Attempt, token).ConfigureAwait(false);
+            if (failed is not null)
+            {
+                outcomes[s.Message] = single.Finish(failed, message.MessageId, message.Attempt);
+                return;
+            }
+            ids[s.Message] = profileId!;
+        }).ConfigureAwait(false);
+
+        foreach (var list in listed.Where(s => ids.ContainsKey(s.Message)).GroupBy(s => ListTarget.FromStep(s.Plan.Steps[1]).ListId, StringComparer.Ordinal))
+        {
+            var members = list.Select(s => s.Message).ToList();
+            foreach (var call in ListMembersBuilder.Build(list.Key, members.Select(m => ids[m]).ToList()))
+            {
+                var carried = call.Items.Select(i => members[i]).ToList();
+                var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
+                Count(call.Request, carried.Count, response);
+                if (response is KlaviyoResponse.Rejected && carried.Count > 1)
+                {
+                    foreach (var message in carried)
+                    {
+                        var alone = ListMembersBuilder.Build(list.Key, [ids[message]])[0].Request;
+                        Settle(message, alone, await klaviyo.SendAsync(alone, cancellationToken).ConfigureAwait(false));
+                    }
+                    continue;
+                }
+                carried.ForEach(message => Settle(message, call.Request, response));
+            }
+        }
+
+        void Settle(int message, KlaviyoRequest request, KlaviyoResponse response) =>
+            outcomes[message] = single.Finish(single.Read(request, response, batch[message].Attempt) ?? new RelayOutcome.Delivered(2), batch[message].MessageId, batch[message].Attempt);
     }
 
     private void Count(KlaviyoRequest request, int items, KlaviyoResponse response)

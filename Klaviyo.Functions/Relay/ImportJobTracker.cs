@@ -27,7 +27,13 @@ internal abstract record TrackerStep
 /// </summary>
 internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time)
 {
-    /// <summary>From the job's start: Klaviyo's small jobs finish in seconds, large ones in minutes.</summary>
+    /// <summary>
+    /// The first poll waits out the settlement of the batch that started the job: its tracker is queued before its
+    /// messages are deferred, and a tracker that came round before they were would find them missing and strand them.
+    /// </summary>
+    public static readonly TimeSpan FirstPoll = RelaySettler.SettlementTimeout + TimeSpan.FromSeconds(1);
+
+    /// <summary>Between later polls: Klaviyo's small jobs finish in seconds, large ones in minutes.</summary>
     public static readonly IReadOnlyList<TimeSpan> PollDelays =
         [TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(60)];
 
@@ -38,7 +44,7 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
     public (QueuedEvent Tracker, DateTimeOffset Due) Start(StartedJob job, IReadOnlyList<IReadOnlyList<long>> sequencesPerItem)
     {
         var ticket = JobTicket.ForJob(job.Request, job.JobId, sequencesPerItem, time.GetUtcNow());
-        return (Tracker(ticket), time.GetUtcNow() + PollDelays[0]);
+        return (Tracker(ticket), time.GetUtcNow() + FirstPoll);
     }
 
     public async Task<TrackerStep> CheckAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
@@ -63,9 +69,10 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
         }
     }
 
-    /// <summary>No time left in this invocation to ask: the same poll again shortly, under a new id.</summary>
-    public TrackerStep Postpone(ReadOnlyMemory<byte> body) =>
-        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, PollDelays[0]) : new TrackerStep.Unreadable(error);
+    /// <summary>Not asking now (no time left in this invocation, or the relay is not ready): the same poll again after
+    /// <paramref name="delay"/> (default the shortest poll interval), under a new id.</summary>
+    public TrackerStep Postpone(ReadOnlyMemory<byte> body, TimeSpan? delay = null) =>
+        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, delay ?? PollDelays[0]) : new TrackerStep.Unreadable(error);
 
     private TrackerStep.PollAgain Again(JobTicket ticket, TimeSpan delay)
     {
@@ -86,8 +93,8 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
         return new TrackerStep.Settle(verdicts.Keys.ToList(), verdicts);
     }
 
-    private static TimeSpan Delay(int polls) => PollDelays[Math.Clamp(polls, 0, PollDelays.Count - 1)];
+    private static TimeSpan Delay(int polls) => PollDelays[Math.Clamp(polls - 1, 0, PollDelays.Count - 1)];
 
     private static QueuedEvent Tracker(JobTicket ticket) =>
-        new(RelayMessage.TrackerMessageId(ticket.JobId, ticket.Polls + 1), RelayMessage.ImportJobSubject, ticket.Serialize(), 1, "import-job:" + ticket.JobId);
+        new(RelayMessage.TrackerMessageId(ticket.JobId, ticket.Items.SelectMany(i => i.Sequences).DefaultIfEmpty().Min(), ticket.Polls + 1), RelayMessage.ImportJobSubject, ticket.Serialize(), 1, "import-job:" + ticket.JobId);
 }

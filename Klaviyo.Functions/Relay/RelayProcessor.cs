@@ -86,37 +86,47 @@ internal sealed partial class RelayProcessor(
         var calls = 0;
         foreach (var step in plan.Steps)
         {
-            var request = step.Build(profileId);
-            var response = await klaviyo.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            var (failed, dataId) = await SendStepAsync(step, profileId, attempt, cancellationToken).ConfigureAwait(false);
             calls++;
-            RelayOutcome? failed = response switch
-            {
-                KlaviyoResponse.Success { DataId: null, Unread: { } unread, StatusCode: var status } when step.YieldsProfileId =>
-                    RetryOrGiveUp(new KlaviyoResponse.Transient(null, null, $"POST {request.Path} answered {status}, but {unread} before data.id"), attempt),
-                KlaviyoResponse.Success { DataId: null } when step.YieldsProfileId => new RelayOutcome.DeadLetter(
-                    DeadLetterReason.KlaviyoRejected, $"POST {request.Path} answered 2xx without data.id (the profile id later calls need)"),
-                KlaviyoResponse.Success => null,
-                KlaviyoResponse.Transient transient => RetryOrGiveUp(transient, attempt),
-                // Klaviyo never saw it: rescheduled for when the limiter has room, the attempt count unchanged (spec 6).
-                KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
-                KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
-                    DeadLetterReason.KlaviyoUnauthorized,
-                    Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
-                KlaviyoResponse.Rejected rejected => new RelayOutcome.DeadLetter(
-                    DeadLetterReason.KlaviyoRejected, Describe(request, rejected.StatusCode, rejected.Errors)),
-                _ => throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}."),
-            };
             if (failed is not null)
             {
                 return Finish(failed, messageId, attempt);
             }
             if (step.YieldsProfileId)
             {
-                profileId = ((KlaviyoResponse.Success)response).DataId;
+                profileId = dataId;
             }
         }
         return Finish(new RelayOutcome.Delivered(calls), messageId, attempt);
     }
+
+    /// <summary>Sends one step of a plan and reads its answer: a failure outcome (not yet reported), or null and the
+    /// answer's <c>data.id</c> (the profile id when the step yields one).</summary>
+    internal async Task<(RelayOutcome? Failed, string? DataId)> SendStepAsync(PlanStep step, string? profileId, int attempt, CancellationToken cancellationToken)
+    {
+        var request = step.Build(profileId);
+        var response = await klaviyo.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return (Read(request, response, attempt, step.YieldsProfileId), (response as KlaviyoResponse.Success)?.DataId);
+    }
+
+    /// <summary>What an answer means for the message: null when it succeeded (with the id the step needed, if any).</summary>
+    internal RelayOutcome? Read(KlaviyoRequest request, KlaviyoResponse response, int attempt, bool needsDataId = false) => response switch
+    {
+        KlaviyoResponse.Success { DataId: null, Unread: { } unread, StatusCode: var status } when needsDataId =>
+            RetryOrGiveUp(new KlaviyoResponse.Transient(null, null, $"POST {request.Path} answered {status}, but {unread} before data.id"), attempt),
+        KlaviyoResponse.Success { DataId: null } when needsDataId => new RelayOutcome.DeadLetter(
+            DeadLetterReason.KlaviyoRejected, $"POST {request.Path} answered 2xx without data.id (the profile id later calls need)"),
+        KlaviyoResponse.Success => null,
+        KlaviyoResponse.Transient transient => RetryOrGiveUp(transient, attempt),
+        // Klaviyo never saw it: rescheduled for when the limiter has room, the attempt count unchanged (spec 6).
+        KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
+        KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
+            DeadLetterReason.KlaviyoUnauthorized,
+            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
+        KlaviyoResponse.Rejected rejected => new RelayOutcome.DeadLetter(
+            DeadLetterReason.KlaviyoRejected, Describe(request, rejected.StatusCode, rejected.Errors)),
+        _ => throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}."),
+    };
 
     private RelayOutcome RetryOrGiveUp(KlaviyoResponse.Transient transient, int attempt) => RetryOrGiveUp(transient.RetryAfter, transient.Description, attempt);
 

@@ -19,9 +19,6 @@ internal sealed partial class RelaySettler(
     ILogger<RelaySettler> logger,
     Diagnostics.RelayMetrics metrics)
 {
-    /// <summary>Reason of a dead letter caused by the relay's own bug once attempts ran out (spec section 6).</summary>
-    public static readonly string ProcessingFailed = nameof(DeadLetterReason.ProcessingFailed);
-
     /// <summary>How long settling may take once the work is done, so the invocation stays inside the message's lock.</summary>
     public static readonly TimeSpan SettlementTimeout = TimeSpan.FromSeconds(20);
 
@@ -37,58 +34,14 @@ internal sealed partial class RelaySettler(
     public const string SettlementFailureProperty = "settlementFailure";
 
     /// <summary>
-    /// Processes and settles one message. A host stop that cancels the work mid-plan still settles it (a retry now,
-    /// attempt + 1: every call is idempotent), and an unexpected exception is retried like a transient failure until
-    /// attempts run out, then dead-lettered as <see cref="ProcessingFailed"/>. Settlement runs under its own bounded
-    /// timeout, not the host's token: once Klaviyo has the event, completing beats a redelivery.
-    /// </summary>
-    /// <returns>The outcome the message was settled with (a retry of the same attempt when settling failed and it was
-    /// given back, see <see cref="GiveBackAsync"/>); null when it was dead-lettered as <see cref="ProcessingFailed"/>.</returns>
-    public async Task<RelayOutcome?> RelayAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, CancellationToken cancellationToken)
-    {
-        RelayOutcome? outcome;
-        string? processingFailed = null;
-        try
-        {
-            outcome = await processor.ProcessAsync(delivery.Body, delivery.EventMessageId, delivery.Attempt, cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            LogInterrupted(logger, delivery.EventMessageId, delivery.Attempt);
-            outcome = new RelayOutcome.RetryLater(TimeSpan.Zero, delivery.Attempt + 1, "interrupted by a host stop");
-        }
-        catch (Exception ex)
-        {
-            LogUnexpected(logger, ex, delivery.EventMessageId, delivery.Attempt);
-            var bug = processor.DescribeBug(ex); // the key cut out, as the processor does for its own bugs
-            var maxAttempts = options.Value.MaxAttempts;
-            outcome = delivery.Attempt < maxAttempts ? new RelayOutcome.RetryLater(schedule.DelayAfter(delivery.Attempt, null), delivery.Attempt + 1, bug) : null;
-            processingFailed = Bounded($"{maxAttempts} attempt(s) failed in the relay's own code; last: {bug}");
-        }
-
-        using var bounded = new CancellationTokenSource(SettlementTimeout, time);
-        try
-        {
-            if (outcome is null)
-            {
-                await settlement.DeadLetterAsync([delivery.Message], ProcessingFailed, processingFailed, bounded.Token).ConfigureAwait(false);
-                return null;
-            }
-            await SettleAsync(settlement, [delivery.Message], outcome, bounded.Token).ConfigureAwait(false);
-            return outcome;
-        }
-        catch (Exception ex) when (!bounded.IsCancellationRequested)
-        {
-            var recorded = await GiveBackAsync(settlement, delivery, ActionOf(outcome), ex).ConfigureAwait(false);
-            return new RelayOutcome.RetryLater(GiveBackDelay, delivery.Attempt, $"given back after a settlement failure ({recorded})");
-        }
-    }
-
-    /// <summary>
     /// Processes and settles a batch (spec 8.1): the bulk processor decides the events, each import job's tracker is
     /// queued before its messages are parked, trackers in the batch are checked, and every message is settled on its
-    /// own (grouped by identical action, so the local queue commits once per group). One message's failed settlement
-    /// gives back only that message. A host stop or a bug affects the messages it hit, as in <see cref="RelayAsync"/>.
+    /// own (grouped by identical action, so the local queue commits once per group). A host stop mid-batch settles
+    /// every message as a retry now (attempt + 1: every call is idempotent); a bug outside what the processor catches
+    /// per message retries them like a transient failure until their attempts run out, then dead-letters them
+    /// <c>ProcessingFailed</c>. Settling runs under its own bounded timeout, not the host's token. A settlement call
+    /// that fails gives its messages back (after <see cref="GiveBackDelay"/>, recording <see cref="SettlementFailureProperty"/>);
+    /// one that cannot be given back is left to its lock, without failing the rest of the batch.
     /// </summary>
     /// <returns>The outcome of every event message settled: those of the batch (a tracker is the relay's own and has
     /// none), then those an ended job's tracker took back.</returns>
@@ -125,9 +78,8 @@ internal sealed partial class RelaySettler(
                         }
                     }
                 }
-                await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
+                results.AddRange(await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false));
             }
-            results.AddRange(settled.Select(s => s.Outcome));
         }
         foreach (var index in trackers)
         {
@@ -144,14 +96,14 @@ internal sealed partial class RelaySettler(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            LogInterrupted(logger, $"a batch of {events.Count}", events[0].Attempt);
+            LogInterrupted(logger, events.Count);
             return new BatchDecision(events.Select(d => (RelayOutcome)new RelayOutcome.RetryLater(TimeSpan.Zero, d.Attempt + 1, "interrupted by a host stop")).ToList(), []);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             // A bug outside what the processor catches per message: every message of the batch is retried, then
             // dead-lettered ProcessingFailed once its attempts ran out.
-            LogUnexpected(logger, ex, $"a batch of {events.Count}", events[0].Attempt);
+            LogUnexpected(logger, ex, events.Count);
             var bug = processor.DescribeBug(ex);
             var maxAttempts = options.Value.MaxAttempts;
             return new BatchDecision(events.Select(d => d.Attempt < maxAttempts
@@ -174,9 +126,11 @@ internal sealed partial class RelaySettler(
         {
             // A status and a page of errors must fit before the deadline, or the tracker comes back in a later batch
             // (left to its lock instead, each lapse would spend one of its deliveries).
-            step = time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
-                ? tracker.Postpone(delivery.Body)
-                : await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
+            step = processor.NotReady(delivery.EventMessageId, delivery.Attempt) is RelayOutcome.RetryLater notReady
+                ? tracker.Postpone(delivery.Body, notReady.Delay) // no Klaviyo call with an unresolved key: a 401 would dead-letter the job's messages
+                : time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
+                    ? tracker.Postpone(delivery.Body)
+                    : await tracker.CheckAsync(delivery.Body, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -193,8 +147,7 @@ internal sealed partial class RelaySettler(
                 case TrackerStep.Settle settle:
                     var parked = await settlement.ReceiveDeferredAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
                     var settled = parked.Select(d => (Delivery: d, Outcome: processor.Finish(ToOutcome(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
-                    await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
-                    outcomes = settled.Select(s => s.Outcome).ToList();
+                    outcomes = await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
                     break;
                 case TrackerStep.Unreadable unreadable:
                     LogTrackerUnreadable(logger, unreadable.Reason);
@@ -221,22 +174,28 @@ internal sealed partial class RelaySettler(
 
     /// <summary>Settles each message by its outcome, one queue call per distinct action; a group whose call fails is
     /// given back message by message.</summary>
-    private async Task SettleEachAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<(RelayDelivery<TMessage> Delivery, RelayOutcome Outcome)> settled, CancellationToken cancellationToken)
+    /// <returns>The outcome each message was settled with, in order: a message given back counts as a retry of the
+    /// same attempt.</returns>
+    private async Task<IReadOnlyList<RelayOutcome>> SettleEachAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<(RelayDelivery<TMessage> Delivery, RelayOutcome Outcome)> settled, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        foreach (var group in settled.GroupBy(s => SettlementKey(s.Outcome)))
+        var results = settled.Select(s => s.Outcome).ToArray();
+        foreach (var group in Enumerable.Range(0, settled.Count).GroupBy(i => SettlementKey(settled[i].Outcome)))
         {
-            var outcome = group.First().Outcome;
-            var messages = group.Select(s => s.Delivery.Message).ToList();
+            var outcome = settled[group.First()].Outcome;
             try
             {
-                await SettleAsync(settlement, messages, outcome, cancellationToken).ConfigureAwait(false);
+                await SettleAsync(settlement, group.Select(i => settled[i].Delivery.Message).ToList(), outcome, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
             {
-                await GiveBackEachAsync(settlement, group.Select(s => s.Delivery).ToList(), ActionOf(outcome), ex).ConfigureAwait(false);
+                var recorded = await GiveBackEachAsync(settlement, group.Select(i => settled[i].Delivery).ToList(), ActionOf(outcome), ex).ConfigureAwait(false);
+                foreach (var i in group)
+                {
+                    results[i] = new RelayOutcome.RetryLater(GiveBackDelay, settled[i].Delivery.Attempt, $"given back after a settlement failure ({recorded})");
+                }
             }
         }
+        return results;
     }
 
     private static object SettlementKey(RelayOutcome outcome) => outcome switch
@@ -248,9 +207,15 @@ internal sealed partial class RelaySettler(
         _ => outcome,
     };
 
-    /// <summary>Like <see cref="GiveBackAsync"/> for several messages, each on its own: one that cannot be given back
-    /// (its lock already gone) is left to its lock and does not stop the others.</summary>
-    private async Task GiveBackEachAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, string action, Exception failure)
+    /// <summary>
+    /// A settlement call threw (the broker refused the copy, the complete or the dead letter): wait
+    /// <see cref="GiveBackDelay"/> (a broker hiccup must not become an instant redelivery loop that spends the delivery
+    /// count in a second), then give each message back with <see cref="SettlementFailureProperty"/> so it is delivered
+    /// again; past the queue's maxDeliveryCount the broker dead-letters it as <c>MaxDeliveryCountExceeded</c>. One that
+    /// cannot be given back (its lock already gone) is left to its lock and does not stop the others.
+    /// </summary>
+    /// <returns>What <see cref="SettlementFailureProperty"/> recorded: the action and the exception type, never its message.</returns>
+    private async Task<string> GiveBackEachAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, string action, Exception failure)
     {
         var recorded = $"{action}: {failure.GetType().Name}";
         LogSettlementFailed(logger, recorded, deliveries.Count == 1 ? deliveries[0].EventMessageId : $"{deliveries.Count} messages", deliveries[0].Attempt, GiveBackDelay);
@@ -268,23 +233,6 @@ internal sealed partial class RelaySettler(
                 LogGiveBackFailed(logger, delivery.EventMessageId, ex.GetType().Name);
             }
         }
-    }
-
-    /// <summary>
-    /// A settlement call threw (the broker refused the copy, the complete or the dead letter): wait
-    /// <see cref="GiveBackDelay"/>, then give the message back with <see cref="SettlementFailureProperty"/> so it is
-    /// delivered again. Each give-back spends one delivery; past the queue's maxDeliveryCount the broker dead-letters
-    /// it as <c>MaxDeliveryCountExceeded</c>. If the give-back throws too, that propagates and the host abandons.
-    /// </summary>
-    /// <returns>What <see cref="SettlementFailureProperty"/> recorded: the action and the exception type, never its message.</returns>
-    private async Task<string> GiveBackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, string action, Exception failure)
-    {
-        var recorded = $"{action}: {failure.GetType().Name}";
-        LogSettlementFailed(logger, recorded, delivery.EventMessageId, delivery.Attempt, GiveBackDelay);
-        metrics.SettlementFailed(action);
-        using var bounded = new CancellationTokenSource(GiveBackDelay + GiveBackTimeout, time);
-        await Task.Delay(GiveBackDelay, time, bounded.Token).ConfigureAwait(false);
-        await settlement.GiveBackAsync([delivery.Message], new Dictionary<string, object> { [SettlementFailureProperty] = recorded }, bounded.Token).ConfigureAwait(false);
         return recorded;
     }
 
@@ -321,9 +269,9 @@ internal sealed partial class RelaySettler(
     [LoggerMessage(EventId = 3213, Level = LogLevel.Warning, Message = "Could not give back {MessageId} ({ExceptionType}); it is delivered again when its lock lapses")]
     private static partial void LogGiveBackFailed(ILogger logger, string messageId, string exceptionType);
 
-    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Event {MessageId} attempt {Attempt} was interrupted by a host stop; a retry is scheduled")]
-    private static partial void LogInterrupted(ILogger logger, string messageId, int attempt);
+    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "A batch of {Count} message(s) was interrupted by a host stop; their retries are scheduled")]
+    private static partial void LogInterrupted(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 3202, Level = LogLevel.Error, Message = "Relaying {MessageId} attempt {Attempt} failed unexpectedly (a bug in the relay)")]
-    private static partial void LogUnexpected(ILogger logger, Exception exception, string messageId, int attempt);
+    [LoggerMessage(EventId = 3202, Level = LogLevel.Error, Message = "Relaying a batch of {Count} message(s) failed unexpectedly (a bug in the relay)")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, int count);
 }

@@ -8,14 +8,18 @@ using Klaviyo.Functions.Tests.TestSupport;
 // Load runs of local mode over loopback with the standard mix (../shared/bench/event-mix.jsonl).
 //   ingest   [--seconds N] [--concurrency C] [--open-rate R] [--baseline DLL] : closed-loop max accepted rate (batches of
 //                                               100, each post with fresh messageIds so duplicate detection drops none),
-//                                               then p50/p99 at half that rate (or at R events/s); with --baseline the same
-//                                               phases against another build (e.g. the in-memory queue) in the same run
-//   delivery [--seconds N] [--rate R] [--processes P] [--drain S] [--set Key=Value]... : offers R events/s (posts of 100,
+//                                               then p50/p99 at half that rate (or only the open loop at R events/s); with
+//                                               --baseline the same phases against another build (e.g. the in-memory
+//                                               queue) in the same run
+//   --set Name=Value (repeatable, any mode): an extra app setting, e.g. --set Local__Concurrency=1
+//   --warmup S (ingest): the open loop first runs S seconds at the same rate unmeasured (JIT, thread pool, caches), so
+//                        the percentiles are of the steady state; default 0 (a cold app, as in the earlier figures)
+//   delivery [--seconds N] [--rate R] [--processes P] [--drain S] : offers R events/s (posts of 100,
 //                                               fresh messageIds per pass over the mix) to P local apps sharing one fake
 //                                               enforcing Klaviyo's limits, waits up to S s for the backlog to drain, then
 //                                               reports delivered events/s, per-endpoint calls/items/429s, calls per 1,000
 //                                               events, exact accounting, peak RSS, and the fake's own capacity as floor
-//   latency  [--events N] [--set Key=Value]... : N lone events per kind (track, identify) posted one at a time to an idle
+//   latency  [--events N] : N lone events per kind (track, identify) posted one at a time to an idle
 //                                               app; p50/p95 from the post to the fake's receipt, beside a direct post
 var mode = args.FirstOrDefault() ?? "ingest";
 var seconds = IntArg("--seconds", mode == "delivery" ? 180 : 20);
@@ -42,9 +46,9 @@ var settings = new Dictionary<string, string>
 };
 for (var i = 0; i < args.Length - 1; i++)
 {
-    if (args[i] == "--set" && args[i + 1].Split('=', 2) is [var key, var value])
+    if (args[i] == "--set" && args[i + 1].Split('=', 2) is [var name, var value])
     {
-        settings[key] = value;
+        settings[name] = value;
     }
 }
 if (mode == "ingest")
@@ -53,7 +57,7 @@ if (mode == "ingest")
     {
         Environment.SetEnvironmentVariable("KLAVIYO_APP_DLL", dll);
         Console.WriteLine($"== {label}");
-        await IngestPhases(settings, batches, concurrency, seconds, IntArg("--open-rate", 0));
+        await IngestPhases(settings, batches, concurrency, seconds, IntArg("--open-rate", 0), IntArg("--warmup", 0));
     }
 }
 else if (mode == "latency")
@@ -66,12 +70,13 @@ else
 }
 
 // Each phase gets a fresh app and database, so the second does not inherit the first one's backlog.
-static async Task IngestPhases(Dictionary<string, string> settings, Batch[] batches, int concurrency, int seconds, int openRate)
+static async Task IngestPhases(Dictionary<string, string> settings, Batch[] batches, int concurrency, int seconds, int openRate, int warmup)
 {
-    double acceptedPerSecond;
+    double acceptedPerSecond = 0;
     settings["Local__DatabasePath"] = Path.Combine(Path.GetTempPath(), $"load-relay-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
-    await using (var app = await LocalAppProcess.StartAsync(settings))
+    if (openRate <= 0)
     {
+        await using var app = await LocalAppProcess.StartAsync(settings);
         using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
         var closed = await ClosedLoop(http, batches, concurrency, TimeSpan.FromSeconds(seconds));
         acceptedPerSecond = closed.Accepted / closed.Elapsed.TotalSeconds;
@@ -82,8 +87,9 @@ static async Task IngestPhases(Dictionary<string, string> settings, Batch[] batc
     await using (var app = await LocalAppProcess.StartAsync(settings))
     {
         using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
-        var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds));
-        Console.WriteLine($"ingest open loop at {half:N0} events/s: p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms ({open.Accepted:N0} accepted, {open.Failed} failed requests); app RSS {app.ResidentMegabytes():N0} MB");
+        var warm = warmup > 0 ? await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(warmup), 0) : null;
+        var open = await OpenLoop(http, batches, half / 100, TimeSpan.FromSeconds(seconds), warm?.Latencies.Count ?? 0);
+        Console.WriteLine($"ingest open loop at {half:N0} events/s (app pid {app.ProcessId}{(warm is null ? "" : $", after {warmup} s warm-up: p99 {P(warm.Latencies, 99):N1} ms")}): p50 {P(open.Latencies, 50):N1} ms, p99 {P(open.Latencies, 99):N1} ms, p99.9 {P(open.Latencies, 99.9):N1} ms, max {open.Latencies.Max():N1} ms, {open.Latencies.Count(l => l > 50)} of {open.Latencies.Count} over 50 ms ({open.Accepted:N0} accepted, {open.Failed} failed requests); app RSS {app.ResidentMegabytes():N0} MB");
     }
 }
 
@@ -104,7 +110,7 @@ static async Task<Run> ClosedLoop(HttpClient http, Batch[] batches, int concurre
     return run;
 }
 
-static async Task<Run> OpenLoop(HttpClient http, Batch[] batches, double batchesPerSecond, TimeSpan duration)
+static async Task<Run> OpenLoop(HttpClient http, Batch[] batches, double batchesPerSecond, TimeSpan duration, int firstBatch)
 {
     var run = new Run();
     var watch = Stopwatch.StartNew();
@@ -116,7 +122,8 @@ static async Task<Run> OpenLoop(HttpClient http, Batch[] batches, double batches
         {
             await Task.Delay(due - watch.Elapsed);
         }
-        inFlight.Add(Post(http, batches[i % batches.Length].Copy(i / batches.Length), run));
+        var n = firstBatch + i;
+        inFlight.Add(Post(http, batches[n % batches.Length].Copy(n / batches.Length), run));
     }
     await Task.WhenAll(inFlight);
     run.Elapsed = watch.Elapsed;
@@ -145,7 +152,7 @@ static async Task Post(HttpClient http, byte[] body, Run run)
     }
 }
 
-static double P(List<double> values, int percentile)
+static double P(List<double> values, double percentile)
 {
     if (values.Count == 0)
     {

@@ -21,8 +21,8 @@ param appInsightsName string
 
 // Built-in role definition IDs (the same in every tenant).
 var roles = {
-  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39' // Azure Service Bus Data Sender: ingest enqueues, relay schedules retries, replay moves dead letters back
-  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0' // Azure Service Bus Data Receiver: the trigger, dead-letter replay
+  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39' // Azure Service Bus Data Sender: ingest enqueues, relay schedules retries and import job trackers, replay moves dead letters back
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0' // Azure Service Bus Data Receiver: the trigger, dead-letter replay, taking deferred messages back for an import job's tracker
   // Azure Service Bus Data Owner: the scale controller reads queue runtime properties (message count) for
   // target-based scaling; without it the extension falls back to less accurate peek-based estimation.
   serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
