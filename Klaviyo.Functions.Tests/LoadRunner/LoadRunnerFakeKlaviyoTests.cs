@@ -117,6 +117,45 @@ public sealed class LoadRunnerFakeKlaviyoTests
     }
 
     [TestMethod]
+    public async Task Counters_BulkAndSingleCalls_CountTheItemsEachCarried()
+    {
+        await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions { EnforceLimits = true });
+        using var http = new HttpClient { BaseAddress = new Uri(fake.BaseUrl) };
+
+        (await http.PostAsync("/api/event-bulk-create-jobs", JsonApi(BulkBody(7)), TestContext.CancellationToken)).EnsureSuccessStatusCode();
+        (await http.PostAsync("/api/event-bulk-create-jobs", JsonApi(BulkBody(5)), TestContext.CancellationToken)).EnsureSuccessStatusCode();
+        (await http.PostAsync("/api/profile-bulk-import-jobs", JsonApi(Encoding.UTF8.GetString(ImportJob(40).Request.Body.Span)), TestContext.CancellationToken)).EnsureSuccessStatusCode();
+        (await http.PostAsync("/api/lists/LIST1/relationships/profiles", JsonApi("""{"data":[{"type":"profile","id":"a"},{"type":"profile","id":"b"},{"type":"profile","id":"c"}]}"""), TestContext.CancellationToken)).EnsureSuccessStatusCode();
+        (await http.PostAsync("/api/events", JsonApi("""{"data":{"type":"event"}}"""), TestContext.CancellationToken)).EnsureSuccessStatusCode();
+
+        Assert.AreEqual(12, fake.Counters["event-bulk"].ItemCount);
+        Assert.AreEqual(2, fake.Counters["event-bulk"].AcceptedCount);
+        Assert.AreEqual(40, fake.Counters["profile-bulk-import"].ItemCount);
+        Assert.AreEqual(3, fake.Counters["list-members"].ItemCount);
+        Assert.AreEqual(1, fake.Counters["events"].ItemCount);
+        Assert.HasCount(5, fake.Samples);
+        Assert.AreEqual(2, fake.Samples.Count(s => s.Path == "/api/event-bulk-create-jobs"));
+    }
+
+    [TestMethod]
+    public async Task WaitForReceipt_TokenInALaterBody_CompletesAtThatCallNotBefore()
+    {
+        await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions());
+        using var http = new HttpClient { BaseAddress = new Uri(fake.BaseUrl) };
+        var receipt = fake.WaitForReceiptAsync("token-42", TimeSpan.FromSeconds(10));
+
+        await http.PostAsync("/api/events", JsonApi("""{"data":{"attributes":{"unique_id":"token-41"}}}"""), TestContext.CancellationToken);
+        var early = receipt.IsCompleted;
+        var before = DateTimeOffset.UtcNow;
+        await http.PostAsync("/api/events", JsonApi("""{"data":{"attributes":{"unique_id":"token-42"}}}"""), TestContext.CancellationToken);
+        var at = await receipt;
+
+        Assert.IsFalse(early);
+        Assert.IsTrue(at >= before.AddMilliseconds(-50) && at <= DateTimeOffset.UtcNow);
+        await Assert.ThrowsExactlyAsync<TimeoutException>(() => fake.WaitForReceiptAsync("never-sent", TimeSpan.FromMilliseconds(200)));
+    }
+
+    [TestMethod]
     [DataRow(0.0, 0)]
     [DataRow(0.004, 2)]
     [DataRow(0.1, 50)]

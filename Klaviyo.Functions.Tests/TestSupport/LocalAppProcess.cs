@@ -131,7 +131,6 @@ internal sealed class LocalAppProcess : IAsyncDisposable
         throw new TimeoutException("The local app did not answer /api/health:\n" + app.Output);
     }
 
-    /// <summary>Asks the app to stop as Ctrl+C would (SIGINT) and waits for it to exit.</summary>
     /// <summary>Polls <c>GET /api/health</c> until its <c>backlog</c> meets <paramref name="condition"/>; throws with the
     /// last answer when <paramref name="patience"/> runs out (the load runner links this file too, without MSTest).</summary>
     public async Task<JsonNode> WaitForBacklogAsync(Func<JsonNode, bool> condition, TimeSpan patience, CancellationToken cancellationToken)
@@ -153,11 +152,13 @@ internal sealed class LocalAppProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Asks the app to stop as Ctrl+C would (SIGINT) and waits for it to exit. A process started from a
+    /// background job of a non-interactive shell inherits SIGINT ignored; it is sent SIGTERM, the same graceful stop.</summary>
     public async Task<int> StopAsync(TimeSpan timeout)
     {
         if (!_process.HasExited)
         {
-            Signal(_process.Id, 2);
+            Signal(_process.Id, IgnoresSigint(_process.Id) ? 15 : 2);
         }
         using var cts = new CancellationTokenSource(timeout);
         try
@@ -171,6 +172,19 @@ internal sealed class LocalAppProcess : IAsyncDisposable
         }
         _process.WaitForExit();
         return _process.ExitCode;
+    }
+
+    internal static bool IgnoresSigint(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (2 - 1))) != 0;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -39,6 +39,8 @@ public sealed class FakeKlaviyo : IAsyncDisposable
     private readonly ConcurrentDictionary<string, EndpointCounter> _counters = new();
     private readonly ConcurrentDictionary<string, ImportJob> _jobs = new();
     private readonly FakeKlaviyoOptions _options;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<DateTimeOffset>> _watches = new();
+    private readonly ConcurrentQueue<(string Path, byte[] Body)> _samples = new();
     private long _jobSequence;
     private long _bulkEvents;
     private long _importedProfiles;
@@ -58,6 +60,25 @@ public sealed class FakeKlaviyo : IAsyncDisposable
 
     /// <summary>Profiles received in accepted import jobs.</summary>
     public long ImportedProfiles => Interlocked.Read(ref _importedProfiles);
+
+    /// <summary>Most bodies kept per POST path in <see cref="Samples"/>.</summary>
+    public const int SamplesPerPath = 20;
+
+    /// <summary>The first <see cref="SamplesPerPath"/> accepted POST bodies of each path (lists share one), to replay
+    /// the relay's own calls straight to a fake as a floor.</summary>
+    public IReadOnlyList<(string Path, byte[] Body)> Samples => [.. _samples];
+
+    /// <summary>When an accepted request whose body contains <paramref name="token"/> (UTF-8) arrived; the watch is
+    /// set before the call that should cause it, and ends at the first such request.</summary>
+    public Task<DateTimeOffset> WaitForReceiptAsync(string token, TimeSpan timeout)
+    {
+        var watch = _watches.GetOrAdd(token, _ => new TaskCompletionSource<DateTimeOffset>(TaskCreationOptions.RunContinuationsAsynchronously));
+        return watch.Task.WaitAsync(timeout).ContinueWith(t =>
+        {
+            _watches.TryRemove(token, out _);
+            return t.GetAwaiter().GetResult();
+        }, TaskScheduler.Default);
+    }
 
     public static Task<FakeKlaviyo> StartAsync(bool enforceLimits) => StartAsync(new FakeKlaviyoOptions { EnforceLimits = enforceLimits });
 
@@ -109,7 +130,9 @@ public sealed class FakeKlaviyo : IAsyncDisposable
             await context.Response.WriteAsync($$"""{"errors":[{"id":"x","status":429,"code":"throttled","title":"Request was throttled.","detail":"Request was throttled. Expected available in {{retryAfter}} second(s)."}]}""");
             return;
         }
-        counter.Accepted();
+        var bytes = body.ToArray();
+        counter.Accepted(ItemsCarried(group, bytes));
+        Observe(group, method, path, bytes, now);
         var (limit, remaining, reset) = counter.Budget(now);
         context.Response.Headers["RateLimit-Limit"] = limit.ToString(CultureInfo.InvariantCulture);
         context.Response.Headers["RateLimit-Remaining"] = remaining.ToString(CultureInfo.InvariantCulture);
@@ -121,11 +144,11 @@ public sealed class FakeKlaviyo : IAsyncDisposable
                 await Json(context, 200, """{"data":{"type":"profile","id":"01HLOADPROFILE000000000000"}}""");
                 return;
             case "event-bulk":
-                Interlocked.Add(ref _bulkEvents, CountEvents(body.ToArray()));
+                Interlocked.Add(ref _bulkEvents, CountEvents(bytes));
                 context.Response.StatusCode = 202;
                 return;
             case "profile-bulk-import":
-                await CreateJobAsync(context, body.ToArray(), now);
+                await CreateJobAsync(context, bytes, now);
                 return;
             case "import-job":
                 await JobStatusAsync(context, path["/api/profile-bulk-import-jobs/".Length..], now);
@@ -147,6 +170,49 @@ public sealed class FakeKlaviyo : IAsyncDisposable
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/vnd.api+json";
         return context.Response.WriteAsync(json);
+    }
+
+    private void Observe(string group, string method, string path, byte[] body, DateTimeOffset now)
+    {
+        if (method == "POST" && _samples.Count(s => s.Path == path || (group == "list-members" && s.Path.StartsWith("/api/lists/", StringComparison.Ordinal))) < SamplesPerPath)
+        {
+            _samples.Enqueue((path, body));
+        }
+        if (_watches.IsEmpty)
+        {
+            return;
+        }
+        var text = System.Text.Encoding.UTF8.GetString(body);
+        foreach (var (token, watch) in _watches)
+        {
+            if (text.Contains(token, StringComparison.Ordinal))
+            {
+                watch.TrySetResult(now);
+            }
+        }
+    }
+
+    /// <summary>What one accepted call carried: events for event calls, profiles for profile and subscription calls,
+    /// members for list calls; 0 for job status reads.</summary>
+    public static int ItemsCarried(string group, byte[] body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body.Length == 0 ? "{}"u8.ToArray() : body);
+            var root = document.RootElement;
+            return group switch
+            {
+                "event-bulk" => CountEvents(body),
+                "profile-bulk-import" or "subscriptions" => root.GetProperty("data").GetProperty("attributes").GetProperty("profiles").GetProperty("data").GetArrayLength(),
+                "list-members" => root.GetProperty("data").ValueKind == JsonValueKind.Array ? root.GetProperty("data").GetArrayLength() : 1,
+                "events" or "profile-import" => 1,
+                _ => 0,
+            };
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return 0;
+        }
     }
 
     private static int CountEvents(byte[] body)
@@ -253,7 +319,7 @@ public sealed class EndpointCounter(int burst, int steady)
     private readonly object _gate = new();
     private long _second = -1, _minute = -1;
     private int _inSecond, _inMinute;
-    private long _accepted, _throttled, _throttledSteady;
+    private long _accepted, _throttled, _throttledSteady, _items;
     private DateTimeOffset? _first, _last;
     private readonly SortedDictionary<long, int> _perMinute = new();
 
@@ -261,6 +327,9 @@ public sealed class EndpointCounter(int burst, int steady)
     public int Steady => steady;
     public long AcceptedCount => Interlocked.Read(ref _accepted);
     public long ThrottledCount => Interlocked.Read(ref _throttled);
+
+    /// <summary>Events, profiles or list members carried by the accepted calls (see <see cref="FakeKlaviyo.ItemsCarried"/>).</summary>
+    public long ItemCount => Interlocked.Read(ref _items);
 
     /// <summary>Of <see cref="ThrottledCount"/>, those refused by the 60 s window (the rest by the 1 s window).</summary>
     public long ThrottledSteadyCount => Interlocked.Read(ref _throttledSteady);
@@ -318,12 +387,13 @@ public sealed class EndpointCounter(int burst, int steady)
         }
     }
 
-    public void Accepted()
+    public void Accepted(int items = 0)
     {
         var now = DateTimeOffset.UtcNow;
         lock (_gate)
         {
             _accepted++;
+            _items += items;
             _first ??= now;
             _last = now;
             var minute = now.ToUnixTimeMilliseconds() / 60_000;

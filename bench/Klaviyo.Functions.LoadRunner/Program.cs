@@ -14,19 +14,24 @@ using Klaviyo.Functions.Tests.TestSupport;
 //   --set Name=Value (repeatable, any mode): an extra app setting, e.g. --set Local__Concurrency=1
 //   --warmup S (ingest): the open loop first runs S seconds at the same rate unmeasured (JIT, thread pool, caches), so
 //                        the percentiles are of the steady state; default 0 (a cold app, as in the earlier figures)
-//   delivery [--seconds N] [--rate R]         : offers R events/s against a fake enforcing Klaviyo's limits, then reports
-//                                               per-endpoint sustained rate vs steady limit, 429 share, and accounting
+//   delivery [--seconds N] [--rate R] [--processes P] [--drain S] : offers R events/s (posts of 100,
+//                                               fresh messageIds per pass over the mix) to P local apps sharing one fake
+//                                               enforcing Klaviyo's limits, waits up to S s for the backlog to drain, then
+//                                               reports delivered events/s, per-endpoint calls/items/429s, calls per 1,000
+//                                               events, exact accounting, peak RSS, and the fake's own capacity as floor
+//   latency  [--events N] : N lone events per kind (track, identify) posted one at a time to an idle
+//                                               app; p50/p95 from the post to the fake's receipt, beside a direct post
 var mode = args.FirstOrDefault() ?? "ingest";
-var seconds = IntArg("--seconds", mode == "delivery" ? 200 : 20);
+var seconds = IntArg("--seconds", mode == "delivery" ? 180 : 20);
 var concurrency = IntArg("--concurrency", 8);
-var rate = IntArg("--rate", 30);
+var rate = IntArg("--rate", 1000);
 
 var events = LoadMix();
 var batches = events.Chunk(100).Select(chunk => new Batch(Encoding.UTF8.GetBytes("[" + string.Join(",", chunk) + "]"))).ToArray();
 var baseline = args.SkipWhile(a => a != "--baseline").Skip(1).FirstOrDefault();
 Console.WriteLine($"mix: {events.Length} events, {batches.Length} batches of 100");
 
-await using var fake = await FakeKlaviyo.StartAsync(enforceLimits: mode == "delivery");
+await using var fake = await FakeKlaviyo.StartAsync(enforceLimits: mode is "delivery" or "latency");
 var settings = new Dictionary<string, string>
 {
     ["Klaviyo__PrivateApiKey"] = "pk_load_runner",
@@ -55,23 +60,13 @@ if (mode == "ingest")
         await IngestPhases(settings, batches, concurrency, seconds, IntArg("--open-rate", 0), IntArg("--warmup", 0));
     }
 }
+else if (mode == "latency")
+{
+    await Delivery.LatencyAsync(fake, settings, events, IntArg("--events", 50));
+}
 else
 {
-    await using var app = await LocalAppProcess.StartAsync(settings);
-    using var http = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
-    var offered = await OpenLoopEvents(http, events, rate, TimeSpan.FromSeconds(seconds));
-    Console.WriteLine($"delivery: offered {offered:N0} events at {rate}/s for {seconds} s; stopping the app (Ctrl+C) and reading its counts");
-    await app.StopAsync(TimeSpan.FromSeconds(60));
-    foreach (var (group, counter) in fake.Counters.OrderBy(c => c.Key))
-    {
-        var minutes = counter.PerMinute();
-        var full = minutes.Count > 2 ? minutes.Skip(1).Take(minutes.Count - 2).ToList() : [];
-        var sustained = full.Count > 0 ? full.Average() : double.NaN;
-        var total = counter.AcceptedCount + counter.ThrottledCount;
-        Console.WriteLine($"  {group,-15} accepted {counter.AcceptedCount,6}, 429 {counter.ThrottledCount,4} ({100.0 * counter.ThrottledCount / Math.Max(1, total):N2} %; {counter.ThrottledSteadyCount} by the minute window), per minute [{string.Join(", ", minutes)}], full-window mean {sustained:N1}/min = {100 * sustained / counter.Steady:N1} % of steady {counter.Steady}/min");
-    }
-    var summary = app.Output.Split('\n').LastOrDefault(l => l.Contains("delivered", StringComparison.Ordinal)) ?? "(no summary line)";
-    Console.WriteLine("  app: " + summary.Trim());
+    await Delivery.RunAsync(fake, settings, batches, rate, TimeSpan.FromSeconds(seconds), IntArg("--processes", 1), TimeSpan.FromSeconds(IntArg("--drain", 300)));
 }
 
 // Each phase gets a fresh app and database, so the second does not inherit the first one's backlog.
@@ -133,25 +128,6 @@ static async Task<Run> OpenLoop(HttpClient http, Batch[] batches, double batches
     await Task.WhenAll(inFlight);
     run.Elapsed = watch.Elapsed;
     return run;
-}
-
-static async Task<int> OpenLoopEvents(HttpClient http, string[] events, int perSecond, TimeSpan duration)
-{
-    var run = new Run();
-    var watch = Stopwatch.StartNew();
-    var sent = 0;
-    for (var tick = 0; watch.Elapsed < duration; tick++)
-    {
-        var due = TimeSpan.FromSeconds(tick);
-        if (due > watch.Elapsed)
-        {
-            await Task.Delay(due - watch.Elapsed);
-        }
-        var chunk = Enumerable.Range(sent, perSecond).Select(i => events[i % events.Length]).ToArray();
-        await Post(http, Encoding.UTF8.GetBytes("[" + string.Join(",", chunk) + "]"), run);
-        sent += perSecond;
-    }
-    return (int)run.Accepted;
 }
 
 static async Task Post(HttpClient http, byte[] body, Run run)
