@@ -156,10 +156,35 @@ public sealed class KlaviyoRateLimitsTests
         var second = limits.ReserveAccountSlot(KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(1));
         var third = limits.ReserveAccountSlot(KlaviyoEndpoint.BulkCreateEvents, TimeSpan.FromSeconds(5));
 
-        Assert.AreEqual(TimeSpan.Zero, first);
-        Assert.IsNull(second, "the second of two calls left for 3 s is ~1.5 s away: held back, nothing taken");
-        Assert.IsNotNull(third);
-        Assert.IsGreaterThan(TimeSpan.FromSeconds(1.2), third.Value);
+        Assert.AreEqual(new AccountSlot(true, TimeSpan.Zero, false), first);
+        Assert.IsFalse(second.Reserved, "the second of two calls left for 3 s is ~1.5 s away: held back, nothing taken");
+        Assert.IsFalse(second.Spent);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(1.2), second.Wait, "back when its slot comes");
+        Assert.IsTrue(third.Reserved);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(1.2), third.Wait);
+    }
+
+    [TestMethod]
+    public async Task Limiter_BudgetSpreadNotSpent_HeldBackCallComesBackAtItsSlotNotAtTheReset()
+    {
+        // Every answer says 2 of 150 are left for 60 s: after a call, the next slot is ~30 s away and the reset 60 s.
+        // Holding the call back until the reset (as before) left half the budget unused: a backlog drained at half the
+        // rate Klaviyo allowed.
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202, null, Budget(150, 2, 60));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var request = new KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, "/api/event-bulk-create-jobs", "{}"u8.ToArray());
+
+        var first = await host.Client.SendAsync(request, TestContext.CancellationToken);
+        var second = await host.Client.SendAsync(request, TestContext.CancellationToken);
+        var third = await host.Client.SendAsync(request, TestContext.CancellationToken);
+
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(first);
+        Assert.IsInstanceOfType<KlaviyoResponse.Success>(second, "the first call under a known budget goes at once");
+        var held = Assert.IsInstanceOfType<KlaviyoResponse.HeldBack>(third);
+        Assert.IsGreaterThan(TimeSpan.FromSeconds(20), held.RetryAfter);
+        Assert.IsLessThan(TimeSpan.FromSeconds(40), held.RetryAfter, "back at its slot, not at the reset 60 s away");
+        Assert.Contains("the next slot is later", held.Description);
+        Assert.HasCount(2, klaviyo.Received);
     }
 
     [TestMethod]

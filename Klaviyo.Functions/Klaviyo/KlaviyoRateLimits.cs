@@ -91,10 +91,11 @@ internal sealed class KlaviyoRateLimits : IDisposable
     /// <summary>
     /// How long to wait before the next call, per Klaviyo's reported budget (zero when none is known or it has reset):
     /// the calls left are spread evenly over the time to the reset, so instances sharing the account slow down together
-    /// as <c>RateLimit-Remaining</c> falls. The slot is taken; null when it is further away than <paramref name="maxWait"/>
-    /// (nothing taken: the call is held back).
+    /// as <c>RateLimit-Remaining</c> falls. The slot is taken when it is at most <paramref name="maxWait"/> away;
+    /// otherwise nothing is taken and <see cref="AccountSlot.Wait"/> says when to come back: the next spaced slot, or the
+    /// reset when the budget is spent.
     /// </summary>
-    public TimeSpan? ReserveAccountSlot(KlaviyoEndpoint endpoint, TimeSpan maxWait) =>
+    public AccountSlot ReserveAccountSlot(KlaviyoEndpoint endpoint, TimeSpan maxWait) =>
         _budgets[(int)endpoint].Reserve(_time.GetUtcNow(), maxWait);
 
     /// <summary>Holds every call to <paramref name="endpoint"/> back for <paramref name="duration"/> (after a 429).</summary>
@@ -156,41 +157,35 @@ internal sealed class KlaviyoRateLimits : IDisposable
             }
         }
 
-        public TimeSpan? Reserve(DateTimeOffset now, TimeSpan maxWait)
+        public AccountSlot Reserve(DateTimeOffset now, TimeSpan maxWait)
         {
             lock (_gate)
             {
                 if (now >= _resetAt)
                 {
-                    return TimeSpan.Zero;
+                    return new AccountSlot(true, TimeSpan.Zero, Spent: false);
                 }
                 if (_remaining <= 0)
                 {
-                    return _resetAt - now <= maxWait ? _resetAt - now : null;
+                    return new AccountSlot(_resetAt - now <= maxWait, _resetAt - now, Spent: true);
                 }
                 var interval = (_resetAt - now) / _remaining;
                 var slot = _lastSlot + interval > now ? _lastSlot + interval : now;
                 if (slot - now > maxWait)
                 {
-                    return null;
+                    return new AccountSlot(false, slot - now, Spent: false);
                 }
                 _lastSlot = slot;
                 _remaining--;
-                return slot - now;
-            }
-        }
-
-        public TimeSpan UntilReset(DateTimeOffset now)
-        {
-            lock (_gate)
-            {
-                return _resetAt > now ? _resetAt - now : TimeSpan.Zero;
+                return new AccountSlot(true, slot - now, Spent: false);
             }
         }
     }
-
-    internal TimeSpan UntilAccountReset(KlaviyoEndpoint endpoint) => _budgets[(int)endpoint].UntilReset(_time.GetUtcNow());
 }
+
+/// <summary>A place in Klaviyo's reported budget: taken (<paramref name="Reserved"/>, go after <paramref name="Wait"/>),
+/// or not, come back after <paramref name="Wait"/>; <paramref name="Spent"/> when no call is left until the reset.</summary>
+internal readonly record struct AccountSlot(bool Reserved, TimeSpan Wait, bool Spent);
 
 /// <summary>
 /// Thrown by <see cref="KlaviyoRateLimitHandler"/> inside the HTTP pipeline when the relay's own limiter holds a call
@@ -237,13 +232,16 @@ internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProv
         }
 
         var slot = limits.ReserveAccountSlot(endpoint, ShortPause);
-        if (slot is null)
+        if (!slot.Reserved)
         {
-            throw new KlaviyoHeldBackException(endpoint, Max(limits.UntilAccountReset(endpoint), ShortPause), "Klaviyo's RateLimit-Remaining budget is spent until its reset");
+            // Back when its slot comes, not at the reset: the budget left is spread over the window, not spent.
+            throw new KlaviyoHeldBackException(endpoint, Max(slot.Wait, ShortPause), slot.Spent
+                ? "Klaviyo's RateLimit-Remaining budget is spent until its reset"
+                : "Klaviyo's RateLimit-Remaining budget is spread to its reset: the next slot is later");
         }
-        if (slot > TimeSpan.Zero)
+        if (slot.Wait > TimeSpan.Zero)
         {
-            await Task.Delay(slot.Value, time, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(slot.Wait, time, cancellationToken).ConfigureAwait(false);
         }
 
         using var lease = await limits.AcquireAsync(endpoint, cancellationToken).ConfigureAwait(false);
