@@ -24,8 +24,9 @@ public sealed class ImportJobClientTests
     /// <summary>500 profiles p{k}@example.com / u-{k}; item k carries sequences 1000 + 2k and 1001 + 2k.</summary>
     private static JobTicket Ticket500 => s_ticket500 ??= JobTicketTests.Ticket(500, JobId);
 
-    private static string Status(string status, int failed = 0) =>
-        $$$"""{"data":{"type":"profile-bulk-import-job","id":"{{{JobId}}}","attributes":{"status":"{{{status}}}","total_count":500,"completed_count":{{{500 - failed}}},"failed_count":{{{failed}}},"created_at":"2026-12-01T00:00:00+00:00"},"links":{"self":"x"}""" + "}}";
+    /// <param name="failed">null: the answer carries no <c>failed_count</c>, so the import errors must be read.</param>
+    private static string Status(string status, int? failed = 0) =>
+        $$$"""{"data":{"type":"profile-bulk-import-job","id":"{{{JobId}}}","attributes":{"status":"{{{status}}}","total_count":500,{{{(failed is { } f ? $"\"completed_count\":{500 - f},\"failed_count\":{f}," : "")}}}"created_at":"2026-12-01T00:00:00+00:00"},"links":{"self":"x"}""" + "}}";
 
     private const string PhoneError = """{"type":"import-error","id":"e1","attributes":{"code":"invalid","title":"Invalid input","detail":"phone_number is not valid","source":{"pointer":"/data/attributes/profiles/data/17/attributes/phone_number"}}}""";
 
@@ -99,10 +100,24 @@ public sealed class ImportJobClientTests
     }
 
     [TestMethod]
+    public async Task Check_CompleteWithNoFailedProfile_EveryProfileDeliveredWithoutReadingTheErrors()
+    {
+        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete", failed: 0));
+        var (client, host) = Start(klaviyo);
+        using var _ = host;
+
+        var verdicts = Settled(await client.CheckAsync(Ticket500, TestContext.CancellationToken), "complete");
+
+        Assert.IsTrue(verdicts.All(v => v is BulkVerdict.Delivered));
+        Assert.AreSequenceEqual(new[] { StatusPath }, klaviyo.ReceivedPaths.ToArray(), "no import-errors GET: Klaviyo counted no failure");
+        klaviyo.AssertNoUnexpectedCalls();
+    }
+
+    [TestMethod]
     public async Task Check_ImportErrors_AsksForFullPagesOf100()
     {
         using var klaviyo = FakeKlaviyo.Start()
-            .AnswerGet(StatusPath, 200, Status("complete"))
+            .AnswerGet(StatusPath, 200, Status("complete", failed: null))
             .AnswerGet(ErrorsPath, 200, ErrorsPage(null), query: ("page[size]", "100"));
         var (client, host) = Start(klaviyo);
         using var _ = host;
@@ -174,7 +189,7 @@ public sealed class ImportJobClientTests
     [TestMethod]
     public async Task Check_NextLinksPastThePageCap_RetriesLaterAfterTheCap()
     {
-        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete"));
+        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete", failed: null));
         klaviyo.AnswerGet(ErrorsPath, 200, ErrorsPage($"{klaviyo.BaseUrl}{ErrorsPath}?page[cursor]=p0"));
         for (var page = 0; page < ImportJobClient.MaxErrorPages; page++)
         {
@@ -215,7 +230,7 @@ public sealed class ImportJobClientTests
     [DataRow("""{"data":{}}""", DisplayName = "data an object")]
     public async Task Check_MalformedErrorsPage_EveryMessageRetriesLaterNeverDelivered(string body)
     {
-        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete")).AnswerGet(ErrorsPath, 200, body);
+        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete", failed: null)).AnswerGet(ErrorsPath, 200, body);
         var (client, host) = Start(klaviyo);
         using var _ = host;
 
@@ -232,7 +247,7 @@ public sealed class ImportJobClientTests
     {
         var padding = new string('x', KlaviyoAnswerHandler.MaxGetBodyBytes);
         using var klaviyo = FakeKlaviyo.Start()
-            .AnswerGet(StatusPath, 200, hugePath == StatusPath ? Status("complete").Replace("\"links\"", $"\"pad\":\"{padding}\",\"links\"", StringComparison.Ordinal) : Status("complete"))
+            .AnswerGet(StatusPath, 200, hugePath == StatusPath ? Status("complete", failed: null).Replace("\"links\"", $"\"pad\":\"{padding}\",\"links\"", StringComparison.Ordinal) : Status("complete", failed: null))
             .AnswerGet(ErrorsPath, 200, hugePath == ErrorsPath ? ErrorsPage(null, PhoneError.Replace("\"code\"", $"\"pad\":\"{padding}\",\"code\"", StringComparison.Ordinal)) : ErrorsPage(null));
         var (client, host) = Start(klaviyo);
         using var _ = host;
@@ -270,7 +285,7 @@ public sealed class ImportJobClientTests
     {
         var throttled = new Dictionary<string, string> { ["Retry-After"] = "120" };
         using var klaviyo = FakeKlaviyo.Start()
-            .AnswerGet(StatusPath, throttledPath == StatusPath ? 429 : 200, throttledPath == StatusPath ? FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled.", null) : Status("complete"), throttledPath == StatusPath ? throttled : null)
+            .AnswerGet(StatusPath, throttledPath == StatusPath ? 429 : 200, throttledPath == StatusPath ? FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled.", null) : Status("complete", failed: null), throttledPath == StatusPath ? throttled : null)
             .AnswerGet(ErrorsPath, 429, FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled.", null), throttled);
         var (client, host) = Start(klaviyo);
         using var _ = host;
@@ -303,7 +318,7 @@ public sealed class ImportJobClientTests
     public async Task Check_GetHeldBackByTheRelaysLimiter_NotNowWithoutThatCall(string heldEndpoint, int callsMade)
     {
         var endpoint = Enum.Parse<KlaviyoEndpoint>(heldEndpoint);
-        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete")).AnswerGet(ErrorsPath, 200, ErrorsPage(null));
+        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete", failed: null)).AnswerGet(ErrorsPath, 200, ErrorsPage(null));
         var (client, host) = Start(klaviyo);
         using var _ = host;
         using var heldBack = new MetricCollector<long>(host.Services.GetRequiredService<IMeterFactory>(), RelayMetrics.MeterName, "klaviyo.relay.klaviyo.held_back");
@@ -327,7 +342,7 @@ public sealed class ImportJobClientTests
     {
         var refusal = FakeKlaviyo.ErrorAnswer(status, "not_authenticated", "Missing or invalid private key.", null);
         using var klaviyo = FakeKlaviyo.Start()
-            .AnswerGet(StatusPath, refusedPath == StatusPath ? status : 200, refusedPath == StatusPath ? refusal : Status("complete"))
+            .AnswerGet(StatusPath, refusedPath == StatusPath ? status : 200, refusedPath == StatusPath ? refusal : Status("complete", failed: null))
             .AnswerGet(ErrorsPath, status, refusal);
         var (client, host) = Start(klaviyo);
         using var _ = host;

@@ -72,6 +72,12 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
                 return Settle(ticket, "unreadable", ImportJobAnswer.Settle(ticket, state, null));
         }
 
+        if (state is ImportJobState.Complete { FailedCount: 0 })
+        {
+            // Klaviyo counted no failed profile: no import error can name one, so the errors are not read (a GET
+            // against the endpoint's 150/min spared per job).
+            return Settle(ticket, "complete", ImportJobAnswer.Settle(ticket, state, []));
+        }
         var errors = await ReadErrorsAsync(ticket, job, cancellationToken).ConfigureAwait(false);
         if (errors.Stop is { } stop)
         {
