@@ -11,19 +11,21 @@ internal sealed class LocalOptions
     /// <summary>JSON-lines copy of every dead letter (UTF-8, no byte-order mark). Default <c>dead-letters.jsonl</c>.</summary>
     public string DeadLetterPath { get; set; } = "dead-letters.jsonl";
 
-    /// <summary>Batches relayed at once (each consumer takes one batch at a time, like a Functions instance). Default 4 (1–64).</summary>
-    public int Concurrency { get; set; } = 4;
+    /// <summary>Batches relayed at once (each consumer takes one batch at a time, like a Functions instance). Default 2 (1–64):
+    /// fewer, fuller batches make fewer bulk calls, and the import-job endpoint (150 a minute) is what binds.</summary>
+    public int Concurrency { get; set; } = 2;
 
     /// <summary>Most events in one batch, like host.json <c>maxMessageBatchSize</c>. Default 1,000 (1–1,000: one
     /// event bulk call carries at most 1,000).</summary>
     public int BatchSize { get; set; } = 1000;
 
-    /// <summary>With fewer than <see cref="MinBatchSize"/> events ready, how long a consumer waits for more before it
-    /// relays what it has, like host.json <c>maxBatchWaitTime</c>. Default 0.25 s (0–5 s).</summary>
-    public TimeSpan BatchWait { get; set; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>While events are streaming in (the last batch held 10 or more), with fewer than
+    /// <see cref="MinBatchSize"/> ready a consumer waits up to this long for more, like host.json <c>maxBatchWaitTime</c>;
+    /// an idle relay relays a lone event at once. Default 1 s (0–5 s).</summary>
+    public TimeSpan BatchWait { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>A batch this large is relayed at once, like host.json <c>minMessageBatchSize</c>. Default 100.</summary>
-    public int MinBatchSize { get; set; } = 100;
+    /// <summary>A batch this large is relayed at once, like host.json <c>minMessageBatchSize</c>. Default 1,000.</summary>
+    public int MinBatchSize { get; set; } = 1000;
 
     /// <summary>On Ctrl+C, how long events already being relayed may take to finish. Default 20 s (0–5 min).</summary>
     public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromSeconds(20);

@@ -9,7 +9,8 @@ namespace Klaviyo.Functions.Local;
 /// <summary>
 /// Local mode's stand-in for the batched queue trigger: <see cref="LocalOptions.Concurrency"/> consumers each lease a
 /// batch of due events from the SQLite queue (up to <see cref="LocalOptions.BatchSize"/>; with fewer than
-/// <see cref="LocalOptions.MinBatchSize"/> ready it waits up to <see cref="LocalOptions.BatchWait"/> for more), run it
+/// <see cref="LocalOptions.MinBatchSize"/> ready while events are streaming in, it waits up to
+/// <see cref="LocalOptions.BatchWait"/> for more; on an idle relay it relays a lone event at once), run it
 /// through the same <see cref="RelaySettler"/> as <see cref="RelayFunction"/>, and settle with <see cref="LocalSettlement"/>.
 /// On stop they stop taking events, let in-flight batches finish for up to <see cref="LocalOptions.ShutdownGrace"/>,
 /// and leave the backlog in the database.
@@ -26,11 +27,15 @@ internal sealed partial class LocalRelayWorker(
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
 
+    /// <summary>A batch this large means events are streaming in: the next one waits to fill.</summary>
+    private const int BusyBatchSize = 10;
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly SemaphoreSlim _leasing = new(1, 1);
     private Task[] _consumers = [];
     private long _lastPrune = time.GetTimestamp();
+    private int _lastBatchSize;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -96,7 +101,10 @@ internal sealed partial class LocalRelayWorker(
         {
             var size = options.Value.BatchSize;
             batch.AddRange(await queue.LeaseAsync(size, options.Value.LeaseDuration).ConfigureAwait(false));
-            var waitUntil = time.GetUtcNow() + options.Value.BatchWait;
+            // Waiting fills batches under load (fewer, fuller bulk calls: the import-job endpoint allows 150 a minute);
+            // when the last batch was small the relay is idle and a lone event goes at once (spec 8.1).
+            var busy = Interlocked.Exchange(ref _lastBatchSize, batch.Count) >= BusyBatchSize || batch.Count >= BusyBatchSize;
+            var waitUntil = time.GetUtcNow() + (busy ? options.Value.BatchWait : TimeSpan.Zero);
             while (batch.Count > 0 && batch.Count < Math.Min(options.Value.MinBatchSize, size) && time.GetUtcNow() < waitUntil && !_stopping.IsCancellationRequested)
             {
                 try
@@ -109,6 +117,7 @@ internal sealed partial class LocalRelayWorker(
                 }
                 batch.AddRange(await queue.LeaseAsync(size - batch.Count, options.Value.LeaseDuration).ConfigureAwait(false));
             }
+            Interlocked.Exchange(ref _lastBatchSize, batch.Count);
             if (time.GetElapsedTime(Interlocked.Read(ref _lastPrune)) > PruneInterval)
             {
                 Interlocked.Exchange(ref _lastPrune, time.GetTimestamp());
