@@ -65,7 +65,9 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         _duplicateWindow = options.DuplicateWindow;
         _maxBacklog = options.MaxBacklog;
         _backlog = Scalar($"SELECT COUNT(*) FROM messages WHERE state < {Dead}");
-        _writer = Task.Run(WriteLoopAsync);
+        // Its own thread: a group transaction (statements, then a synced commit) blocks for milliseconds, and on a pool
+        // thread that wait would take a worker from the ingest requests and the relay's batches on a small machine.
+        _writer = Task.Factory.StartNew(WriteLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>Most writes committed in one transaction.</summary>
@@ -396,10 +398,10 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         return item.Task;
     }
 
-    private async Task WriteLoopAsync()
+    private void WriteLoop()
     {
         var group = new List<WriteItem>(MaxGroup);
-        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (WaitToRead())
         {
             while (group.Count < MaxGroup && _writes.Reader.TryRead(out var item))
             {
@@ -450,6 +452,13 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             }
             group.Clear();
         }
+    }
+
+    /// <summary>Blocks this (dedicated) thread until a write is queued; false once the queue is disposed.</summary>
+    private bool WaitToRead()
+    {
+        var waiting = _writes.Reader.WaitToReadAsync();
+        return waiting.IsCompletedSuccessfully ? waiting.Result : waiting.AsTask().GetAwaiter().GetResult();
     }
 
     private abstract class WriteItem
