@@ -175,6 +175,23 @@ public sealed class BulkRelayProcessorTests
     private static IEnumerable<string> Ids(ReceivedRequest listCall) => JsonNode.Parse(listCall.Body)!["data"]!.AsArray().Select(d => (string)d!["id"]!);
 
     [TestMethod]
+    public async Task Batch_ProfilesInAnImportJob_TheTransformsWarningsAreStillLogged()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/profile-bulk-import-jobs", 202, "{\"data\":{\"type\":\"profile-bulk-import-job\",\"id\":\"job-w\"}}");
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var batch = Enumerable.Range(0, 10).Select(i => BatchPlannerTests.Message($"p-{i}",
+            "{\"type\":\"identify\",\"messageId\":\"p-" + i + "\",\"userId\":\"p-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\"" + (i == 3 ? ",\"phone\":\"call me maybe\"" : "") + "}}")).ToList();
+
+        var decision = await Processor(host).ProcessAsync(batch, Deadline(host), TestContext.CancellationToken);
+
+        Assert.IsTrue(decision.Outcomes.All(o => o is RelayOutcome.AwaitingJob), string.Join(", ", decision.Outcomes));
+        var warned = host.Logs.GetSnapshot().Where(r => r.Id.Id == 3005).ToList();
+        Assert.HasCount(1, warned, "the warning of the one odd phone, as the single path would log it");
+        Assert.Contains("Event p-3:", warned[0].Message);
+        Assert.Contains("not an E.164 phone number", warned[0].Message);
+    }
+
+    [TestMethod]
     public async Task Batch_ListAdditionsBelowTheThreshold_OneListCallPerListCarryingEveryProfileId()
     {
         using var klaviyo = ProfileImportsAnsweringIds(5)

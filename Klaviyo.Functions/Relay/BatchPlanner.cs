@@ -39,6 +39,10 @@ internal sealed class BatchPlan
     /// <summary>Subscription jobs, one list each: item k is <c>profiles.data[k]</c>.</summary>
     public required IReadOnlyList<CarriedCall> Subscriptions { get; init; }
 
+    /// <summary>The transform's warnings (e.g. a phone kept as a property) of messages sent in bulk calls, by message
+    /// index; a single delivery reports its own when its plan runs.</summary>
+    public IReadOnlyDictionary<int, IReadOnlyList<string>> BulkWarnings { get; init; } = new Dictionary<int, IReadOnlyList<string>>();
+
     /// <summary>Messages whose planning failed on a bug in the relay's own code: each goes the single path on its own.</summary>
     public IReadOnlyList<int> Failed { get; init; } = [];
 
@@ -112,8 +116,10 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
         var threshold = options.Value.BulkThreshold;
         IReadOnlyList<EventsBulkCall> eventCalls = [];
         var eventPieces = new Dictionary<int, EventPiece>();
+        var bulkWarnings = new Dictionary<int, IReadOnlyList<string>>();
         if (events.Count >= threshold)
         {
+            events.Where(e => e.Plan.Warnings.Count > 0).ToList().ForEach(e => bulkWarnings[e.Message] = e.Plan.Warnings);
             var pieces = events.Select(e => e.Piece).ToList();
             for (var p = 0; p < pieces.Count; p++)
             {
@@ -133,6 +139,7 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
         IReadOnlyList<CarriedCall> subscriptions = [];
         if (bulkProfiles && profiles.Count >= threshold)
         {
+            profiles.Where(p => p.Plan.Warnings.Count > 0).ToList().ForEach(p => bulkWarnings[p.Message] = p.Plan.Warnings);
             (importJobs, subscriptions) = PlanProfiles(profiles);
         }
         else
@@ -150,6 +157,7 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
             ImportJobs = importJobs,
             Subscriptions = subscriptions,
             Failed = failed,
+            BulkWarnings = bulkWarnings,
         };
     }
 

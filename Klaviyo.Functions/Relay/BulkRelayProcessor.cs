@@ -42,6 +42,10 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }
 
         var plan = planner.Plan(batch, bulkProfiles: true);
+        foreach (var (message, warnings) in plan.BulkWarnings)
+        {
+            single.LogWarnings(warnings, batch[message].MessageId);
+        }
         foreach (var (message, outcome) in plan.Decided)
         {
             outcomes[message] = single.Finish(outcome, batch[message].MessageId, batch[message].Attempt);

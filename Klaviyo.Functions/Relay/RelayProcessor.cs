@@ -77,10 +77,7 @@ internal sealed partial class RelayProcessor(
 
     private async Task<RelayOutcome> RunPlanAsync(RequestPlan plan, string messageId, int attempt, CancellationToken cancellationToken)
     {
-        foreach (var warning in plan.Warnings)
-        {
-            Log.PlanWarning(logger, messageId, warning);
-        }
+        LogWarnings(plan.Warnings, messageId);
 
         string? profileId = null;
         var calls = 0;
@@ -98,6 +95,15 @@ internal sealed partial class RelayProcessor(
             }
         }
         return Finish(new RelayOutcome.Delivered(calls), messageId, attempt);
+    }
+
+    /// <summary>Logs the transform's non-fatal findings for an event (EventId 3005).</summary>
+    internal void LogWarnings(IReadOnlyList<string> warnings, string messageId)
+    {
+        foreach (var warning in warnings)
+        {
+            Log.PlanWarning(logger, messageId, warning);
+        }
     }
 
     /// <summary>Sends one step of a plan and reads its answer: a failure outcome (not yet reported), or null and the
