@@ -156,8 +156,8 @@ public sealed class BulkRelayProcessorTests
         Assert.AreEqual(BulkPath, klaviyo.ReceivedPaths.Single());
     }
 
-    private static BatchMessage ListedIdentify(int i, string listId) => BatchPlannerTests.Message($"p-{i}",
-        "{\"type\":\"identify\",\"messageId\":\"p-" + i + "\",\"userId\":\"p-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\",\"properties\":{\"listId\":\"" + listId + "\"}}}");
+    private static BatchMessage ListedIdentify(int i, string listId, string extraTrait = "") => BatchPlannerTests.Message($"p-{i}",
+        "{\"type\":\"identify\",\"messageId\":\"p-" + i + "\",\"userId\":\"p-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\"" + extraTrait + ",\"properties\":{\"listId\":\"" + listId + "\"}}}");
 
     /// <summary>Profile p-i is answered id P(i+1), whatever order the imports arrive in.</summary>
     private static FakeKlaviyo ProfileImportsAnsweringIds(int count)
@@ -209,6 +209,7 @@ public sealed class BulkRelayProcessorTests
         Assert.HasCount(3, Ids(l1));
         Assert.HasCount(2, Ids(l2));
         Assert.AreSequenceEqual(new[] { "P1", "P2", "P3", "P4", "P5" }, Ids(l1).Concat(Ids(l2)).Order(StringComparer.Ordinal));
+        Assert.IsEmpty(host.Logs.GetSnapshot().Where(r => r.Id.Id == 3005).ToList(), "no transform warning for these profiles");
         KlaviyoSchemas.AssertValid(new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, l1.Path, Encoding.UTF8.GetBytes(l1.Body)));
     }
 
@@ -221,13 +222,14 @@ public sealed class BulkRelayProcessorTests
                 (204, null), (400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Profile id is not valid.", "/data/0/id")), (204, null));
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
 
-        var outcomes = (await Processor(host).ProcessAsync([ListedIdentify(0, "L1"), ListedIdentify(1, "L1"), ListedIdentify(2, "L1")], Deadline(host), TestContext.CancellationToken)).Outcomes;
+        var outcomes = (await Processor(host).ProcessAsync([ListedIdentify(0, "L1"), ListedIdentify(1, "L1", ",\"phone\":\"call me maybe\""), ListedIdentify(2, "L1")], Deadline(host), TestContext.CancellationToken)).Outcomes;
 
         Assert.AreEqual(2, outcomes.Count(o => o is RelayOutcome.Delivered));
         var refused = outcomes.OfType<RelayOutcome.DeadLetter>().Single();
         Assert.AreEqual(DeadLetterReason.KlaviyoRejected, refused.Reason);
         Assert.Contains("Profile id is not valid.", refused.Description);
         Assert.AreEqual(4, klaviyo.ReceivedPaths.Count(p => p == "/api/lists/L1/relationships/profiles"), "one grouped call, then one per profile");
+        Assert.Contains("Event p-1:", host.Logs.GetSnapshot().Single(r => r.Id.Id == 3005).Message, "the grouped path logs the transform's warning too");
     }
 
     [TestMethod]

@@ -217,6 +217,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                 outcomes[s.Message] = PutOff(message);
                 return;
             }
+            single.LogWarnings(s.Plan.Warnings, message.MessageId);
             var (failed, profileId) = await single.SendStepAsync(s.Plan.Steps[0], null, message.Attempt, token).ConfigureAwait(false);
             if (failed is not null)
             {
