@@ -48,7 +48,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }
         foreach (var (message, outcome) in plan.Decided)
         {
-            outcomes[message] = single.Finish(outcome, batch[message].MessageId, batch[message].Attempt);
+            outcomes[message] = Finish(outcome, batch[message]);
         }
 
         var singly = new List<int>();
@@ -88,7 +88,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             var first = plan.SameAs[i];
             result[i] = first == i
                 ? outcomes[i] ?? throw new InvalidOperationException($"Message {i} of the batch got no outcome.")
-                : single.Finish(Repeat(outcomes[first]!, batch[first].Attempt, batch[i].Attempt), batch[i].MessageId, batch[i].Attempt);
+                : Finish(Repeat(outcomes[first]!, batch[first].Attempt, batch[i].Attempt), batch[i]);
         }
         // A repeat of a message awaiting a job is completed with it: the job's tracker carries the repeat too.
         return new BatchDecision(result, jobs.Select(job => job with
@@ -125,7 +125,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                         singly.Add(message);
                         break;
                     default:
-                        outcomes[message] = single.Finish(ToOutcome(verdict, batch[message]), batch[message].MessageId, batch[message].Attempt);
+                        outcomes[message] = Finish(ToOutcome(verdict, batch[message].Attempt), batch[message]);
                         break;
                 }
             }
@@ -167,7 +167,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             {
                 if (success.DataId is not { Length: > 0 } jobId)
                 {
-                    open.ForEach(m => outcomes[m] = single.Finish(single.RetryOrGiveUp(null, $"POST {call.Request.Path} answered {success.StatusCode} without the job's data.id", batch[m].Attempt), batch[m].MessageId, batch[m].Attempt));
+                    open.ForEach(m => outcomes[m] = Finish(single.RetryOrGiveUp(null, $"POST {call.Request.Path} answered {success.StatusCode} without the job's data.id", batch[m].Attempt), batch[m]));
                     continue;
                 }
                 open.ForEach(m => outcomes[m] = new RelayOutcome.AwaitingJob(jobId));
@@ -187,10 +187,10 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                         break;
                     case BulkVerdict.Resend:
                         // Comes back within a second in a batch without the refused profiles, its attempt unspent.
-                        outcomes[message] = single.Finish(new RelayOutcome.RetryLater(HeldBackFloor, batch[message].Attempt, $"POST {call.Request.Path}: resent without the profiles Klaviyo refused"), batch[message].MessageId, batch[message].Attempt);
+                        outcomes[message] = Finish(new RelayOutcome.RetryLater(HeldBackFloor, batch[message].Attempt, $"POST {call.Request.Path}: resent without the profiles Klaviyo refused"), batch[message]);
                         break;
                     default:
-                        outcomes[message] = single.Finish(ToOutcome(verdict, batch[message]), batch[message].MessageId, batch[message].Attempt);
+                        outcomes[message] = Finish(ToOutcome(verdict, batch[message].Attempt), batch[message]);
                         break;
                 }
             }
@@ -221,7 +221,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             var (failed, profileId) = await single.SendStepAsync(s.Plan.Steps[0], null, message.Attempt, token).ConfigureAwait(false);
             if (failed is not null)
             {
-                outcomes[s.Message] = single.Finish(failed, message.MessageId, message.Attempt);
+                outcomes[s.Message] = Finish(failed, message);
                 return;
             }
             ids[s.Message] = profileId!;
@@ -249,7 +249,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }
 
         void Settle(int message, KlaviyoRequest request, KlaviyoResponse response) =>
-            outcomes[message] = single.Finish(single.Read(request, response, batch[message].Attempt) ?? new RelayOutcome.Delivered(2), batch[message].MessageId, batch[message].Attempt);
+            outcomes[message] = Finish(single.Read(request, response, batch[message].Attempt) ?? new RelayOutcome.Delivered(2), batch[message]);
     }
 
     private void Count(KlaviyoRequest request, int items, KlaviyoResponse response)
@@ -264,10 +264,13 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
     private static RequestPlan? SinglePlanOf(BatchPlan plan, IReadOnlyList<BatchMessage> batch, int message) =>
         plan.EventPieces.TryGetValue(message, out var piece) && piece.Single is { } request ? new RequestPlan([PlanStep.Fixed(request)]) : null;
 
+    /// <summary>Reports <paramref name="outcome"/> for <paramref name="message"/> (log, metric) through the single processor.</summary>
+    private RelayOutcome Finish(RelayOutcome outcome, BatchMessage message) => single.Finish(outcome, message.MessageId, message.Attempt);
+
     private bool CanStart(TimeSpan longest, DateTimeOffset deadline) => time.GetUtcNow() + longest <= deadline;
 
     private RelayOutcome PutOff(BatchMessage message) =>
-        single.Finish(new RelayOutcome.RetryLater(HeldBackFloor, message.Attempt, OutOfTime), message.MessageId, message.Attempt);
+        Finish(new RelayOutcome.RetryLater(HeldBackFloor, message.Attempt, OutOfTime), message);
 
     private static IEnumerable<EventsBulkCall> Rebuild(BatchPlan plan, List<int> messages)
     {
@@ -278,12 +281,13 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         });
     }
 
-    private RelayOutcome ToOutcome(BulkVerdict verdict, BatchMessage message) => verdict switch
+    /// <summary>What a bulk verdict means for a message on its <paramref name="attempt"/> (also for an ended import job's).</summary>
+    internal RelayOutcome ToOutcome(BulkVerdict verdict, int attempt) => verdict switch
     {
         BulkVerdict.Delivered => new RelayOutcome.Delivered(1),
         BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason == BulkRefusal.KlaviyoUnauthorized ? DeadLetterReason.KlaviyoUnauthorized : DeadLetterReason.KlaviyoRejected, dead.Description),
-        BulkVerdict.RetryLater { SpendsAttempt: false } held => new RelayOutcome.RetryLater(Max(held.RetryAfter ?? HeldBackFloor, HeldBackFloor), message.Attempt, held.Cause),
-        BulkVerdict.RetryLater retry => single.RetryOrGiveUp(retry.RetryAfter, retry.Cause, message.Attempt),
+        BulkVerdict.RetryLater { SpendsAttempt: false } held => new RelayOutcome.RetryLater(Max(held.RetryAfter ?? HeldBackFloor, HeldBackFloor), attempt, held.Cause),
+        BulkVerdict.RetryLater retry => single.RetryOrGiveUp(retry.RetryAfter, retry.Cause, attempt),
         _ => throw new InvalidOperationException($"No outcome for {verdict.GetType().Name}."),
     };
 

@@ -102,7 +102,7 @@ internal static class RelayMessage
     /// sender's id can equal it; differs per poll, so duplicate detection keeps each; and carries the lowest sequence
     /// number the job parked, so two trackers never share an id even if two jobs did.</summary>
     public static string TrackerMessageId(string jobId, long firstSequence, int poll) =>
-        $"{Separator}job-{(jobId.Length <= MaxPlainEventIdLength ? jobId : Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(jobId)))[..HashHexLength])}" +
+        $"{Separator}job-{Root(jobId)}" +
         $"{Separator}{firstSequence.ToString(CultureInfo.InvariantCulture)}{Separator}poll-{poll.ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>The event's id as the start of a copy's id: as it is when short enough, else <c>␟sha256:&lt;hex&gt;</c>

@@ -153,7 +153,7 @@ internal sealed partial class RelaySettler(
                     break;
                 case TrackerStep.Settle settle:
                     var parked = await settlement.ReceiveDeferredAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
-                    var settled = parked.Select(d => (Delivery: d, Outcome: processor.Finish(ToOutcome(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
+                    var settled = parked.Select(d => (Delivery: d, Outcome: processor.Finish(bulk.ToOutcome(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
                     outcomes = await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
                     break;
                 case TrackerStep.Unreadable unreadable:
@@ -170,14 +170,6 @@ internal sealed partial class RelaySettler(
         }
         return outcomes;
     }
-
-    private RelayOutcome ToOutcome(BulkVerdict verdict, int attempt) => verdict switch
-    {
-        BulkVerdict.Delivered => new RelayOutcome.Delivered(1),
-        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason == BulkRefusal.KlaviyoUnauthorized ? DeadLetterReason.KlaviyoUnauthorized : DeadLetterReason.KlaviyoRejected, dead.Description),
-        BulkVerdict.RetryLater retry => processor.RetryOrGiveUp(retry.RetryAfter, retry.Cause, attempt),
-        _ => throw new InvalidOperationException($"No outcome for {verdict.GetType().Name}."),
-    };
 
     /// <summary>Settles each message by its outcome, one queue call per distinct action; a group whose call fails is
     /// given back message by message.</summary>
