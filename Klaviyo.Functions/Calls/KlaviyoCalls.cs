@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Transform;
@@ -69,52 +68,51 @@ internal static class KlaviyoCalls
     /// <summary><c>POST /api/event-bulk-create-jobs</c>: one entry per profile with its events (spec 8.2).</summary>
     public static KlaviyoRequest EventBulkJob(IReadOnlyList<(ProfilePart Profile, IReadOnlyList<EventPart> Events)> entries)
     {
-        var body = Write(w =>
+        var w = BodyBuffers.Body();
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartObject();
+        w.WriteString("type", "event-bulk-create-job");
+        w.WritePropertyName("attributes");
+        w.WriteStartObject();
+        w.WritePropertyName("events-bulk-create");
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartArray();
+        foreach (var (profile, events) in entries)
         {
             w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartObject();
-            w.WriteString("type", "event-bulk-create-job");
+            w.WriteString("type", "event-bulk-create");
             w.WritePropertyName("attributes");
             w.WriteStartObject();
-            w.WritePropertyName("events-bulk-create");
+            w.WritePropertyName("profile");
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteRawValue(profile.Data.Span, skipInputValidation: true);
+            w.WriteEndObject();
+            w.WritePropertyName("events");
             w.WriteStartObject();
             w.WritePropertyName("data");
             w.WriteStartArray();
-            foreach (var (profile, events) in entries)
+            foreach (var @event in events)
             {
                 w.WriteStartObject();
-                w.WriteString("type", "event-bulk-create");
+                w.WriteString("type", "event");
                 w.WritePropertyName("attributes");
-                w.WriteStartObject();
-                w.WritePropertyName("profile");
-                w.WriteStartObject();
-                w.WritePropertyName("data");
-                w.WriteRawValue(profile.Data.Span, skipInputValidation: true);
-                w.WriteEndObject();
-                w.WritePropertyName("events");
-                w.WriteStartObject();
-                w.WritePropertyName("data");
-                w.WriteStartArray();
-                foreach (var @event in events)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("type", "event");
-                    w.WritePropertyName("attributes");
-                    w.WriteRawValue(@event.Attributes.Span, skipInputValidation: true);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteEndObject();
+                w.WriteRawValue(@event.Attributes.Span, skipInputValidation: true);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
             w.WriteEndObject();
             w.WriteEndObject();
             w.WriteEndObject();
-            w.WriteEndObject();
-        });
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteEndObject();
+        var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, body);
     }
 
@@ -122,30 +120,29 @@ internal static class KlaviyoCalls
     /// (<c>relationships.lists</c> replaces the per-profile list call, spec 8.3).</summary>
     public static KlaviyoRequest ProfileImportJob(string? listId, IReadOnlyList<ProfilePart> profiles)
     {
-        var body = Write(w =>
+        var w = BodyBuffers.Body();
+        WriteProfilesJobStart(w, "profile-bulk-import-job");
+        foreach (var profile in profiles)
         {
-            WriteProfilesJobStart(w, "profile-bulk-import-job");
-            foreach (var profile in profiles)
-            {
-                w.WriteRawValue(profile.Data.Span, skipInputValidation: true);
-            }
-            WriteProfilesJobEnd(w);
-            if (listId is not null)
-            {
-                w.WritePropertyName("relationships");
-                w.WriteStartObject();
-                w.WritePropertyName("lists");
-                w.WriteStartObject();
-                w.WritePropertyName("data");
-                w.WriteStartArray();
-                WriteList(w, listId);
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
+            w.WriteRawValue(profile.Data.Span, skipInputValidation: true);
+        }
+        WriteProfilesJobEnd(w);
+        if (listId is not null)
+        {
+            w.WritePropertyName("relationships");
+            w.WriteStartObject();
+            w.WritePropertyName("lists");
+            w.WriteStartObject();
+            w.WritePropertyName("data");
+            w.WriteStartArray();
+            WriteList(w, listId);
+            w.WriteEndArray();
             w.WriteEndObject();
             w.WriteEndObject();
-        }, 256 + profiles.Sum(p => p.Data.Length + 1));
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
+        var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, body);
     }
 
@@ -155,75 +152,73 @@ internal static class KlaviyoCalls
     /// </summary>
     public static KlaviyoRequest Subscribe(string listId, IReadOnlyList<SubscriberPart> subscribers, IReadOnlyList<string?>? profileIds = null)
     {
-        var body = Write(w =>
+        var w = BodyBuffers.Body();
+        WriteProfilesJobStart(w, "profile-subscription-bulk-create-job");
+        for (var i = 0; i < subscribers.Count; i++)
         {
-            WriteProfilesJobStart(w, "profile-subscription-bulk-create-job");
-            for (var i = 0; i < subscribers.Count; i++)
+            var subscriber = subscribers[i];
+            w.WriteStartObject();
+            w.WriteString("type", "profile");
+            if (profileIds?[i] is { } id)
             {
-                var subscriber = subscribers[i];
-                w.WriteStartObject();
-                w.WriteString("type", "profile");
-                if (profileIds?[i] is { } id)
-                {
-                    w.WriteString("id", id);
-                }
-                w.WritePropertyName("attributes");
-                w.WriteStartObject();
-                if (subscriber.Email is not null)
-                {
-                    w.WriteString("email", subscriber.Email);
-                }
-                if (subscriber.Phone is not null)
-                {
-                    w.WriteString("phone_number", subscriber.Phone);
-                }
-                w.WritePropertyName("subscriptions");
-                w.WriteStartObject();
-                if (subscriber.EmailChannel)
-                {
-                    WriteConsent(w, "email", "SUBSCRIBED");
-                }
-                if (subscriber.SmsChannel)
-                {
-                    WriteConsent(w, "sms", "SUBSCRIBED");
-                }
-                w.WriteEndObject();
-                w.WriteEndObject();
-                w.WriteEndObject();
+                w.WriteString("id", id);
             }
-            WriteProfilesJobEnd(w);
-            w.WritePropertyName("relationships");
+            w.WritePropertyName("attributes");
             w.WriteStartObject();
-            w.WritePropertyName("list");
+            if (subscriber.Email is not null)
+            {
+                w.WriteString("email", subscriber.Email);
+            }
+            if (subscriber.Phone is not null)
+            {
+                w.WriteString("phone_number", subscriber.Phone);
+            }
+            w.WritePropertyName("subscriptions");
             w.WriteStartObject();
-            w.WritePropertyName("data");
-            WriteList(w, listId);
+            if (subscriber.EmailChannel)
+            {
+                WriteConsent(w, "email", "SUBSCRIBED");
+            }
+            if (subscriber.SmsChannel)
+            {
+                WriteConsent(w, "sms", "SUBSCRIBED");
+            }
             w.WriteEndObject();
             w.WriteEndObject();
             w.WriteEndObject();
-            w.WriteEndObject();
-        }, 320 + (subscribers.Count * 160));
+        }
+        WriteProfilesJobEnd(w);
+        w.WritePropertyName("relationships");
+        w.WriteStartObject();
+        w.WritePropertyName("list");
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        WriteList(w, listId);
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteEndObject();
+        var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, body);
     }
 
     /// <summary><c>POST /api/lists/{id}/relationships/profiles</c>: the profile ids added to the list.</summary>
     public static KlaviyoRequest AddToList(string listId, IReadOnlyList<string> profileIds)
     {
-        var body = Write(w =>
+        var w = BodyBuffers.Body();
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartArray();
+        foreach (var id in profileIds)
         {
             w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartArray();
-            foreach (var id in profileIds)
-            {
-                w.WriteStartObject();
-                w.WriteString("type", "profile");
-                w.WriteString("id", id);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
+            w.WriteString("type", "profile");
+            w.WriteString("id", id);
             w.WriteEndObject();
-        }, 32 + (profileIds.Count * 64));
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, AddToListPath(listId), body);
     }
 
@@ -288,16 +283,5 @@ internal static class KlaviyoCalls
             s_lastListPath = last;
         }
         return last.Path;
-    }
-
-    /// <summary>Writes a body with a fresh writer (bodies other than the per-event ones are few and large).</summary>
-    private static byte[] Write(Action<Utf8JsonWriter> write, int sizeHint = 1024)
-    {
-        var buffer = new ArrayBufferWriter<byte>(Math.Max(256, sizeHint));
-        using (var writer = new Utf8JsonWriter(buffer, BodyBuffers.WriterOptions))
-        {
-            write(writer);
-        }
-        return buffer.WrittenSpan.ToArray();
     }
 }
