@@ -103,15 +103,10 @@ internal static class KlaviyoCalls
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
+            EndObjects(w, 3);
         }
         w.WriteEndArray();
-        w.WriteEndObject();
-        w.WriteEndObject();
-        w.WriteEndObject();
-        w.WriteEndObject();
+        EndObjects(w, 4);
         var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, body);
     }
@@ -137,11 +132,9 @@ internal static class KlaviyoCalls
             w.WriteStartArray();
             WriteList(w, listId);
             w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndObject();
+            EndObjects(w, 2);
         }
-        w.WriteEndObject();
-        w.WriteEndObject();
+        EndObjects(w, 2);
         var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, body);
     }
@@ -183,9 +176,7 @@ internal static class KlaviyoCalls
             {
                 WriteConsent(w, "sms", "SUBSCRIBED");
             }
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
+            EndObjects(w, 3);
         }
         WriteProfilesJobEnd(w);
         w.WritePropertyName("relationships");
@@ -194,10 +185,7 @@ internal static class KlaviyoCalls
         w.WriteStartObject();
         w.WritePropertyName("data");
         WriteList(w, listId);
-        w.WriteEndObject();
-        w.WriteEndObject();
-        w.WriteEndObject();
-        w.WriteEndObject();
+        EndObjects(w, 4);
         var body = BodyBuffers.ToArray(w);
         return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, body);
     }
@@ -240,8 +228,7 @@ internal static class KlaviyoCalls
     private static void WriteProfilesJobEnd(Utf8JsonWriter w)
     {
         w.WriteEndArray();
-        w.WriteEndObject();
-        w.WriteEndObject();
+        EndObjects(w, 2);
     }
 
     private static void WriteList(Utf8JsonWriter w, string listId)
@@ -259,8 +246,15 @@ internal static class KlaviyoCalls
         w.WritePropertyName("marketing");
         w.WriteStartObject();
         w.WriteString("consent", consent);
-        w.WriteEndObject();
-        w.WriteEndObject();
+        EndObjects(w, 2);
+    }
+
+    private static void EndObjects(Utf8JsonWriter w, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            w.WriteEndObject();
+        }
     }
 
     private static void Append(byte[] body, ref int at, ReadOnlySpan<byte> part)
