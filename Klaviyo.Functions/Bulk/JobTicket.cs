@@ -166,6 +166,11 @@ internal sealed record JobTicket(string JobId, string Path, DateTimeOffset Creat
                 }
                 k++;
             }
+            if (seen.Count == 0)
+            {
+                error = "items: no item carries a sequence number";
+                return false;
+            }
             ticket = new JobTicket(jobId, path, createdAt, polls, items);
             error = "";
             return true;
@@ -187,10 +192,11 @@ internal sealed record JobTicket(string JobId, string Path, DateTimeOffset Creat
             error = $"{at}.identity: must be {IdentityLength} base64url characters";
             return false;
         }
-        if (!element.TryGetProperty("sequences", out var sequencesElement) || sequencesElement.ValueKind != JsonValueKind.Array
-            || sequencesElement.GetArrayLength() == 0)
+        // May be empty: a profile of the job whose messages were settled before it started (their subscription call
+        // failed, so they retry as a whole) keeps its place, so Klaviyo's error indices still name the right item.
+        if (!element.TryGetProperty("sequences", out var sequencesElement) || sequencesElement.ValueKind != JsonValueKind.Array)
         {
-            error = $"{at}.sequences: must be a non-empty array";
+            error = $"{at}.sequences: must be an array";
             return false;
         }
         var sequences = new long[sequencesElement.GetArrayLength()];
