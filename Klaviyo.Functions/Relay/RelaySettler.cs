@@ -176,7 +176,7 @@ internal sealed partial class RelaySettler(
                         outcomes = await SettleEachAsync(settlement, taken.Select(d => (Delivery: d, Outcome: processor.Finish(BugOutcome(d.Attempt, cause), d.EventMessageId, d.Attempt))).ToList(), bounded.Token).ConfigureAwait(false);
                     }
                     await settlement.DeadLetterAsync([delivery.Message], nameof(DeadLetterReason.MalformedMessage),
-                        Bounded($"import job tracker: {unreadable.Reason}; the {unreadable.Sequences.Count} parked message(s) it names were taken back and retried"), bounded.Token).ConfigureAwait(false);
+                        Bounded($"import job tracker: {unreadable.Reason}; it names {unreadable.Sequences.Count} parked message(s), those still parked were taken back and retried"), bounded.Token).ConfigureAwait(false);
                     return outcomes;
             }
             await settlement.CompleteAsync([delivery.Message], bounded.Token).ConfigureAwait(false);

@@ -29,6 +29,14 @@ public sealed record FakeKlaviyoOptions
 
     /// <summary>How long calls hang; zero (the default) never.</summary>
     public TimeSpan HangFor { get; init; }
+
+    /// <summary>After the hang, subscription jobs to <see cref="FailSubscriptionsList"/> answer 503 this much longer while
+    /// the rest is healthy: those subscribers retry while the import job that also carries the other list's subscribers
+    /// is accepted (the tickets that carried profiles without messages).</summary>
+    public TimeSpan FailSubscriptionsFor { get; init; }
+
+    /// <summary>The list whose subscription jobs <see cref="FailSubscriptionsFor"/> fails.</summary>
+    public string FailSubscriptionsList { get; init; } = "LIST2";
 }
 
 /// <summary>
@@ -153,6 +161,12 @@ public sealed class FakeKlaviyo : IAsyncDisposable
             context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
             context.Response.ContentType = "application/vnd.api+json";
             await context.Response.WriteAsync($$"""{"errors":[{"id":"x","status":429,"code":"throttled","title":"Request was throttled.","detail":"Request was throttled. Expected available in {{retryAfter}} second(s)."}]}""");
+            return;
+        }
+        if (group == "subscriptions" && _options.FailSubscriptionsFor > TimeSpan.Zero && now >= hangEnds && now < hangEnds + _options.FailSubscriptionsFor
+            && System.Text.Encoding.UTF8.GetString(body.ToArray()).Contains($"\"type\":\"list\",\"id\":\"{_options.FailSubscriptionsList}\"", StringComparison.Ordinal))
+        {
+            await Json(context, 503, """{"errors":[{"id":"x","status":503,"code":"service_unavailable","title":"Service unavailable.","detail":"Try again later."}]}""");
             return;
         }
         var bytes = body.ToArray();

@@ -21,7 +21,9 @@ using Klaviyo.Functions.Tests.TestSupport;
 //                                               events, exact accounting, peak RSS, and the fake's own capacity as floor
 //   --hang-after S --hang-for H (delivery): from S s after start, every Klaviyo call hangs for H s (then healthy), and the
 //                                               end state of every message is read from the databases: delivered,
-//                                               dead-lettered by reason, still queued, parked with or without a tracker
+//                                               dead-lettered by reason, still queued, parked with or without a tracker;
+//                                               --fail-subscriptions-for F: after the hang, subscription jobs to LIST2 (the
+//                                               mix's group list) answer 503 F s more
 //   latency  [--events N] : N lone events per kind (track, identify) posted one at a time to an idle
 //                                               app; p50/p95 from the post to the fake's receipt, beside a direct post
 var mode = args.FirstOrDefault() ?? "ingest";
@@ -39,6 +41,7 @@ await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions
     EnforceLimits = mode is "delivery" or "latency",
     HangAfter = TimeSpan.FromSeconds(IntArg("--hang-after", 0)),
     HangFor = TimeSpan.FromSeconds(IntArg("--hang-for", 0)),
+    FailSubscriptionsFor = TimeSpan.FromSeconds(IntArg("--fail-subscriptions-for", 0)),
 });
 var settings = new Dictionary<string, string>
 {
