@@ -1,9 +1,11 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Local;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Klaviyo.Functions.Tests.Relay;
 
@@ -179,5 +181,40 @@ public sealed class ParkedMessagesTests
 
         Assert.HasCount(10, actions.DeferredWith);
         Assert.IsTrue(actions.DeferredWith.All(p => p is not null && (long)p[ServiceBusSettlement.DeferredAtProperty] == host.Time!.GetUtcNow().ToUnixTimeMilliseconds()));
+    }
+
+    [TestMethod]
+    public async Task LocalQueue_UnreadableTracker_DeadLetteredAndTheEventsItParkedRetriedNotLeftParked()
+    {
+        using var klaviyo = CompletedJob("job-local");
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var directory = Directory.CreateTempSubdirectory("klaviyo-parked-").FullName;
+        try
+        {
+            var options = new LocalOptions { DatabasePath = Path.Combine(directory, "relay.db"), DeadLetterPath = Path.Combine(directory, "dead.jsonl") };
+            using var queue = SqliteEventQueue.Open(options, host.Time);
+            using var file = new DeadLetterFile(options.DeadLetterPath, host.Time!);
+            var settlement = new LocalSettlement(queue, file, host.Time!, NullLogger<LocalSettlement>.Instance);
+            await queue.SendAsync(Profiles(10).Select(m => new global::Klaviyo.Functions.Queue.QueuedEvent(m.MessageId, "identify", m.Body.ToMemory())).ToList(), TestContext.CancellationToken);
+            await host.Settler.RelayBatchAsync(settlement, (await queue.LeaseAsync(100, TimeSpan.FromMinutes(2))).Select(LocalSettlement.Delivery).ToList(), TestContext.CancellationToken);
+            Assert.AreEqual(10, queue.Counts().Deferred);
+            host.Time!.Advance(ImportJobTracker.FirstPoll);
+            var tracker = (await queue.LeaseAsync(100, TimeSpan.FromMinutes(2))).Single();
+            var ticket = JsonNode.Parse(tracker.Body.Span)!;
+            ticket["createdAt"] = "yesterday";
+
+            await host.Settler.RelayBatchAsync(settlement, [LocalSettlement.Delivery(tracker with { Body = Encoding.UTF8.GetBytes(ticket.ToJsonString()) })], TestContext.CancellationToken);
+
+            var counts = queue.Counts();
+            Assert.AreEqual(0, counts.Deferred, "nothing left parked");
+            Assert.AreEqual(1, counts.DeadLettered, "the tracker, by name");
+            Assert.AreEqual(10, counts.Scheduled, "the events retried");
+            Assert.Contains("MalformedMessage", await File.ReadAllTextAsync(options.DeadLetterPath, TestContext.CancellationToken));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(directory, recursive: true);
+        }
     }
 }
