@@ -169,10 +169,10 @@ internal sealed partial class RelaySettler(
                         // Not the messages' fault: retried as a bug in the relay (ProcessingFailed once attempts run out).
                         var cause = "its import job tracker could not be read: " + unreadable.Reason;
                         var taken = await settlement.ReceiveDeferredAsync(unreadable.Sequences, bounded.Token).ConfigureAwait(false);
-                        outcomes = await SettleEachAsync(settlement, taken.Select(d => (Delivery: d, Outcome: processor.Finish(BugOutcome(d.Attempt, cause), d.EventMessageId, d.Attempt))).ToList(), bounded.Token).ConfigureAwait(false);
+                        outcomes = await SettleEachAsync(settlement, taken.Select(d => (Delivery: d, Outcome: policy.Finish(policy.Bug(cause, d.Attempt), d.EventMessageId, d.Attempt))).ToList(), bounded.Token).ConfigureAwait(false);
                     }
                     await settlement.DeadLetterAsync([delivery.Message], nameof(DeadLetterReason.MalformedMessage),
-                        Bounded($"import job tracker: {unreadable.Reason}; it names {unreadable.Sequences.Count} parked message(s), those still parked were taken back and retried"), bounded.Token).ConfigureAwait(false);
+                        OutcomePolicy.Bounded($"import job tracker: {unreadable.Reason}; it names {unreadable.Sequences.Count} parked message(s), those still parked were taken back and retried"), bounded.Token).ConfigureAwait(false);
                     return outcomes;
             }
             await settlement.CompleteAsync([delivery.Message], bounded.Token).ConfigureAwait(false);
@@ -210,10 +210,6 @@ internal sealed partial class RelaySettler(
         }
         return results;
     }
-
-    private RelayOutcome BugOutcome(int attempt, string cause) => attempt < options.Value.MaxAttempts
-        ? new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, null), attempt + 1, cause)
-        : new RelayOutcome.DeadLetter(DeadLetterReason.ProcessingFailed, Bounded($"{options.Value.MaxAttempts} attempt(s) failed in the relay's own code; last: {cause}"));
 
     private static object SettlementKey(RelayOutcome outcome) => outcome switch
     {

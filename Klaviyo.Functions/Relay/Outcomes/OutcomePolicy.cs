@@ -194,8 +194,11 @@ internal sealed partial class OutcomePolicy(
         return $"{ex.GetType().FullName}: {message}";
     }
 
-    private static RelayOutcome.DeadLetter Bounded(RelayOutcome.DeadLetter dead) =>
-        dead.Description.Length <= MaxDescriptionLength ? dead : dead with { Description = dead.Description[..(MaxDescriptionLength - 1)] + "…" };
+    private static RelayOutcome.DeadLetter Bounded(RelayOutcome.DeadLetter dead) => dead with { Description = Bounded(dead.Description) };
+
+    /// <summary>A dead-letter description within <see cref="MaxDescriptionLength"/>.</summary>
+    public static string Bounded(string description) =>
+        description.Length <= MaxDescriptionLength ? description : description[..(MaxDescriptionLength - 1)] + "…";
 
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
         $"{request.Method} {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
