@@ -112,6 +112,23 @@ public sealed class ConsentBatchTests
     }
 
     [TestMethod]
+    public async Task Unsubscribe_403_DeadLettersKlaviyoUnauthorizedNamingTheScopesTheCallNeeds()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/profile-import", 200, FakeKlaviyo.ProfileAnswer("P0"))
+            .Answer(UnsubscribePath, 403, FakeKlaviyo.ErrorAnswer(403, "permission_denied", "You do not have permission to perform this action.", null));
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+
+        var outcome = await host.Processor.ProcessAsync(Identify(0, "\"listId\":\"L1\",\"subscribe\":false").Body, "p-0", 1, TestContext.CancellationToken);
+
+        var dead = Assert.IsInstanceOfType<RelayOutcome.DeadLetter>(outcome);
+        Assert.AreEqual(DeadLetterReason.KlaviyoUnauthorized, dead.Reason);
+        Assert.Contains("POST /api/profile-subscription-bulk-delete-jobs answered 403", dead.Description);
+        Assert.Contains("subscriptions:write", dead.Description);
+        Assert.DoesNotContain(RelayTestHost.ApiKey, dead.Description);
+    }
+
+    [TestMethod]
     public void ListRemovals_1200Profiles_TwoDeleteCallsOfAtMost1000()
     {
         var ids = Enumerable.Range(0, 1200).Select(i => $"01PROFILE{i:D6}").ToList();

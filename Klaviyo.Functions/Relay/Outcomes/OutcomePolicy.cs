@@ -93,7 +93,7 @@ internal sealed partial class OutcomePolicy(
         KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
         KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
             DeadLetterReason.KlaviyoUnauthorized,
-            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
+            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — " + KlaviyoApi.UnauthorizedHint(request.Endpoint)),
         KlaviyoResponse.Rejected rejected => new RelayOutcome.DeadLetter(
             DeadLetterReason.KlaviyoRejected, Describe(request, rejected.StatusCode, rejected.Errors)),
         _ => throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}."),
