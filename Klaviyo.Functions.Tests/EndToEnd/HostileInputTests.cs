@@ -228,8 +228,11 @@ public sealed class HostileInputTests
         Body("surrogate: lone high in event name", """{"type":"track","userId":"u-s1","event":"Loved it \ud83d"}""", 202, calls: 1);
         Body("surrogate: lone low in properties", """{"type":"track","userId":"u-s2","event":"E","properties":{"note":"\udc00"}}""", 202, calls: 1);
         Body("surrogate: lone high in a property name", """{"type":"track","userId":"u-s3","event":"E","properties":{"k\ud800":1}}""", 202, calls: 1);
-        Body("surrogate: lone high in messageId", """{"type":"track","messageId":"cut-\ud83d","userId":"u-s4","event":"E"}""", 202, calls: 1);
         Body("surrogate: reversed pair in userId", """{"type":"track","userId":"u-\ude00\ud83d","event":"E"}""", 202, calls: 1);
+
+        // ...except in messageId (issue 18 item 3): U+FFFD would merge distinct ids into one and deduplicate events away.
+        Body("surrogate: lone high in messageId", """{"type":"track","messageId":"cut-\ud83d","userId":"u-REFUSED","event":"E"}""", 400, "messageId");
+        Body("surrogate: lone low in the second event's messageId", """[{"type":"track","messageId":"order-ok-REFUSED","userId":"u-REFUSED","event":"E"},{"type":"track","messageId":"order-\udc01","userId":"u-REFUSED","event":"E"}]""", 400, "messageId");
 
         // Duplicate keys and ids.
         Body("duplicate: messageId twice in one request", "[{" + Ok + ",\"messageId\":\"dup-REFUSED\"},{" + Ok + ",\"messageId\":\"dup-REFUSED\"}]", 400, "messageId");

@@ -52,16 +52,39 @@ public sealed class IngestTextAndLimitsTests
     }
 
     [TestMethod]
-    public async Task LoneSurrogate_InPropertyNameAndMessageId_Accepted()
+    public async Task LoneSurrogate_InPropertyName_Accepted()
     {
         var host = new IngestHost();
 
-        var response = await host.PostAsync("/api/events", """{"type":"track","messageId":"id-\ud83d","userId":"u-1","event":"e","properties":{"k\udc00":1}}""");
+        var response = await host.PostAsync("/api/events", """{"type":"track","messageId":"id-1","userId":"u-1","event":"e","properties":{"k\udc00":1}}""");
 
         Assert.AreEqual(202, response.Status);
         var queued = host.Queue.Sent.Single();
-        Assert.AreEqual("id-\uFFFD", queued.MessageId);
+        Assert.AreEqual("id-1", queued.MessageId);
         Assert.AreEqual(1, IngestHost.BodyOf(queued).GetProperty("properties").GetProperty("k\uFFFD").GetInt32());
+    }
+
+    /// <summary>Issue 18 item 3: ids that differ only in a lone surrogate were all rewritten to one id and deduplicated
+    /// away; each is refused, naming the field, and nothing of the request is queued.</summary>
+    [TestMethod]
+    [DataRow("\\ud800")]
+    [DataRow("\\ud801")]
+    [DataRow("\\udc00")]
+    [DataRow("\\uD83D")]
+    [DataRow("\\ud83d\\ud83d\\ude00")]
+    public async Task LoneSurrogate_InMessageId_Answers400NamingMessageIdAndQueuesNothing(string escaped)
+    {
+        var host = new IngestHost();
+        var body = "[" + SampleEvents.TrackWithId("fine-1") + "," + $$$"""{"type":"track","messageId":"order-{{{escaped}}}","userId":"u-1","event":"e","properties":{"note":"\ud83d"}}""" + "]";
+
+        var response = await host.PostAsync("/api/events", body);
+
+        AssertProblem(response, 400);
+        var error = response.Errors.Single();
+        Assert.AreEqual(1, error.GetProperty("index").GetInt32());
+        Assert.AreEqual("messageId", error.GetProperty("field").GetString());
+        Assert.Contains("lone UTF-16 surrogate", error.GetProperty("message").GetString()!);
+        Assert.IsEmpty(host.Queue.Sent);
     }
 
     [TestMethod]

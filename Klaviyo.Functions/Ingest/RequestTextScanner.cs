@@ -17,7 +17,8 @@ internal sealed record TextScan(ProblemList Problems, int LoneSurrogatesReplaced
 /// <summary>
 /// One streaming pass over the raw body before validation (spec section 7, "Text"). A lone surrogate escape
 /// (<c>"\ud83d"</c>, a JavaScript string cut mid-emoji) is valid JSON that .NET cannot turn into a string: it is
-/// rewritten in place to <c>\uFFFD</c> (the same six bytes) so the event goes through with U+FFFD. Raw bytes that
+/// rewritten in place to <c>\uFFFD</c> (the same six bytes) so the event goes through with U+FFFD — except in a
+/// <c>messageId</c>, where it is refused: replaced, distinct ids would become one and be deduplicated away. Raw bytes that
 /// are not UTF-8 would be silently replaced further on, so they are refused, naming the event and the field, as are
 /// numbers a double cannot hold (<c>1e400</c>) and control characters in a <c>messageId</c> (it reaches log lines).
 /// </summary>
@@ -134,6 +135,13 @@ internal static class RequestTextScanner
                         }
                         break;
                     case JsonTokenType.String:
+                        if (isMessageId && reader.ValueIsEscaped && FirstLoneSurrogate(reader.ValueSpan) is var lone and >= 0)
+                        {
+                            // Replaced, it would become another sender's id ("order-\ud800" and "order-\ud801" both
+                            // "order-\uFFFD") and duplicate detection would drop all but one.
+                            Report($"messageId must not contain a lone UTF-16 surrogate (\\u{lone:x4} is half of a pair): replacing it would merge distinct ids; send the whole character or another id", "messageId");
+                            break;
+                        }
                         replaced += CheckString(ref reader);
                         if (isMessageId && Utf8.IsValid(reader.ValueSpan))
                         {
@@ -329,8 +337,18 @@ internal static class RequestTextScanner
     }
 
     /// <summary>Rewrites each <c>\uD800</c>–<c>\uDFFF</c> escape that is not half of a pair to <c>\uFFFD</c>.</summary>
-    internal static int ReplaceLoneSurrogates(Span<byte> escaped)
+    internal static int ReplaceLoneSurrogates(Span<byte> escaped) => VisitLoneSurrogates(escaped, replace: true, out _);
+
+    /// <summary>The first lone surrogate escaped in <paramref name="escaped"/> (its UTF-16 unit), or -1; nothing changed.</summary>
+    private static int FirstLoneSurrogate(ReadOnlySpan<byte> escaped)
     {
+        var span = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(escaped), escaped.Length);
+        return VisitLoneSurrogates(span, replace: false, out var first) > 0 ? first : -1;
+    }
+
+    private static int VisitLoneSurrogates(Span<byte> escaped, bool replace, out int first)
+    {
+        first = -1;
         var replaced = 0;
         var i = 0;
         while (i < escaped.Length)
@@ -354,6 +372,11 @@ internal static class RequestTextScanner
             }
             if (char.IsSurrogate((char)unit))
             {
+                if (!replace)
+                {
+                    first = unit;
+                    return 1;
+                }
                 "FFFD"u8.CopyTo(escaped.Slice(i + 2, 4));
                 replaced++;
             }
