@@ -20,15 +20,17 @@ internal sealed class IngestAdmission(IOptions<IngestOptions> options)
     /// <summary>Called once the host begins to stop: new requests get 503 while in-flight ones finish.</summary>
     public void BeginStopping() => _stopping = true;
 
-    /// <summary>Takes <paramref name="bytes"/> from the shared budget, or nothing when they do not fit.</summary>
-    public bool TryReserve(long bytes)
+    /// <summary>Takes <paramref name="bytes"/> from the shared budget, or nothing when they do not fit. When the caller
+    /// already holds <paramref name="heldByCaller"/> bytes and nobody else holds any, it is taken even beyond the budget:
+    /// a request alone in the ingest always gets to finish (its parse is bounded by the request's own limits).</summary>
+    public bool TryReserve(long bytes, long heldByCaller = -1)
     {
         var limit = options.Value.MaxInFlightBodyBytes;
         while (true)
         {
             var current = Interlocked.Read(ref _reserved);
             var next = current + bytes;
-            if (next > limit)
+            if (next > limit && current != heldByCaller)
             {
                 return false;
             }

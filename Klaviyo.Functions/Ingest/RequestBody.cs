@@ -33,6 +33,9 @@ internal sealed class RequestBody : IDisposable
 
     public ReadOnlyMemory<byte> Memory => Buffer.AsMemory(0, _length);
 
+    /// <summary>The bytes of the shared budget this body holds.</summary>
+    public long Reserved => _reserved;
+
     /// <summary>The body's bytes, writable: the text scan replaces lone surrogate escapes in place.</summary>
     internal Span<byte> WritableSpan => Buffer.AsSpan(0, _length);
 
