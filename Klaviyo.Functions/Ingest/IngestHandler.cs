@@ -75,6 +75,12 @@ internal sealed partial class IngestHandler(
             return IngestResult.Problem(ValidationProblem.UnreadableBody(status, LogText.Escape(ex.Message)));
         }
         using var body = read;
+        if (readStatus == BodyReadStatus.TooSlow)
+        {
+            metrics.Busy("slow-body-evicted");
+            LogEvicted(logger, settings.MinBodyBytesPerSecond);
+            return IngestResult.Problem(ValidationProblem.BodyTooSlow(settings.MinBodyBytesPerSecond));
+        }
         if (readStatus == BodyReadStatus.OverBudget)
         {
             metrics.Busy("body-memory");
@@ -122,7 +128,7 @@ internal sealed partial class IngestHandler(
         // The parse is held in the same budget as the bodies: many dense bodies checked at once wait their turn (503)
         // instead of together lifting memory by hundreds of megabytes.
         var parseCost = IngestOptions.ParseCost(text);
-        if (!admission.TryReserve(parseCost, heldByCaller: body.Reserved))
+        if (!admission.TryReserve(parseCost, heldByCaller: body.Reserved) && !await admission.ReserveAsync(parseCost, self: null, cancellationToken))
         {
             metrics.Busy("parse-memory");
             LogBusy(logger, settings.MaxInFlightBodyBytes);
@@ -189,6 +195,9 @@ internal sealed partial class IngestHandler(
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Ingest answered 503: request bodies in flight (and their parses) would exceed Ingest__MaxInFlightBodyBytes ({Limit} bytes)")]
     private static partial void LogBusy(ILogger logger, long limit);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Ingest answered 408: a body arriving slower than Ingest__MinBodyBytesPerSecond ({MinRate} bytes/s) gave its memory to another request")]
+    private static partial void LogEvicted(ILogger logger, int minRate);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Ingest replaced {Count} lone UTF-16 surrogate escape(s) with U+FFFD")]
     private static partial void LogLoneSurrogates(ILogger logger, int count);

@@ -49,6 +49,11 @@ internal sealed class IngestOptions
     /// <summary>The budget one request's parse takes while it is checked.</summary>
     public static long ParseCost(TextScan scan) => scan.Tokens * ParseBytesPerToken + (long)scan.Events * ParseBytesPerEvent;
 
+    /// <summary>A body arriving slower than this (bytes per second, over 2-second windows) is evicted — answered 408 and
+    /// its buffer given back — when another request finds <see cref="MaxInFlightBodyBytes"/> full. Default 16,384 (a 4 MB
+    /// body in about 4 minutes); 0 turns eviction off; at most 104,857,600.</summary>
+    public int MinBodyBytesPerSecond { get; set; } = 16 * 1024;
+
     /// <summary>Most events in one request; more is 413 before the body is parsed. Default 10,000; 1 to 1,000,000. Bounds
     /// what checking one request costs: a 4 MB array of two million numbers is refused after a pass over 10,001 of them.</summary>
     public int MaxEventsPerRequest { get; set; } = 10_000;
@@ -65,7 +70,7 @@ internal sealed class IngestOptions
     public bool SigningSecretUnresolved => KeyVaultReference.IsUnresolved(SigningSecret);
 
     public override string ToString() =>
-        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxEventsPerRequest = {MaxEventsPerRequest}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
+        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxEventsPerRequest = {MaxEventsPerRequest}, MinBodyBytesPerSecond = {MinBodyBytesPerSecond}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
 }
 
 /// <summary>Validates <see cref="IngestOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
@@ -95,6 +100,7 @@ internal sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
             failures.Add($"{Prefix}{nameof(IngestOptions.MaxInFlightBodyBytes)} must be between {options.LargestBodyBuffer} (one body of {Prefix}{nameof(IngestOptions.MaxRequestBytes)}, rounded up to a power of two) and {IngestOptions.MaxInFlightBodyBytesCeiling}, not {options.MaxInFlightBodyBytes}");
         }
 
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MinBodyBytesPerSecond), options.MinBodyBytesPerSecond, 0, IngestOptions.MaxRequestBytesCeiling);
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MaxEventsPerRequest), options.MaxEventsPerRequest, 1, 1_000_000);
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.RetryAfter), options.RetryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));

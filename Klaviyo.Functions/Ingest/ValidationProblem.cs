@@ -62,6 +62,10 @@ internal sealed record ValidationProblem(
         TypePrefix + "overloaded", "The ingest is busy", 503,
         "Too many request bodies are being received or checked at once (setting Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send the same request again after Retry-After.", []);
 
+    public static ValidationProblem BodyTooSlow(int minBytesPerSecond) => new(
+        TypePrefix + "body-too-slow", "The body arrived too slowly", 408,
+        $"The body arrived slower than {minBytesPerSecond} bytes per second (setting Ingest__MinBodyBytesPerSecond) while other requests needed its memory (Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send it again.", []);
+
     public static ValidationProblem Stopping() => new(
         TypePrefix + "stopping", "The relay is stopping", 503,
         "The relay is shutting down and takes no new events; nothing was enqueued. Send the same request again after Retry-After.", []);
