@@ -47,6 +47,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     private readonly TimeProvider _time;
     private readonly TimeSpan _duplicateWindow;
     private readonly long _maxBacklog;
+    private readonly long _minFreeDiskBytes;
     private readonly SemaphoreSlim _available = new(0, 1);
     private readonly System.Threading.Channels.Channel<WriteItem> _writes =
         System.Threading.Channels.Channel.CreateUnbounded<WriteItem>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
@@ -64,6 +65,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         _time = time;
         _duplicateWindow = options.DuplicateWindow;
         _maxBacklog = options.MaxBacklog;
+        _minFreeDiskBytes = options.MinFreeDiskBytes;
         _backlog = Scalar($"SELECT COUNT(*) FROM messages WHERE state < {Dead}");
         // Its own thread: a group transaction (statements, then a synced commit) blocks for milliseconds, and on a pool
         // thread that wait would take a worker from the ingest requests and the relay's batches on a small machine.
@@ -203,7 +205,29 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Commits every new event of a request in one transaction, or none: duplicates of the window are
     /// dropped (answered 202 all the same), and a request that would take the backlog past <c>Local:MaxBacklog</c>
     /// is refused whole with <see cref="BacklogFullException"/>.</summary>
-    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null, fromIngest: true);
+    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default)
+    {
+        // The floor keeps room for the writes that drain the queue (leases, settlements, dead letters): a full disk
+        // would stop those too, leaving accepted events stuck while Klaviyo is healthy.
+        if (_minFreeDiskBytes > 0 && FreeDiskBytes() is var free and >= 0 && free < _minFreeDiskBytes)
+        {
+            throw new DiskFloorException(Path, free, _minFreeDiskBytes);
+        }
+        return InsertAsync(events, due: null, fromIngest: true);
+    }
+
+    /// <summary>Bytes free for this process on the disk holding the database; -1 when the system cannot say.</summary>
+    internal long FreeDiskBytes()
+    {
+        try
+        {
+            return new DriveInfo(System.IO.Path.GetDirectoryName(Path)!).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return -1;
+        }
+    }
 
     /// <summary>The relay's own message for later (an import job's tracker): taken while stopping and past
     /// <c>Local:MaxBacklog</c>, since it replaces one the relay is settling and guards events already accepted.</summary>
@@ -580,6 +604,11 @@ internal sealed class QueueClosedException() : QueueUnavailableException("The lo
 /// <summary><c>Local:MaxBacklog</c> events are waiting: the ingest answers 503 with Retry-After and queues nothing.</summary>
 internal sealed class BacklogFullException(long maxBacklog)
     : QueueUnavailableException($"The local queue holds Local__MaxBacklog ({maxBacklog}) events; try again later.");
+
+/// <summary>The disk holding the database has less free space than <c>Local:MinFreeDiskBytes</c>: the ingest answers 503
+/// with Retry-After and queues nothing; the relay keeps draining.</summary>
+internal sealed class DiskFloorException(string path, long freeBytes, long floorBytes)
+    : QueueUnavailableException($"The disk holding the local queue database {path} has {freeBytes} bytes free, below Local__MinFreeDiskBytes ({floorBytes}): no new events are taken until there is room, so the relay can still settle and drain what it holds.");
 
 /// <summary>The database refused a write (disk full, I/O error): nothing of the transaction was stored.</summary>
 internal sealed class LocalQueueWriteException(string path, Exception inner)
