@@ -58,6 +58,9 @@ internal sealed class IngestOptions
     /// what checking one request costs: a 4 MB array of two million numbers is refused after a pass over 10,001 of them.</summary>
     public int MaxEventsPerRequest { get; set; } = 10_000;
 
+    /// <summary>The longest <see cref="SendTimeout"/> accepted (host.json's <c>functionTimeout</c> leaves room for it).</summary>
+    public static readonly TimeSpan MaxSendTimeout = TimeSpan.FromMinutes(3);
+
     /// <summary>How long a request waits for Service Bus before answering 503. Default 30 s; 1 s to 3 min.</summary>
     public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -102,7 +105,7 @@ internal sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
 
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MinBodyBytesPerSecond), options.MinBodyBytesPerSecond, 0, IngestOptions.MaxRequestBytesCeiling);
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MaxEventsPerRequest), options.MaxEventsPerRequest, 1, 1_000_000);
-        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), IngestOptions.MaxSendTimeout);
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.RetryAfter), options.RetryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
