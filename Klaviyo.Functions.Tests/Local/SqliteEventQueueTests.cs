@@ -212,6 +212,40 @@ public sealed class SqliteEventQueueTests
         Assert.Contains("another relay process holds", failure.Message);
     }
 
+    /// <summary>Issue 18 item 8: the lock used to be a file beside the database; deleting it let a second relay lock a
+    /// new file of the same name and share the database.</summary>
+    [TestMethod]
+    public void Open_AfterTheLockFileBesideTheDatabaseIsDeleted_IsStillRefused()
+    {
+        using var owner = Open();
+        File.Delete(Options().DatabasePath + ".lock");
+
+        var failure = Assert.ThrowsExactly<LocalStartupException>(() => Open());
+
+        Assert.Contains("another relay process holds", failure.Message);
+    }
+
+    [TestMethod]
+    [DataRow("garbage", false)]
+    [DataRow("another program's header", true)]
+    public void Open_FileThatIsNotADatabase_SaysSoNotThatItIsUnwritable(string name, bool header)
+    {
+        var options = Options();
+        var content = new byte[8192];
+        new Random(7).NextBytes(content);
+        if (header)
+        {
+            "PK\u0003\u0004 not sqlite"u8.CopyTo(content);
+        }
+        File.WriteAllBytes(options.DatabasePath, content);
+
+        var failure = Assert.ThrowsExactly<LocalStartupException>(() => SqliteEventQueue.Open(options, _time));
+
+        Assert.StartsWith("Local__DatabasePath", failure.Message, name);
+        Assert.Contains("is not a SQLite database", failure.Message, name);
+        Assert.DoesNotContain("writable", failure.Message, name);
+    }
+
     [TestMethod]
     public async Task Open_AfterTheOwnerClosed_TakesTheDatabaseOver()
     {

@@ -81,8 +81,10 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Events a previous process held under a lease when it ended (killed, power cut), made due again at open.</summary>
     public long LeasesReleasedAtOpen { get; }
 
-    /// <summary>The ownership lock beside the database (<c>relay.db.lock</c>).</summary>
-    public static string LockPath(string databasePath) => databasePath + ".lock";
+    /// <summary>What the ownership lock is taken on: the database file itself, so that nothing short of deleting the
+    /// database can let a second relay in; on Windows, where another handle with no sharing would keep SQLite out of the
+    /// file, a <c>relay.db.lock</c> beside it (Windows refuses to delete a file while it is held open).</summary>
+    public static string LockPath(string databasePath) => OperatingSystem.IsWindows() ? databasePath + ".lock" : databasePath;
 
     /// <summary>Opens (or creates) the database at <see cref="LocalOptions.DatabasePath"/>; a path that cannot be opened
     /// or written throws <see cref="LocalStartupException"/> naming <c>Local__DatabasePath</c>, and so does a database
@@ -148,19 +150,33 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             {
                 throw;
             }
-            throw new LocalStartupException($"Local__DatabasePath: cannot open or write the local queue database '{path}' ({ex.Message}). Set Local__DatabasePath to a writable file.");
+            var hint = ex is SqliteException sqlite && OpenHints.TryGetValue(sqlite.SqliteErrorCode, out var known)
+                ? known
+                : "Set Local__DatabasePath to a writable file.";
+            throw new LocalStartupException($"Local__DatabasePath: cannot open or write the local queue database '{path}' ({ex.Message}). {hint}");
         }
     }
 
+    /// <summary>What to do when opening fails with these SQLite result codes; any other failure is a path or permission
+    /// the process cannot write.</summary>
+    private static readonly Dictionary<int, string> OpenHints = new()
+    {
+        [11] = "The file is corrupt (SQLITE_CORRUPT): stop, move it aside with its -wal and -shm files (sqlite3's .recover can often save its rows), and start again with a new database, or set Local__DatabasePath to another file.",
+        [26] = "The file is not a SQLite database (SQLITE_NOTADB: it is corrupt or another program's file): move it aside with its -wal and -shm files (sqlite3's .recover can often save its rows if it was one), or set Local__DatabasePath to another file.",
+        [13] = "The disk is full (SQLITE_FULL): free space on it, or set Local__DatabasePath to a file on another disk.",
+    };
+
     /// <summary>
-    /// Takes the database's ownership lock: <c>&lt;database&gt;.lock</c> opened with <see cref="FileShare.None"/>, held until
-    /// <see cref="Dispose"/>. .NET takes that as an exclusive <c>flock</c> on Linux and macOS and as a share mode on Windows;
-    /// both belong to the open handle, which the kernel closes when the process ends however it ends (<c>kill -9</c>, a
-    /// crash), so a dead owner never leaves a stale lock — the file staying on disk means nothing, only a live handle
-    /// counts, so there is no process-id check to get wrong. A separate file rather than SQLite's exclusive locking mode
-    /// keeps the database readable by <c>sqlite3</c> while the relay runs and makes the refusal unambiguous (SQLite
-    /// answers a held database with SQLITE_BUSY after its busy timeout, like any other contention). The file is never
-    /// deleted: deleting it while held would let a second process lock a new file of the same name.
+    /// Takes the database's ownership lock, held until <see cref="Dispose"/>: the database file itself (<see cref="LockPath"/>)
+    /// opened with <see cref="FileShare.None"/>, which .NET takes as an exclusive <c>flock</c> on Linux and macOS (and as a
+    /// share mode on Windows, on <c>relay.db.lock</c>). A lock file beside the database could be deleted while held, and a
+    /// second process would then lock a new file of the same name and share the database; the database's own inode cannot
+    /// be swapped from under a running relay without deleting the database. The lock belongs to the open handle, which the
+    /// kernel closes when the process ends however it ends (<c>kill -9</c>, a crash), so a dead owner never leaves a stale
+    /// lock, and there is no process-id check to get wrong. SQLite locks with <c>fcntl</c> record locks, which on Linux
+    /// are independent of <c>flock</c>, so the relay's own connection and <c>sqlite3</c> reading the file are unaffected;
+    /// the handle is only ever closed after the connection (closing any handle of a file drops the process's
+    /// <c>fcntl</c> locks on it), and nothing is written through it.
     /// </summary>
     private static FileStream TakeOwnership(string path)
     {
@@ -172,16 +188,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         }
         try
         {
-            var stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1);
-            stream.SetLength(0);
-            stream.Write(System.Text.Encoding.UTF8.GetBytes(System.FormattableString.Invariant($"{Environment.ProcessId}\n")));
-            stream.Flush();
-            return stream;
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1);
         }
         catch (IOException ex) when (IsHeldElsewhere(ex))
         {
             throw new LocalStartupException(
-                $"Local__DatabasePath: another relay process holds '{path}' (its lock {lockPath} is taken); one database has one owner. " +
+                $"Local__DatabasePath: another relay process holds '{path}' (its lock on {lockPath} is taken); one database has one owner. " +
                 "Stop that relay, or set Local__DatabasePath to another file for this one.");
         }
     }
