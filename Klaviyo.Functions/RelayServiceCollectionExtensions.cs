@@ -23,11 +23,13 @@ internal static class RelayServiceCollectionExtensions
     }
 
     /// <summary>The registrations both hosts share (Azure above, local mode in <c>LocalHost</c>): one clock, options,
-    /// transform, Klaviyo client, processor, settler, replayer, ingest handler and configuration health. Each host adds only its queue,
+    /// transform, Klaviyo client, processor, settler, replayer, ingest handler and configuration health, and logs that
+    /// never carry a key. Each host adds only its queue,
     /// dead-letter store and settlement.</summary>
     public static IServiceCollection AddRelayCore(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
+        services.AddKeyRedactingLogs();
         services.AddKlaviyoOptions();
         services.AddKlaviyoTransform();
         services.AddKlaviyoClient();

@@ -9,7 +9,7 @@ Starts the built app in local mode (Klaviyo dry-run, nothing leaves the machine)
   slow-N       N connections declaring Content-Length 4 MB, each sends 10 bytes and stalls for 5 s
   slow1m-N     N connections declaring 4 MB, each sends 1 MB and stalls for 5 s
 
-Usage: python3 bench/ingest-memory.py path/to/Klaviyo.Functions.dll [N]
+Usage: python3 bench/ingest-memory.py path/to/Klaviyo.Functions.dll [N] [case,case,...]
 """
 import json
 import os
@@ -140,6 +140,8 @@ def case_slow(label, first_bytes):
             "ordinary_request_during": during, "slow_answered_503": early}
 
 
-results = [case_idle(), case_amplify(), case_slow("slow10b", 10), case_slow("slow1m", 1024 * 1024)]
+CASES = {"idle": case_idle, "amplify": case_amplify, "slow10b": lambda: case_slow("slow10b", 10),
+         "slow1m": lambda: case_slow("slow1m", 1024 * 1024)}
+results = [CASES[name]() for name in (sys.argv[3].split(",") if len(sys.argv) > 3 else CASES)]
 for r in results:
     print(json.dumps(r))

@@ -92,6 +92,13 @@ param serviceBusSku string = 'Standard'
 @description('Events queue name (app setting EventsQueueName).')
 param eventsQueueName string = 'klaviyo-events'
 
+@description('Key Vault create mode: default, or recover to take back the soft-deleted vault an azd down without --purge left behind (its name is taken for 7 days). azd: KEY_VAULT_CREATE_MODE.')
+@allowed([
+  'default'
+  'recover'
+])
+param keyVaultCreateMode string = 'default'
+
 @description('Tags for every resource.')
 param tags object = {}
 
@@ -154,6 +161,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: allTags
     vaultName: names.keyVault
+    createMode: keyVaultCreateMode
     klaviyoPrivateApiKey: klaviyoPrivateApiKey
     ingestSigningSecret: ingestSigningSecret
     storeIngestSigningSecret: !empty(ingestSigningSecret)

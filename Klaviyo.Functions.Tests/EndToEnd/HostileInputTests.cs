@@ -229,8 +229,11 @@ public sealed class HostileInputTests
         Body("surrogate: lone high in event name", """{"type":"track","userId":"u-s1","event":"Loved it \ud83d"}""", 202, calls: 1);
         Body("surrogate: lone low in properties", """{"type":"track","userId":"u-s2","event":"E","properties":{"note":"\udc00"}}""", 202, calls: 1);
         Body("surrogate: lone high in a property name", """{"type":"track","userId":"u-s3","event":"E","properties":{"k\ud800":1}}""", 202, calls: 1);
-        Body("surrogate: lone high in messageId", """{"type":"track","messageId":"cut-\ud83d","userId":"u-s4","event":"E"}""", 202, calls: 1);
         Body("surrogate: reversed pair in userId", """{"type":"track","userId":"u-\ude00\ud83d","event":"E"}""", 202, calls: 1);
+
+        // ...except in messageId (issue 18 item 3): U+FFFD would merge distinct ids into one and deduplicate events away.
+        Body("surrogate: lone high in messageId", """{"type":"track","messageId":"cut-\ud83d","userId":"u-REFUSED","event":"E"}""", 400, "messageId");
+        Body("surrogate: lone low in the second event's messageId", """[{"type":"track","messageId":"order-ok-REFUSED","userId":"u-REFUSED","event":"E"},{"type":"track","messageId":"order-\udc01","userId":"u-REFUSED","event":"E"}]""", 400, "messageId");
 
         // Duplicate keys and ids.
         Body("duplicate: messageId twice in one request", "[{" + Ok + ",\"messageId\":\"dup-REFUSED\"},{" + Ok + ",\"messageId\":\"dup-REFUSED\"}]", 400, "messageId");
@@ -289,8 +292,10 @@ public sealed class HostileInputTests
         Add("size: declared Content-Length over 4 MB", Encoding.ASCII.GetBytes("POST /api/events HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 4194305\r\n\r\n{}"), 413);
         Add("size: chunked body over 4 MB", Chunked("/api/events", Encoding.UTF8.GetBytes("[" + new string(' ', 4 * 1024 * 1024) + "]"), 64 * 1024), 413);
         Body("size: one event over 32 KB", "{" + Ok + ",\"properties\":{\"blob\":\"" + new string('R', 33 * 1024) + "\"}}", 413);
-        Bytes("size: 4 MB of [1,1,...]", OnesArray(4 * 1024 * 1024), 400, "");
-        Bytes("size: 1 MB of empty objects", Encoding.ASCII.GetBytes("[" + string.Join(",", Enumerable.Repeat("{}", 350_000)) + "]"), 400, "type");
+        Bytes("size: 4 MB of [1,1,...]", OnesArray(4 * 1024 * 1024), 413);
+        Body("size: 10,001 empty objects", "[" + string.Join(",", Enumerable.Repeat("{}", 10_001)) + "]", 413);
+        Bytes("size: 1 MB of empty objects", Encoding.ASCII.GetBytes("[" + string.Join(",", Enumerable.Repeat("{}", 350_000)) + "]"), 413);
+        Body("size: 10,000 empty objects (at the event limit)", "[" + string.Join(",", Enumerable.Repeat("{}", 10_000)) + "]", 400, "type");
 
         // Chunked transfer and framing.
         Add("chunked: bad chunk size", Encoding.ASCII.GetBytes("POST /api/events HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"), 400);

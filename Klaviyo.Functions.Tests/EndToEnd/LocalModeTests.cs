@@ -138,11 +138,14 @@ public sealed class LocalModeTests
     }
 
     [TestMethod]
-    public async Task LocalMode_DeadLetterFileNotWritable_WritesTheDeadLetterToStandardError()
+    public async Task LocalMode_DeadLetterFileUnwritableAfterStartUp_WritesTheDeadLetterToStandardError()
     {
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 400, FakeKlaviyo.ErrorAnswer(400, "invalid", "Invalid input.", null));
-        var directory = Directory.CreateTempSubdirectory("klaviyo-e2e-").FullName; // a folder cannot be appended to
-        await using var app = await StartAsync(klaviyo.BaseUrl, directory);
+        // Writable at start-up (a path that is not is refused then, LocalStartupChecksTests); a folder put in its place
+        // afterwards cannot be appended to.
+        var deadLetters = TempFile();
+        await using var app = await StartAsync(klaviyo.BaseUrl, deadLetters);
+        Directory.CreateDirectory(deadLetters);
 
         using var response = await PostAsync(app, "/api/events", """{"type":"track","messageId":"e2e-nofile","userId":"u-8","event":"Signed Up"}""");
         Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);

@@ -30,6 +30,16 @@ public sealed class IngestOptionsValidatorTests
     }
 
     [TestMethod]
+    [DataRow(0)]
+    [DataRow(1_000_001)]
+    public void Validate_MaxEventsPerRequestOutOfRange_NamesSetting(int value)
+    {
+        var failure = Failures(new IngestOptions { MaxEventsPerRequest = value }).Single();
+
+        Assert.StartsWith("Ingest__MaxEventsPerRequest", failure);
+    }
+
+    [TestMethod]
     public void Validate_MaxEventBytesOverServiceBusMessageSize_NamesSetting()
     {
         var failure = Failures(new IngestOptions { MaxEventBytes = 300 * 1024 }).Single();

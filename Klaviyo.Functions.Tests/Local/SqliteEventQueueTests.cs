@@ -151,6 +151,43 @@ public sealed class SqliteEventQueueTests
         Assert.AreEqual(1, queue.Counts().Ready);
     }
 
+    /// <summary>Issue 18 item 7: below the free-space floor the ingest's sends are refused (503), while leasing and
+    /// settling, which need writes too, keep draining what the queue holds.</summary>
+    [TestMethod]
+    public async Task Send_BelowTheFreeDiskFloor_IsRefusedNamingTheSetting_WhileLeasesAndSettlementsGoOn()
+    {
+        using (var before = Open())
+        {
+            await before.SendAsync([Event("m-1"), Event("m-2")], TestContext.CancellationToken);
+        }
+        var options = Options();
+        options.MinFreeDiskBytes = 1L << 40; // 1 TB: more than this disk has free
+        using var queue = SqliteEventQueue.Open(options, _time);
+
+        var refused = await Assert.ThrowsExactlyAsync<DiskFloorException>(() => queue.SendAsync([Event("m-3")], TestContext.CancellationToken));
+
+        Assert.IsInstanceOfType<QueueUnavailableException>(refused, "the ingest answers 503 with Retry-After");
+        Assert.Contains("below Local__MinFreeDiskBytes (1099511627776)", refused.Message);
+        var leased = await queue.LeaseAsync(10, Lease);
+        Assert.HasCount(2, leased);
+        Assert.AreEqual(1, await queue.CompleteAsync([leased[0]]));
+        Assert.HasCount(1, await queue.DeadLetterAsync([leased[1]], "InvalidEvent", "test"));
+        Assert.AreEqual(0, queue.Counts().Waiting);
+        Assert.AreEqual(1, queue.Counts().DeadLettered);
+    }
+
+    [TestMethod]
+    public async Task Send_WithTheFloorOff_IsTaken()
+    {
+        var options = Options();
+        options.MinFreeDiskBytes = 0;
+        using var queue = SqliteEventQueue.Open(options, _time);
+
+        await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
+
+        Assert.AreEqual(1, queue.Counts().Ready);
+    }
+
     [TestMethod]
     public void Open_PathThatCannotBeCreated_FailsNamingTheSetting()
     {
@@ -173,6 +210,40 @@ public sealed class SqliteEventQueueTests
 
         Assert.StartsWith("Local__DatabasePath", failure.Message);
         Assert.Contains("another relay process holds", failure.Message);
+    }
+
+    /// <summary>Issue 18 item 8: the lock used to be a file beside the database; deleting it let a second relay lock a
+    /// new file of the same name and share the database.</summary>
+    [TestMethod]
+    public void Open_AfterTheLockFileBesideTheDatabaseIsDeleted_IsStillRefused()
+    {
+        using var owner = Open();
+        File.Delete(Options().DatabasePath + ".lock");
+
+        var failure = Assert.ThrowsExactly<LocalStartupException>(() => Open());
+
+        Assert.Contains("another relay process holds", failure.Message);
+    }
+
+    [TestMethod]
+    [DataRow("garbage", false)]
+    [DataRow("another program's header", true)]
+    public void Open_FileThatIsNotADatabase_SaysSoNotThatItIsUnwritable(string name, bool header)
+    {
+        var options = Options();
+        var content = new byte[8192];
+        new Random(7).NextBytes(content);
+        if (header)
+        {
+            "PK\u0003\u0004 not sqlite"u8.CopyTo(content);
+        }
+        File.WriteAllBytes(options.DatabasePath, content);
+
+        var failure = Assert.ThrowsExactly<LocalStartupException>(() => SqliteEventQueue.Open(options, _time));
+
+        Assert.StartsWith("Local__DatabasePath", failure.Message, name);
+        Assert.Contains("is not a SQLite database", failure.Message, name);
+        Assert.DoesNotContain("writable", failure.Message, name);
     }
 
     [TestMethod]

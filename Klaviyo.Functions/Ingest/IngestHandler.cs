@@ -75,6 +75,12 @@ internal sealed partial class IngestHandler(
             return IngestResult.Problem(ValidationProblem.UnreadableBody(status, LogText.Escape(ex.Message)));
         }
         using var body = read;
+        if (readStatus == BodyReadStatus.TooSlow)
+        {
+            metrics.Busy("slow-body-evicted");
+            LogEvicted(logger, settings.MinBodyBytesPerSecond);
+            return IngestResult.Problem(ValidationProblem.BodyTooSlow(settings.MinBodyBytesPerSecond));
+        }
         if (readStatus == BodyReadStatus.OverBudget)
         {
             metrics.Busy("body-memory");
@@ -102,7 +108,12 @@ internal sealed partial class IngestHandler(
 
         // The text scan comes first: it makes lone surrogates readable, and the validator must not see bytes that are
         // not UTF-8 (they would be silently replaced) or numbers a double cannot hold.
-        var text = RequestTextScanner.Scan(body.WritableSpan);
+        var text = RequestTextScanner.Scan(body.WritableSpan, settings.MaxEventsPerRequest);
+        if (text.TooManyEvents)
+        {
+            LogRefused(logger, 413, 0);
+            return IngestResult.Problem(ValidationProblem.TooManyEvents(settings.MaxEventsPerRequest));
+        }
         if (text.Problems.Count > 0)
         {
             LogRefused(logger, 400, text.Problems.Count);
@@ -114,7 +125,24 @@ internal sealed partial class IngestHandler(
             LogLoneSurrogates(logger, text.LoneSurrogatesReplaced);
         }
 
-        var outcome = validator.Validate(body.Memory, routeType, timeProvider.GetUtcNow());
+        // The parse is held in the same budget as the bodies: many dense bodies checked at once wait their turn (503)
+        // instead of together lifting memory by hundreds of megabytes.
+        var parseCost = IngestOptions.ParseCost(text);
+        if (!admission.TryReserve(parseCost, heldByCaller: body.Reserved) && !await admission.ReserveAsync(parseCost, self: null, cancellationToken))
+        {
+            metrics.Busy("parse-memory");
+            LogBusy(logger, settings.MaxInFlightBodyBytes);
+            return IngestResult.Problem(ValidationProblem.Overloaded(), settings.RetryAfter);
+        }
+        ValidationOutcome outcome;
+        try
+        {
+            outcome = validator.Validate(body.Memory, routeType, timeProvider.GetUtcNow());
+        }
+        finally
+        {
+            admission.Release(parseCost);
+        }
         if (outcome is ValidationOutcome.Refused refused)
         {
             LogRefused(logger, refused.Problem.Status, refused.Problem.Errors.Count);
@@ -165,8 +193,11 @@ internal sealed partial class IngestHandler(
     [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Ingest refused a request with {Status} ({ProblemCount} problem(s))")]
     private static partial void LogRefused(ILogger logger, int status, int problemCount);
 
-    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Ingest answered 503: request bodies in flight would exceed Ingest__MaxInFlightBodyBytes ({Limit} bytes)")]
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Ingest answered 503: request bodies in flight (and their parses) would exceed Ingest__MaxInFlightBodyBytes ({Limit} bytes)")]
     private static partial void LogBusy(ILogger logger, long limit);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Ingest answered 408: a body arriving slower than Ingest__MinBodyBytesPerSecond ({MinRate} bytes/s) gave its memory to another request")]
+    private static partial void LogEvicted(ILogger logger, int minRate);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Ingest replaced {Count} lone UTF-16 surrogate escape(s) with U+FFFD")]
     private static partial void LogLoneSurrogates(ILogger logger, int count);

@@ -33,9 +33,33 @@ internal sealed class IngestOptions
 
     /// <summary>Largest total of request-body buffers held at once by all requests being read or decided; a request
     /// that would go beyond it is 503 with <c>Retry-After</c>. Buffers grow as bytes arrive (pooled, powers of two), so
-    /// a slow upload holds what it sent, not what it declared. Default 128 MB (134,217,728): 32 maximum-size bodies.
+    /// a slow upload holds what it sent, not what it declared; while a body is checked, its parse is held here too
+    /// (<see cref="ParseBytesPerToken"/> per JSON token, <see cref="ParseBytesPerEvent"/> per event). Default 128 MB (134,217,728): 32 maximum-size bodies.
     /// At least one maximum-size body (<see cref="MaxRequestBytes"/> rounded up to a power of two), at most 64 GB.</summary>
     public long MaxInFlightBodyBytes { get; set; } = 128L * 1024 * 1024;
+
+    /// <summary>What parsing holds per JSON token: a 12-byte row of the parsed document, twice over while its table
+    /// doubles.</summary>
+    public const int ParseBytesPerToken = 24;
+
+    /// <summary>What checking holds per event beyond its tokens (its element, id, problem or queue entry), rounded up
+    /// from about 300 bytes measured.</summary>
+    public const int ParseBytesPerEvent = 512;
+
+    /// <summary>The budget one request's parse takes while it is checked.</summary>
+    public static long ParseCost(TextScan scan) => scan.Tokens * ParseBytesPerToken + (long)scan.Events * ParseBytesPerEvent;
+
+    /// <summary>A body arriving slower than this (bytes per second, over 2-second windows) is evicted — answered 408 and
+    /// its buffer given back — when another request finds <see cref="MaxInFlightBodyBytes"/> full. Default 16,384 (a 4 MB
+    /// body in about 4 minutes); 0 turns eviction off; at most 104,857,600.</summary>
+    public int MinBodyBytesPerSecond { get; set; } = 16 * 1024;
+
+    /// <summary>Most events in one request; more is 413 before the body is parsed. Default 10,000; 1 to 1,000,000. Bounds
+    /// what checking one request costs: a 4 MB array of two million numbers is refused after a pass over 10,001 of them.</summary>
+    public int MaxEventsPerRequest { get; set; } = 10_000;
+
+    /// <summary>The longest <see cref="SendTimeout"/> accepted (host.json's <c>functionTimeout</c> leaves room for it).</summary>
+    public static readonly TimeSpan MaxSendTimeout = TimeSpan.FromMinutes(3);
 
     /// <summary>How long a request waits for Service Bus before answering 503. Default 30 s; 1 s to 3 min.</summary>
     public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(30);
@@ -49,7 +73,7 @@ internal sealed class IngestOptions
     public bool SigningSecretUnresolved => KeyVaultReference.IsUnresolved(SigningSecret);
 
     public override string ToString() =>
-        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
+        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxEventsPerRequest = {MaxEventsPerRequest}, MinBodyBytesPerSecond = {MinBodyBytesPerSecond}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
 }
 
 /// <summary>Validates <see cref="IngestOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
@@ -79,7 +103,9 @@ internal sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
             failures.Add($"{Prefix}{nameof(IngestOptions.MaxInFlightBodyBytes)} must be between {options.LargestBodyBuffer} (one body of {Prefix}{nameof(IngestOptions.MaxRequestBytes)}, rounded up to a power of two) and {IngestOptions.MaxInFlightBodyBytesCeiling}, not {options.MaxInFlightBodyBytes}");
         }
 
-        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(3));
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MinBodyBytesPerSecond), options.MinBodyBytesPerSecond, 0, IngestOptions.MaxRequestBytesCeiling);
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MaxEventsPerRequest), options.MaxEventsPerRequest, 1, 1_000_000);
+        SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.SendTimeout), options.SendTimeout, TimeSpan.FromSeconds(1), IngestOptions.MaxSendTimeout);
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.RetryAfter), options.RetryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

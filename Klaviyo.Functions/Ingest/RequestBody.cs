@@ -12,14 +12,18 @@ internal enum BodyReadStatus
 
     /// <summary>Holding more of it would exceed the ingest's in-flight body budget.</summary>
     OverBudget,
+
+    /// <summary>It arrived slower than the minimum rate and another request needed its room.</summary>
+    TooSlow,
 }
 
 /// <summary>
 /// The raw request body in one pooled buffer, read with a cap. The buffer grows (doubling, from the pool) only as
 /// bytes arrive, and each growth is taken from the shared <see cref="IngestAdmission"/> budget first: a slow client
 /// that declares 4 MB and sends 10 bytes holds 16 KB, not 4 MB. Content-Length is never trusted for sizing, and a
-/// body longer than the cap is refused after at most cap + 1 bytes. Parsing, signature and validation all work on
-/// this one buffer.
+/// body longer than the cap is refused after at most cap + 1 bytes. A body that arrives slower than
+/// <c>Ingest__MinBodyBytesPerSecond</c> is given up when another request needs its room (<see cref="IngestAdmission"/>).
+/// Parsing, signature and validation all work on this one buffer.
 /// </summary>
 internal sealed class RequestBody : IDisposable
 {
@@ -33,6 +37,9 @@ internal sealed class RequestBody : IDisposable
 
     public ReadOnlyMemory<byte> Memory => Buffer.AsMemory(0, _length);
 
+    /// <summary>The bytes of the shared budget this body holds.</summary>
+    public long Reserved => _reserved;
+
     /// <summary>The body's bytes, writable: the text scan replaces lone surrogate escapes in place.</summary>
     internal Span<byte> WritableSpan => Buffer.AsSpan(0, _length);
 
@@ -42,12 +49,14 @@ internal sealed class RequestBody : IDisposable
     /// is null and every byte held for it is already given back.</summary>
     public static async Task<(BodyReadStatus Status, RequestBody? Body)> ReadAsync(Stream stream, int maxBytes, IngestAdmission admission, CancellationToken cancellationToken)
     {
+        using var upload = admission.BeginUpload();
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, upload.Evicted);
         var body = new RequestBody(admission);
         try
         {
-            if (!body.TryGrow(Math.Min(InitialSize, maxBytes)))
+            if (!await body.TryGrowAsync(Math.Min(InitialSize, maxBytes), upload, reading.Token))
             {
-                return (BodyReadStatus.OverBudget, null);
+                return (Refusal(upload), null);
             }
             while (true)
             {
@@ -58,31 +67,38 @@ internal sealed class RequestBody : IDisposable
                     {
                         // Full at the cap: one more byte says the body is too large, without a buffer twice the cap.
                         var probe = new byte[1];
-                        if (await stream.ReadAsync(probe, cancellationToken) == 0)
+                        if (await stream.ReadAsync(probe, reading.Token) == 0)
                         {
                             return Complete(ref body);
                         }
                         return (BodyReadStatus.TooLarge, null);
                     }
-                    if (!body.TryGrow((int)Math.Min((long)buffer.Length * 2, maxBytes)))
+                    if (!await body.TryGrowAsync((int)Math.Min((long)buffer.Length * 2, maxBytes), upload, reading.Token))
                     {
-                        return (BodyReadStatus.OverBudget, null);
+                        return (Refusal(upload), null);
                     }
                     buffer = body.Buffer;
                 }
-                var read = await stream.ReadAsync(buffer.AsMemory(body._length, Math.Min(buffer.Length, maxBytes) - body._length), cancellationToken);
+                var read = await stream.ReadAsync(buffer.AsMemory(body._length, Math.Min(buffer.Length, maxBytes) - body._length), reading.Token);
                 if (read == 0)
                 {
                     return Complete(ref body);
                 }
                 body._length += read;
+                upload.Received(read);
             }
+        }
+        catch (OperationCanceledException) when (upload.IsEvicted && !cancellationToken.IsCancellationRequested)
+        {
+            return (BodyReadStatus.TooSlow, null);
         }
         finally
         {
             body?.Dispose();
         }
     }
+
+    private static BodyReadStatus Refusal(BodyUpload upload) => upload.IsEvicted ? BodyReadStatus.TooSlow : BodyReadStatus.OverBudget;
 
     private static (BodyReadStatus, RequestBody?) Complete(ref RequestBody? body)
     {
@@ -93,20 +109,20 @@ internal sealed class RequestBody : IDisposable
 
     /// <summary>Moves the bytes read so far into a pooled buffer of at least <paramref name="size"/> bytes, reserving the
     /// growth from the budget first.</summary>
-    private bool TryGrow(int size)
+    private async ValueTask<bool> TryGrowAsync(int size, BodyUpload upload, CancellationToken cancellationToken)
     {
         // The pool hands out powers of two: reserve what will actually be held.
         var expected = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size);
-        if (!_admission.TryReserve(expected - _reserved))
+        if (!await _admission.ReserveAsync(expected - _reserved, upload, cancellationToken))
         {
             return false;
         }
-        var held = _reserved = expected;
+        var held = _reserved = upload.Reserved = expected;
         var larger = ArrayPool<byte>.Shared.Rent(size);
         if (larger.Length != held)
         {
             _admission.Release(held - larger.Length);
-            _reserved = larger.Length;
+            _reserved = upload.Reserved = larger.Length;
         }
         if (_buffer is { } old)
         {

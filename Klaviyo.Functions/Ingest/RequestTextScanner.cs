@@ -12,12 +12,17 @@ namespace Klaviyo.Functions.Ingest;
 /// control characters in a <c>messageId</c>. Empty when the body's text is sound (or is not JSON at all: that is the
 /// validator's to say).</param>
 /// <param name="LoneSurrogatesReplaced">Lone UTF-16 surrogate escapes rewritten to <c>\uFFFD</c> in place.</param>
-internal sealed record TextScan(ProblemList Problems, int LoneSurrogatesReplaced);
+/// <param name="Events">Events in the body (elements of the events array, or 1 for a single object); when
+/// <paramref name="TooManyEvents"/>, the scan stopped at the first event beyond the limit.</param>
+/// <param name="Tokens">JSON tokens read (values, property names and the ends of objects and arrays): what a parse
+/// of the body stores, one row each.</param>
+internal sealed record TextScan(ProblemList Problems, int LoneSurrogatesReplaced, int Events = 0, long Tokens = 0, bool TooManyEvents = false);
 
 /// <summary>
 /// One streaming pass over the raw body before validation (spec section 7, "Text"). A lone surrogate escape
 /// (<c>"\ud83d"</c>, a JavaScript string cut mid-emoji) is valid JSON that .NET cannot turn into a string: it is
-/// rewritten in place to <c>\uFFFD</c> (the same six bytes) so the event goes through with U+FFFD. Raw bytes that
+/// rewritten in place to <c>\uFFFD</c> (the same six bytes) so the event goes through with U+FFFD — except in a
+/// <c>messageId</c>, where it is refused: replaced, distinct ids would become one and be deduplicated away. Raw bytes that
 /// are not UTF-8 would be silently replaced further on, so they are refused, naming the event and the field, as are
 /// numbers a double cannot hold (<c>1e400</c>) and control characters in a <c>messageId</c> (it reaches log lines).
 /// </summary>
@@ -25,8 +30,9 @@ internal static class RequestTextScanner
 {
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
 
-    /// <summary>Scans <paramref name="body"/>, replacing lone surrogate escapes in it.</summary>
-    public static TextScan Scan(Span<byte> body)
+    /// <summary>Scans <paramref name="body"/>, replacing lone surrogate escapes in it; stops at the first event beyond
+    /// <paramref name="maxEvents"/>, so a body of two million elements costs a pass over a few bytes of each.</summary>
+    public static TextScan Scan(Span<byte> body, int maxEvents = int.MaxValue)
     {
         if (body.StartsWith("\uFEFF"u8))
         {
@@ -34,15 +40,16 @@ internal static class RequestTextScanner
         }
         var problems = new ProblemList();
         var replaced = 0;
+        var scanner = new Scanner(body, problems, maxEvents);
         try
         {
-            new Scanner(body, problems).Run(ref replaced);
+            scanner.Run(ref replaced);
         }
         catch (JsonException)
         {
             // Malformed or too deep: the validator parses the same bytes and names the syntax error.
         }
-        return new TextScan(problems, replaced);
+        return new TextScan(problems, replaced, scanner.Events, scanner.Tokens, scanner.TooManyEvents);
     }
 
     /// <summary>True when <paramref name="value"/> holds a control character (Unicode category Cc).</summary>
@@ -68,9 +75,16 @@ internal static class RequestTextScanner
         public bool IsEventContainer;
     }
 
-    private ref struct Scanner(Span<byte> body, ProblemList problems)
+    private ref struct Scanner(Span<byte> body, ProblemList problems, int maxEvents)
     {
         private readonly Span<byte> _body = body;
+
+        public int Events { get; private set; }
+
+        public long Tokens { get; private set; }
+
+        public bool TooManyEvents { get; private set; }
+
         private readonly List<Frame> _frames = [];
         private bool _batchMode;
         private int _eventProblemsStart;
@@ -83,6 +97,7 @@ internal static class RequestTextScanner
             var reader = new Utf8JsonReader(_body, ReaderOptions);
             while (reader.Read())
             {
+                Tokens++;
                 var token = reader.TokenType;
                 if (token is JsonTokenType.EndObject or JsonTokenType.EndArray)
                 {
@@ -114,6 +129,11 @@ internal static class RequestTextScanner
                     _frames[^1] = top;
                     if (top.IsEventContainer)
                     {
+                        if (++Events > maxEvents)
+                        {
+                            TooManyEvents = true;
+                            return;
+                        }
                         _eventProblemsStart = problems.Listed.Count;
                         _eventMessageId = null;
                     }
@@ -129,11 +149,19 @@ internal static class RequestTextScanner
                         _frames.Add(new Frame { IsArray = token == JsonTokenType.StartArray, Index = -1, NameStart = -1, IsEventContainer = container });
                         if (_frames.Count == 1 && !container)
                         {
+                            Events = _batchMode ? Events : 1;
                             _eventProblemsStart = 0;
                             _eventMessageId = null;
                         }
                         break;
                     case JsonTokenType.String:
+                        if (isMessageId && reader.ValueIsEscaped && FirstLoneSurrogate(reader.ValueSpan) is var lone and >= 0)
+                        {
+                            // Replaced, it would become another sender's id ("order-\ud800" and "order-\ud801" both
+                            // "order-\uFFFD") and duplicate detection would drop all but one.
+                            Report($"messageId must not contain a lone UTF-16 surrogate (\\u{lone:x4} is half of a pair): replacing it would merge distinct ids; send the whole character or another id", "messageId");
+                            break;
+                        }
                         replaced += CheckString(ref reader);
                         if (isMessageId && Utf8.IsValid(reader.ValueSpan))
                         {
@@ -329,8 +357,18 @@ internal static class RequestTextScanner
     }
 
     /// <summary>Rewrites each <c>\uD800</c>–<c>\uDFFF</c> escape that is not half of a pair to <c>\uFFFD</c>.</summary>
-    internal static int ReplaceLoneSurrogates(Span<byte> escaped)
+    internal static int ReplaceLoneSurrogates(Span<byte> escaped) => VisitLoneSurrogates(escaped, replace: true, out _);
+
+    /// <summary>The first lone surrogate escaped in <paramref name="escaped"/> (its UTF-16 unit), or -1; nothing changed.</summary>
+    private static int FirstLoneSurrogate(ReadOnlySpan<byte> escaped)
     {
+        var span = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(escaped), escaped.Length);
+        return VisitLoneSurrogates(span, replace: false, out var first) > 0 ? first : -1;
+    }
+
+    private static int VisitLoneSurrogates(Span<byte> escaped, bool replace, out int first)
+    {
+        first = -1;
         var replaced = 0;
         var i = 0;
         while (i < escaped.Length)
@@ -354,6 +392,11 @@ internal static class RequestTextScanner
             }
             if (char.IsSurrogate((char)unit))
             {
+                if (!replace)
+                {
+                    first = unit;
+                    return 1;
+                }
                 "FFFD"u8.CopyTo(escaped.Slice(i + 2, 4));
                 replaced++;
             }

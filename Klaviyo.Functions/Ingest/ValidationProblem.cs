@@ -41,6 +41,10 @@ internal sealed record ValidationProblem(
         TypePrefix + "request-too-large", "The request is too large", 413,
         $"The body is larger than {maxBytes} bytes (setting Ingest__MaxRequestBytes); nothing was enqueued. Split it into smaller requests.", []);
 
+    public static ValidationProblem TooManyEvents(int maxEvents) => new(
+        TypePrefix + "too-many-events", "The request holds too many events", 413,
+        $"The body holds more than {maxEvents} events (setting Ingest__MaxEventsPerRequest); nothing was enqueued. Split it into smaller requests.", []);
+
     public static ValidationProblem EventsTooLarge(int maxBytes, IReadOnlyList<ProblemError> errors) => EventsTooLarge(maxBytes, Bounded(errors));
 
     public static ValidationProblem EventsTooLarge(int maxBytes, ProblemList errors) => new(
@@ -56,7 +60,11 @@ internal sealed record ValidationProblem(
 
     public static ValidationProblem Overloaded() => new(
         TypePrefix + "overloaded", "The ingest is busy", 503,
-        "Too many request bodies are being received at once (setting Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send the same request again after Retry-After.", []);
+        "Too many request bodies are being received or checked at once (setting Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send the same request again after Retry-After.", []);
+
+    public static ValidationProblem BodyTooSlow(int minBytesPerSecond) => new(
+        TypePrefix + "body-too-slow", "The body arrived too slowly", 408,
+        $"The body arrived slower than {minBytesPerSecond} bytes per second (setting Ingest__MinBodyBytesPerSecond) while other requests needed its memory (Ingest__MaxInFlightBodyBytes); nothing was enqueued. Send it again.", []);
 
     public static ValidationProblem Stopping() => new(
         TypePrefix + "stopping", "The relay is stopping", 503,

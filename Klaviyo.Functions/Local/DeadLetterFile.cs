@@ -16,14 +16,36 @@ internal sealed class DeadLetterFile : IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly TimeProvider _time;
 
+    /// <summary>Opens the file's place at start-up: a path that cannot be appended to throws
+    /// <see cref="LocalStartupException"/> naming <c>Local__DeadLetterPath</c>, instead of failing at the first dead
+    /// letter. The file itself is created by the first dead letter.</summary>
     public DeadLetterFile(string path, TimeProvider? timeProvider = null)
     {
         Path = System.IO.Path.GetFullPath(path);
         _time = timeProvider ?? TimeProvider.System;
-        var directory = System.IO.Path.GetDirectoryName(Path);
-        if (!string.IsNullOrEmpty(directory))
+        try
         {
-            Directory.CreateDirectory(directory);
+            var directory = System.IO.Path.GetDirectoryName(Path);
+            if (!string.IsNullOrEmpty(directory))
+            {
+                Directory.CreateDirectory(directory);
+            }
+            if (Directory.Exists(Path))
+            {
+                throw new IOException("it is a directory");
+            }
+            if (File.Exists(Path))
+            {
+                using var append = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            }
+            else
+            {
+                using var probe = new FileStream(Path + "." + Guid.NewGuid().ToString("N") + ".probe", FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new LocalStartupException($"Local__DeadLetterPath: cannot write the dead-letter file '{Path}' ({ex.Message}). Set Local__DeadLetterPath to a file in a writable folder.");
         }
     }
 

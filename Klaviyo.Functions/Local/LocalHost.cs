@@ -94,6 +94,7 @@ internal static partial class LocalHost
         var local = app.Services.GetRequiredService<IOptions<LocalOptions>>().Value;
         var keys = LocalKeys.For(local, app.Services.GetRequiredService<IOptions<IngestOptions>>().Value, builder.Configuration["urls"] ?? DefaultUrl);
         var queue = app.Services.GetRequiredService<SqliteEventQueue>(); // opens the database now: a bad path stops start-up
+        _ = app.Services.GetRequiredService<DeadLetterFile>(); // and checks the dead-letter file's place
         if (queue.LeasesReleasedAtOpen > 0)
         {
             LogLeasesReleased(app.Logger, queue.LeasesReleasedAtOpen, queue.Path);

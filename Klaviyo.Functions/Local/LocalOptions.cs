@@ -36,6 +36,11 @@ internal sealed class LocalOptions
     /// <summary>Events waiting at most; beyond it the ingest answers 503 with Retry-After. Default 1,000,000.</summary>
     public long MaxBacklog { get; set; } = 1_000_000;
 
+    /// <summary>Free space the disk holding <see cref="DatabasePath"/> keeps for the relay: below it the ingest answers
+    /// 503 with Retry-After and queues nothing, so leasing, settling and dead-lettering (which write too) can still drain
+    /// what the queue holds. Default 256 MB (268,435,456); 0 turns the floor off; at most 1 TB.</summary>
+    public long MinFreeDiskBytes { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>How long a consumer holds an event (or a batch) before it is handed out again to another consumer of the
     /// same process. Default 2 min, like the Azure queue's lock; at least the relay's bound on one delivery or batch
     /// (<see cref="Settings.RelayOptions.MessageLockDuration"/>), at most 1 h. A restart does not wait it out: the

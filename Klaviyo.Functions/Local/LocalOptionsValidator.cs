@@ -30,6 +30,7 @@ internal sealed class LocalOptionsValidator : IValidateOptions<LocalOptions>
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.ShutdownGrace), options.ShutdownGrace, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.DuplicateWindow), options.DuplicateWindow, TimeSpan.Zero, TimeSpan.FromDays(7));
         SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.MaxBacklog), options.MaxBacklog, 1L, 100_000_000L);
+        SettingRules.Range(failures, LocalOptions.SectionName, nameof(LocalOptions.MinFreeDiskBytes), options.MinFreeDiskBytes, 0L, 1L << 40);
         if (options.LeaseDuration < MinLeaseDuration)
         {
             // RelayOptionsValidator holds every delivery (and a batch runs under one deadline) within the message lock, so

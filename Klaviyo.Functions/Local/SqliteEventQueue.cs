@@ -47,6 +47,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     private readonly TimeProvider _time;
     private readonly TimeSpan _duplicateWindow;
     private readonly long _maxBacklog;
+    private readonly long _minFreeDiskBytes;
     private readonly SemaphoreSlim _available = new(0, 1);
     private readonly System.Threading.Channels.Channel<WriteItem> _writes =
         System.Threading.Channels.Channel.CreateUnbounded<WriteItem>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
@@ -64,6 +65,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         _time = time;
         _duplicateWindow = options.DuplicateWindow;
         _maxBacklog = options.MaxBacklog;
+        _minFreeDiskBytes = options.MinFreeDiskBytes;
         _backlog = Scalar($"SELECT COUNT(*) FROM messages WHERE state < {Dead}");
         // Its own thread: a group transaction (statements, then a synced commit) blocks for milliseconds, and on a pool
         // thread that wait would take a worker from the ingest requests and the relay's batches on a small machine.
@@ -79,8 +81,10 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Events a previous process held under a lease when it ended (killed, power cut), made due again at open.</summary>
     public long LeasesReleasedAtOpen { get; }
 
-    /// <summary>The ownership lock beside the database (<c>relay.db.lock</c>).</summary>
-    public static string LockPath(string databasePath) => databasePath + ".lock";
+    /// <summary>What the ownership lock is taken on: the database file itself, so that nothing short of deleting the
+    /// database can let a second relay in; on Windows, where another handle with no sharing would keep SQLite out of the
+    /// file, a <c>relay.db.lock</c> beside it (Windows refuses to delete a file while it is held open).</summary>
+    public static string LockPath(string databasePath) => OperatingSystem.IsWindows() ? databasePath + ".lock" : databasePath;
 
     /// <summary>Opens (or creates) the database at <see cref="LocalOptions.DatabasePath"/>; a path that cannot be opened
     /// or written throws <see cref="LocalStartupException"/> naming <c>Local__DatabasePath</c>, and so does a database
@@ -146,19 +150,33 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             {
                 throw;
             }
-            throw new LocalStartupException($"Local__DatabasePath: cannot open or write the local queue database '{path}' ({ex.Message}). Set Local__DatabasePath to a writable file.");
+            var hint = ex is SqliteException sqlite && OpenHints.TryGetValue(sqlite.SqliteErrorCode, out var known)
+                ? known
+                : "Set Local__DatabasePath to a writable file.";
+            throw new LocalStartupException($"Local__DatabasePath: cannot open or write the local queue database '{path}' ({ex.Message}). {hint}");
         }
     }
 
+    /// <summary>What to do when opening fails with these SQLite result codes; any other failure is a path or permission
+    /// the process cannot write.</summary>
+    private static readonly Dictionary<int, string> OpenHints = new()
+    {
+        [11] = "The file is corrupt (SQLITE_CORRUPT): stop, move it aside with its -wal and -shm files (sqlite3's .recover can often save its rows), and start again with a new database, or set Local__DatabasePath to another file.",
+        [26] = "The file is not a SQLite database (SQLITE_NOTADB: it is corrupt or another program's file): move it aside with its -wal and -shm files (sqlite3's .recover can often save its rows if it was one), or set Local__DatabasePath to another file.",
+        [13] = "The disk is full (SQLITE_FULL): free space on it, or set Local__DatabasePath to a file on another disk.",
+    };
+
     /// <summary>
-    /// Takes the database's ownership lock: <c>&lt;database&gt;.lock</c> opened with <see cref="FileShare.None"/>, held until
-    /// <see cref="Dispose"/>. .NET takes that as an exclusive <c>flock</c> on Linux and macOS and as a share mode on Windows;
-    /// both belong to the open handle, which the kernel closes when the process ends however it ends (<c>kill -9</c>, a
-    /// crash), so a dead owner never leaves a stale lock — the file staying on disk means nothing, only a live handle
-    /// counts, so there is no process-id check to get wrong. A separate file rather than SQLite's exclusive locking mode
-    /// keeps the database readable by <c>sqlite3</c> while the relay runs and makes the refusal unambiguous (SQLite
-    /// answers a held database with SQLITE_BUSY after its busy timeout, like any other contention). The file is never
-    /// deleted: deleting it while held would let a second process lock a new file of the same name.
+    /// Takes the database's ownership lock, held until <see cref="Dispose"/>: the database file itself (<see cref="LockPath"/>)
+    /// opened with <see cref="FileShare.None"/>, which .NET takes as an exclusive <c>flock</c> on Linux and macOS (and as a
+    /// share mode on Windows, on <c>relay.db.lock</c>). A lock file beside the database could be deleted while held, and a
+    /// second process would then lock a new file of the same name and share the database; the database's own inode cannot
+    /// be swapped from under a running relay without deleting the database. The lock belongs to the open handle, which the
+    /// kernel closes when the process ends however it ends (<c>kill -9</c>, a crash), so a dead owner never leaves a stale
+    /// lock, and there is no process-id check to get wrong. SQLite locks with <c>fcntl</c> record locks, which on Linux
+    /// are independent of <c>flock</c>, so the relay's own connection and <c>sqlite3</c> reading the file are unaffected;
+    /// the handle is only ever closed after the connection (closing any handle of a file drops the process's
+    /// <c>fcntl</c> locks on it), and nothing is written through it.
     /// </summary>
     private static FileStream TakeOwnership(string path)
     {
@@ -170,16 +188,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         }
         try
         {
-            var stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1);
-            stream.SetLength(0);
-            stream.Write(System.Text.Encoding.UTF8.GetBytes(System.FormattableString.Invariant($"{Environment.ProcessId}\n")));
-            stream.Flush();
-            return stream;
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1);
         }
         catch (IOException ex) when (IsHeldElsewhere(ex))
         {
             throw new LocalStartupException(
-                $"Local__DatabasePath: another relay process holds '{path}' (its lock {lockPath} is taken); one database has one owner. " +
+                $"Local__DatabasePath: another relay process holds '{path}' (its lock on {lockPath} is taken); one database has one owner. " +
                 "Stop that relay, or set Local__DatabasePath to another file for this one.");
         }
     }
@@ -203,7 +217,29 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Commits every new event of a request in one transaction, or none: duplicates of the window are
     /// dropped (answered 202 all the same), and a request that would take the backlog past <c>Local:MaxBacklog</c>
     /// is refused whole with <see cref="BacklogFullException"/>.</summary>
-    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default) => InsertAsync(events, due: null, fromIngest: true);
+    public Task SendAsync(IReadOnlyList<QueuedEvent> events, CancellationToken cancellationToken = default)
+    {
+        // The floor keeps room for the writes that drain the queue (leases, settlements, dead letters): a full disk
+        // would stop those too, leaving accepted events stuck while Klaviyo is healthy.
+        if (_minFreeDiskBytes > 0 && FreeDiskBytes() is var free and >= 0 && free < _minFreeDiskBytes)
+        {
+            throw new DiskFloorException(Path, free, _minFreeDiskBytes);
+        }
+        return InsertAsync(events, due: null, fromIngest: true);
+    }
+
+    /// <summary>Bytes free for this process on the disk holding the database; -1 when the system cannot say.</summary>
+    internal long FreeDiskBytes()
+    {
+        try
+        {
+            return new DriveInfo(System.IO.Path.GetDirectoryName(Path)!).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return -1;
+        }
+    }
 
     /// <summary>The relay's own message for later (an import job's tracker): taken while stopping and past
     /// <c>Local:MaxBacklog</c>, since it replaces one the relay is settling and guards events already accepted.</summary>
@@ -624,6 +660,11 @@ internal sealed class QueueClosedException() : QueueUnavailableException("The lo
 /// <summary><c>Local:MaxBacklog</c> events are waiting: the ingest answers 503 with Retry-After and queues nothing.</summary>
 internal sealed class BacklogFullException(long maxBacklog)
     : QueueUnavailableException($"The local queue holds Local__MaxBacklog ({maxBacklog}) events; try again later.");
+
+/// <summary>The disk holding the database has less free space than <c>Local:MinFreeDiskBytes</c>: the ingest answers 503
+/// with Retry-After and queues nothing; the relay keeps draining.</summary>
+internal sealed class DiskFloorException(string path, long freeBytes, long floorBytes)
+    : QueueUnavailableException($"The disk holding the local queue database {path} has {freeBytes} bytes free, below Local__MinFreeDiskBytes ({floorBytes}): no new events are taken until there is room, so the relay can still settle and drain what it holds.");
 
 /// <summary>The database refused a write (disk full, I/O error): nothing of the transaction was stored.</summary>
 internal sealed class LocalQueueWriteException(string path, Exception inner)

@@ -184,6 +184,8 @@ var appSettings = {
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)
   Ingest__MaxRequestBytes: '4194304'
   Ingest__MaxEventBytes: '32768'
+  Ingest__MaxEventsPerRequest: '10000'
+  Ingest__MinBodyBytesPerSecond: '16384'
   Ingest__SendTimeout: '00:00:30'
   Ingest__RetryAfter: '00:00:10'
   Ingest__MaxInFlightBodyBytes: '134217728'

@@ -11,6 +11,13 @@ param tags object
 @maxLength(24)
 param vaultName string
 
+@description('default: create the vault (or update it). recover: take back a soft-deleted vault of this name (after an azd down without --purge, which keeps the name for the 7 days of soft-delete retention).')
+@allowed([
+  'default'
+  'recover'
+])
+param createMode string = 'default'
+
 @description('Klaviyo private API key (pk_...). Stored as the secret klaviyo-private-api-key.')
 @secure()
 param klaviyoPrivateApiKey string
@@ -27,6 +34,7 @@ resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
   location: location
   tags: tags
   properties: {
+    createMode: createMode
     tenantId: subscription().tenantId
     sku: {
       family: 'A'
