@@ -19,6 +19,10 @@ internal enum KlaviyoEndpoint
     GetImportJob,
     /// <summary><c>GET /api/profile-bulk-import-jobs/{id}/import-errors</c>: per-profile errors; M tier, its own budget.</summary>
     GetImportErrors,
+    /// <summary><c>POST /api/data-privacy-deletion-jobs</c>, schema <c>DataPrivacyCreateDeletionJobQuery</c>; S tier (3/s, 60/min).</summary>
+    RequestDeletion,
+    /// <summary><c>GET /api/profiles?filter=…</c>: the profile ids of an <c>external_id</c>; L tier, its own budget.</summary>
+    GetProfiles,
 }
 
 /// <summary>Paths, media type and default revision of Klaviyo's JSON:API.</summary>
@@ -33,12 +37,28 @@ internal static class KlaviyoApi
     public const string SubscribeProfilesPath = "/api/profile-subscription-bulk-create-jobs";
     public const string BulkCreateEventsPath = "/api/event-bulk-create-jobs";
     public const string BulkImportProfilesPath = "/api/profile-bulk-import-jobs";
+    public const string RequestDeletionPath = "/api/data-privacy-deletion-jobs";
+    public const string ProfilesPath = "/api/profiles";
 
     public static string ImportJobPath(string jobId) => $"/api/profile-bulk-import-jobs/{Uri.EscapeDataString(jobId)}";
 
     public static string ImportErrorsPath(string jobId) => $"/api/profile-bulk-import-jobs/{Uri.EscapeDataString(jobId)}/import-errors";
 
     public static string AddProfilesToListPath(string listId) => $"/api/lists/{listId}/relationships/profiles";
+
+    /// <summary>The scopes a private key needs for the endpoint (its <c>x-klaviyo-scopes</c> in the OpenAPI document),
+    /// named in a 401/403's dead-letter description.</summary>
+    public static string Scopes(KlaviyoEndpoint endpoint) => endpoint switch
+    {
+        KlaviyoEndpoint.ProfileImport => "profiles:write",
+        KlaviyoEndpoint.CreateEvent or KlaviyoEndpoint.BulkCreateEvents => "events:write",
+        KlaviyoEndpoint.SubscribeProfiles => "lists:write, profiles:write, subscriptions:write",
+        KlaviyoEndpoint.AddProfilesToList or KlaviyoEndpoint.BulkImportProfiles => "lists:write, profiles:write",
+        KlaviyoEndpoint.GetImportJob => "lists:read, profiles:read",
+        KlaviyoEndpoint.GetImportErrors or KlaviyoEndpoint.GetProfiles => "profiles:read",
+        KlaviyoEndpoint.RequestDeletion => "data-privacy:write",
+        _ => throw new ArgumentOutOfRangeException(nameof(endpoint), endpoint, "no scopes recorded"),
+    };
 
     /// <summary>The OpenAPI component schema each endpoint's body must satisfy.</summary>
     public static string SchemaName(KlaviyoEndpoint endpoint) => endpoint switch
@@ -49,6 +69,7 @@ internal static class KlaviyoApi
         KlaviyoEndpoint.AddProfilesToList => "ListMembersAddQuery",
         KlaviyoEndpoint.BulkCreateEvents => "EventsBulkCreateJob",
         KlaviyoEndpoint.BulkImportProfiles => "ProfileImportJobCreateQuery",
+        KlaviyoEndpoint.RequestDeletion => "DataPrivacyCreateDeletionJobQuery",
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint), endpoint, "a GET has no request body"),
     };
 }

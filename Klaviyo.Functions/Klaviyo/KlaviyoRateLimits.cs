@@ -63,6 +63,8 @@ internal sealed class KlaviyoRateLimits : IDisposable
         KlaviyoEndpoint.BulkImportProfiles => (10, 150),
         KlaviyoEndpoint.GetImportJob => (10, 150),
         KlaviyoEndpoint.GetImportErrors => (10, 150),
+        KlaviyoEndpoint.RequestDeletion => (3, 60),
+        KlaviyoEndpoint.GetProfiles => (75, 750),
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
     };
 

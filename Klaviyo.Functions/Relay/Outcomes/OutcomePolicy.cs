@@ -93,7 +93,7 @@ internal sealed partial class OutcomePolicy(
         KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
         KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
             DeadLetterReason.KlaviyoUnauthorized,
-            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
+            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + $" — check Klaviyo__PrivateApiKey and its scopes (this call needs {KlaviyoApi.Scopes(request.Endpoint)})"),
         KlaviyoResponse.Rejected rejected => new RelayOutcome.DeadLetter(
             DeadLetterReason.KlaviyoRejected, Describe(request, rejected.StatusCode, rejected.Errors)),
         _ => throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}."),
@@ -197,8 +197,9 @@ internal sealed partial class OutcomePolicy(
     private static RelayOutcome.DeadLetter Bounded(RelayOutcome.DeadLetter dead) =>
         dead.Description.Length <= MaxDescriptionLength ? dead : dead with { Description = dead.Description[..(MaxDescriptionLength - 1)] + "…" };
 
+    // A GET's query is left out: a lookup's filter carries the person's id.
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
-        $"POST {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
+        $"{request.Method.Method} {request.Path.Split('?')[0]} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Event {MessageId} attempt {Attempt} hit a bug in the relay's own code")]
     private static partial void LogBug(ILogger logger, Exception exception, string messageId, int attempt);
