@@ -8,7 +8,8 @@ namespace Klaviyo.Functions.Local;
 /// <summary>
 /// <c>Klaviyo:DryRun</c> in local mode (the innermost handler, read from the bound options): prints each Klaviyo call (method, path, body; never headers, so never the key)
 /// and answers as Klaviyo would on success: a made-up profile id for profile-import, a made-up import job that is
-/// complete at once with no import errors, so dry-run batches settle like real ones.
+/// complete at once with no import errors, and one made-up profile for a deletion's lookup by external_id, so dry-run
+/// batches settle like real ones. A GET is printed with its query (a lookup's filter).
 /// </summary>
 internal sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, TextWriter output) : DelegatingHandler
 {
@@ -28,7 +29,7 @@ internal sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, Tex
         var path = request.RequestUri?.AbsolutePath ?? "";
         lock (output)
         {
-            output.WriteLine($"[dry run] {request.Method} {path} {body}");
+            output.WriteLine($"[dry run] {request.Method} {(request.Method == HttpMethod.Get ? Uri.UnescapeDataString(request.RequestUri?.PathAndQuery ?? path) : path)} {body}");
         }
         if (path.EndsWith("/api/profile-import", StringComparison.Ordinal))
         {
@@ -38,6 +39,10 @@ internal sealed class DryRunKlaviyoHandler(IOptions<KlaviyoOptions> options, Tex
         {
             return Json(request.Method == HttpMethod.Get ? HttpStatusCode.OK : HttpStatusCode.Accepted,
                 "{\"data\":{\"type\":\"profile-bulk-import-job\",\"id\":\"" + ImportJobId + "\",\"attributes\":{\"status\":\"" + (request.Method == HttpMethod.Get ? "complete" : "queued") + "\",\"failed_count\":0}}}");
+        }
+        if (request.Method == HttpMethod.Get && path.EndsWith(KlaviyoApi.ProfilesPath, StringComparison.Ordinal))
+        {
+            return Json(HttpStatusCode.OK, "{\"data\":[{\"type\":\"profile\",\"id\":\"" + ProfileId + "\"}],\"links\":{}}");
         }
         if (path.EndsWith($"{ImportJobs}/{ImportJobId}/import-errors", StringComparison.Ordinal))
         {
