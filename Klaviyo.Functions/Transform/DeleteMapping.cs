@@ -40,7 +40,7 @@ internal static class DeleteMapping
         var userId = identity?.UserId.IsPresent == true ? identity.UserId.ToString() : null;
         var email = identity?.Email.IsPresent == true ? identity.Email.ToString() : null;
         var phone = identity?.Phone.IsPresent == true ? identity.Phone.ToString() : null;
-        var profileId = identity?.KlaviyoProfileId;
+        var profileId = identity is null ? Identity.KlaviyoProfileIdOf(view) : identity.KlaviyoProfileId;
         if (userId is null && email is null && phone is null && profileId is null)
         {
             return new TransformResult.Invalid("userId", NoIdentifierRule);

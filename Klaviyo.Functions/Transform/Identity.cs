@@ -127,7 +127,7 @@ internal sealed class Identity
 
     // The first context.externalId entry of type "klaviyo-profileId" whose id is a non-empty string or a number.
     // RudderStack's destinations fill context.externalId; a malformed entry is ignored with a warning, not refused.
-    private static string? KlaviyoProfileIdOf(EventView view)
+    internal static string? KlaviyoProfileIdOf(EventView view)
     {
         var externalIds = JsonRead.Get(view.Context, "externalId"u8);
         if (externalIds.ValueKind != JsonValueKind.Array)
