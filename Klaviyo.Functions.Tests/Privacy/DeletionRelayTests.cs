@@ -248,6 +248,40 @@ public sealed class DeletionRelayTests
         Assert.Contains("[phone sha256:", actions.Calls[2].Description!);
     }
 
+    [TestMethod]
+    public async Task Deletion_WhoseCallsWouldOutlastTheMessageLock_IsPutOffWithoutSpendingAnAttempt()
+    {
+        // One try per call of at most 30 s: a call takes up to 31 s, and a batch guarantees a delivery 2 calls' worth (62 s).
+        // Each job answers after 29 s (simulated): after two, a third could end at 89 s.
+        var settings = new Dictionary<string, string?>(DeleteEventsOn)
+        {
+            ["Relay:MaxInCallRetries"] = "0",
+            ["Relay:InCallRetryBudget"] = "00:00:00",
+            ["Relay:AttemptTimeout"] = "00:00:30",
+        };
+        using var klaviyo = FakeKlaviyo.Start().Answer(JobsPath, 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, settings, services =>
+            services.AddHttpClient<KlaviyoClient>().AddHttpMessageHandler(sp => new SlowHandler((SimulatedTime)sp.GetRequiredService<TimeProvider>())));
+        var json = """{"type":"delete","messageId":"s-1","traits":{"email":"slow@example.com","phone":"+15005550006"},"context":{"externalId":[{"type":"klaviyo-profileId","id":"P9"}]}}""";
+
+        var outcome = await Process(host, json, "s-1");
+
+        var putOff = Assert.IsInstanceOfType<RelayOutcome.RetryLater>(outcome);
+        Assert.AreEqual(1, putOff.NextAttempt, "no attempt spent: Klaviyo refused nothing");
+        Assert.Contains("message lock", putOff.Cause);
+        Assert.HasCount(2, klaviyo.Received);
+    }
+
+    private sealed class SlowHandler(SimulatedTime time) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            time.Advance(TimeSpan.FromSeconds(29));
+            return response;
+        }
+    }
+
     private sealed class StampingHandler(TimeProvider time, List<DateTimeOffset> sent) : DelegatingHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

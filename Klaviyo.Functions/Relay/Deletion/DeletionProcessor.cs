@@ -17,12 +17,17 @@ namespace Klaviyo.Functions.Relay;
 /// a log line, a metric or a dead-letter description: a short hash stands in for them.
 /// </summary>
 /// <remarks>Every call is safe to repeat (Klaviyo queues a deletion again; a lookup finds fewer profiles once they are
-/// gone), so a deletion retries as a whole like any other plan.</remarks>
+/// gone), so a deletion retries as a whole like any other plan. A batch starts a single delivery only while the
+/// longest plan (<see cref="RelayOptions.MaxCallsPerPlan"/> calls) still fits the message lock; a deletion may need more
+/// calls, so past that many it starts another only while that one would still end within the same time, and is put off
+/// (no attempt spent) otherwise.</remarks>
 internal sealed partial class DeletionProcessor(
     KlaviyoClient klaviyo,
     OutcomePolicy policy,
     IOptions<PrivacyOptions> privacy,
     IOptions<KlaviyoOptions> klaviyoOptions,
+    IOptions<RelayOptions> relayOptions,
+    TimeProvider time,
     ILogger<DeletionProcessor> logger)
 {
     /// <summary>Most pages of a userId's lookup (100 profiles each). One external_id names one profile in practice;
@@ -52,6 +57,7 @@ internal sealed partial class DeletionProcessor(
 
     private async Task<RelayOutcome> RunAsync(DeletionParts parts, string messageId, int attempt, CancellationToken cancellationToken)
     {
+        var clock = new CallClock(time, relayOptions.Value);
         var jobs = new List<(DeletionIdentifier Kind, string Value)>(3);
         if (parts.Email is { } email)
         {
@@ -70,7 +76,7 @@ internal sealed partial class DeletionProcessor(
         int? found = null;
         if (parts.UserId is { } userId)
         {
-            var lookup = await LookUpAsync(userId, attempt, cancellationToken).ConfigureAwait(false);
+            var lookup = await LookUpAsync(userId, attempt, clock, cancellationToken).ConfigureAwait(false);
             calls += lookup.Calls;
             if (lookup.Failed is { } failed)
             {
@@ -94,6 +100,10 @@ internal sealed partial class DeletionProcessor(
         }
         foreach (var (kind, value) in jobs)
         {
+            if (!clock.MayStart(calls))
+            {
+                return OutcomePolicy.PutOff(attempt, CallClock.OutOfTime);
+            }
             var request = KlaviyoCalls.DeletionJob(kind, value);
             var response = await klaviyo.SendAsync(request, cancellationToken).ConfigureAwait(false);
             calls++;
@@ -108,7 +118,7 @@ internal sealed partial class DeletionProcessor(
 
     /// <summary>The ids of every profile whose external_id is <paramref name="userId"/>, following <c>links.next</c> on
     /// Klaviyo's host only; or the outcome that ends the deletion here.</summary>
-    private async Task<(IReadOnlyList<string> Ids, int Calls, RelayOutcome? Failed)> LookUpAsync(string userId, int attempt, CancellationToken cancellationToken)
+    private async Task<(IReadOnlyList<string> Ids, int Calls, RelayOutcome? Failed)> LookUpAsync(string userId, int attempt, CallClock clock, CancellationToken cancellationToken)
     {
         var request = KlaviyoCalls.ProfilesByExternalId(userId);
         var ids = new List<string>();
@@ -119,6 +129,10 @@ internal sealed partial class DeletionProcessor(
             {
                 return (ids, page - 1, policy.RetryOrGiveUp(null,
                     $"GET {KlaviyoApi.ProfilesPath}: links.next goes on past {MaxLookupPages} pages of {KlaviyoCalls.ProfilesPageSize} profiles for one userId", attempt));
+            }
+            if (!clock.MayStart(page - 1))
+            {
+                return (ids, page - 1, OutcomePolicy.PutOff(attempt, CallClock.OutOfTime));
             }
             var response = await klaviyo.SendAsync(request, cancellationToken).ConfigureAwait(false);
             if (policy.FromAnswer(request, response, attempt) is { } failed)
@@ -149,6 +163,19 @@ internal sealed partial class DeletionProcessor(
             }
             request = KlaviyoRequest.Get(KlaviyoEndpoint.GetProfiles, path);
         }
+    }
+
+    /// <summary>The time a batch guaranteed this delivery: <see cref="RelayOptions.MaxCallsPerPlan"/> calls at their
+    /// <see cref="RelayOptions.CallTimeout"/>. The first calls always go; a later one only when it would end within it.</summary>
+    private sealed class CallClock(TimeProvider time, RelayOptions options)
+    {
+        public const string OutOfTime = "put off: the deletion's further calls would not end within its message lock";
+
+        private readonly long _started = time.GetTimestamp();
+
+        public bool MayStart(int callsMade) =>
+            callsMade < RelayOptions.MaxCallsPerPlan
+            || time.GetElapsedTime(_started) + options.CallTimeout <= options.CallTimeout * RelayOptions.MaxCallsPerPlan;
     }
 
     /// <summary>Klaviyo may quote the identifier in an error's detail: the email and phone are replaced by a hash before
