@@ -2,6 +2,7 @@ using Klaviyo.Functions.Telemetry;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Privacy;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Configuration;
@@ -35,6 +36,7 @@ internal static class RelayServiceCollectionExtensions
         services.AddKlaviyoClient();
         services.AddRelayProcessing();
         services.AddIngestHandler();
+        services.AddPrivacyRoute();
         services.TryAddSingleton<Health.ConfigurationHealth>();
         return services;
     }

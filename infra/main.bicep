@@ -56,6 +56,9 @@ param klaviyoFlattenProperties bool = false
 @description('Klaviyo__BaseUrl: Klaviyo API base URL (change only for a proxy).')
 param klaviyoBaseUrl string = 'https://a.klaviyo.com'
 
+@description('Privacy__DeleteEvents: type "delete" events ask Klaviyo to delete the person (otherwise skipped with a warning). The admin route POST /api/privacy/deletions deletes either way.')
+param privacyDeleteEvents bool = false
+
 @description('Relay__MaxAttempts: scheduled delivery attempts per event before it is dead-lettered as RetriesExhausted.')
 @minValue(1)
 @maxValue(100)
@@ -220,6 +223,7 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoFlattenProperties: klaviyoFlattenProperties
     klaviyoBaseUrl: klaviyoBaseUrl
     relayMaxAttempts: relayMaxAttempts
+    privacyDeleteEvents: privacyDeleteEvents
     additionalAppSettings: additionalAppSettings
   }
   // The app resolves Key Vault references and opens storage/Service Bus as soon as it exists: grant the roles first.

@@ -36,7 +36,7 @@ public sealed class AssemblyShapeTests
         var publicTypes = App.GetExportedTypes().Select(t => t.FullName!).Except(GeneratedPublicTypes).Order().ToArray();
 
         Assert.AreSequenceEqual(
-            new[] { "Klaviyo.Functions.Health.HealthFunction", "Klaviyo.Functions.Ingest.IngestFunction", "Klaviyo.Functions.Relay.RelayFunction", "Klaviyo.Functions.Relay.ReplayDeadLettersFunction" },
+            new[] { "Klaviyo.Functions.Health.HealthFunction", "Klaviyo.Functions.Ingest.IngestFunction", "Klaviyo.Functions.Privacy.PrivacyDeletionsFunction", "Klaviyo.Functions.Relay.RelayFunction", "Klaviyo.Functions.Relay.ReplayDeadLettersFunction" },
             publicTypes,
             "public types: " + string.Join(", ", publicTypes));
         Assert.AreSequenceEqual(functionClasses, publicTypes);

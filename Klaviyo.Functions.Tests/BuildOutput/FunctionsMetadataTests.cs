@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Klaviyo.Functions.Health;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
+using Klaviyo.Functions.Privacy;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
 using Microsoft.Azure.Functions.Worker;
@@ -29,6 +30,7 @@ public sealed class FunctionsMetadataTests
         new(IngestFunction.TypedFunctionName, "Klaviyo.Functions.Ingest.IngestFunction.Typed", "Function", "post", IngestFunction.TypedRoute),
         new(HealthFunction.Name, "Klaviyo.Functions.Health.HealthFunction.Run", "Anonymous", "get", "health"),
         new(ReplayDeadLettersFunction.Name, "Klaviyo.Functions.Relay.ReplayDeadLettersFunction.RunAsync", "Admin", "post", "dead-letters/replay"),
+        new(PrivacyDeletionsFunction.Name, "Klaviyo.Functions.Privacy.PrivacyDeletionsFunction.RunAsync", "Admin", "post", "privacy/deletions"),
     ];
 
     public static IEnumerable<object[]> HttpFunctionNames() => HttpFunctions.Select(h => new object[] { h.Function });

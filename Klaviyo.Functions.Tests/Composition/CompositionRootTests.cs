@@ -46,10 +46,10 @@ public sealed class CompositionRootTests
             .Select(t => new object[] { t.Name });
 
     [TestMethod]
-    public void FunctionClasses_AreTheFourTheAppDeclares()
+    public void FunctionClasses_AreTheFiveTheAppDeclares()
     {
         Assert.AreSequenceEqual(
-            new[] { "HealthFunction", "IngestFunction", "RelayFunction", "ReplayDeadLettersFunction" },
+            new[] { "HealthFunction", "IngestFunction", "PrivacyDeletionsFunction", "RelayFunction", "ReplayDeadLettersFunction" },
             FunctionClasses().Select(row => (string)row[0]).ToArray());
     }
 

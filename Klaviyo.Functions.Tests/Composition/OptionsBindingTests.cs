@@ -39,10 +39,10 @@ public sealed class OptionsBindingTests
             .Select(t => new object[] { t.Name });
 
     [TestMethod]
-    public void AzureSections_AreTheFourTheAppReads()
+    public void AzureSections_AreTheFiveTheAppReads()
     {
         Assert.AreSequenceEqual(
-            new[] { "IngestOptions", "KlaviyoOptions", "RelayOptions", "TelemetryOptions" },
+            new[] { "IngestOptions", "KlaviyoOptions", "PrivacyOptions", "RelayOptions", "TelemetryOptions" },
             AzureSections().Select(row => (string)row[0]).ToArray());
     }
 

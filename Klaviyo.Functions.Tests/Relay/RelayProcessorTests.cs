@@ -176,7 +176,8 @@ public sealed class RelayProcessorTests
             Microsoft.Extensions.Options.Options.Create(new KlaviyoOptions { PrivateApiKey = RelayTestHost.ApiKey }),
             host.Services.GetRequiredService<RelayMetrics>(),
             host.Services.GetRequiredService<TimeProvider>(),
-            host.Services.GetRequiredService<ILogger<OutcomePolicy>>()));
+            host.Services.GetRequiredService<ILogger<OutcomePolicy>>()),
+        host.Services.GetRequiredService<DeletionProcessor>());
 
     [TestMethod]
     public async Task Process_BugInTheTransformWithAttemptsLeft_RetriesLaterNotInvalidEvent()

@@ -70,7 +70,7 @@ public sealed class TransformerBadInputTests
     [DataRow("""{"userId":"u"}""", "type", "is required")]
     [DataRow("""{"type":null,"userId":"u"}""", "type", "is required")]
     [DataRow("""{"type":7,"userId":"u"}""", "type", "must be a string")]
-    [DataRow("""{"type":"purchase","userId":"u"}""", "type", "'purchase' is not one of identify, track, page, screen, group, alias")]
+    [DataRow("""{"type":"purchase","userId":"u"}""", "type", "'purchase' is not one of identify, track, page, screen, group, alias, delete")]
     [DataRow("""{"type":"track","userId":"u"}""", "event", "is required for track events")]
     [DataRow("""{"type":"track","userId":"u","event":""}""", "event", "must not be empty")]
     [DataRow("""{"type":"track","userId":"u","event":"  "}""", "event", "must not be empty")]

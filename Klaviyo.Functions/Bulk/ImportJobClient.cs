@@ -128,7 +128,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
             {
                 return (all, null, null);
             }
-            if (!TryFollow(read.Next, errorsPath, out path, out var refused))
+            if (!NextLinks.TryFollow(read.Next, options.Value.BaseUrl, errorsPath, out path, out var refused))
             {
                 return (null, $"page {page}'s links.next {refused}", null);
             }
@@ -137,33 +137,6 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
                 return (null, $"page {page}'s links.next points back at a page already read", null);
             }
         }
-    }
-
-    /// <summary>The relative path (query kept) of a <c>links.next</c> that stays on <c>Klaviyo__BaseUrl</c>'s scheme, host
-    /// and port and on the same import-errors path; false, with why, for anything else.</summary>
-    private bool TryFollow(string next, string errorsPath, out string path, out string refused)
-    {
-        path = "";
-        var baseUri = new Uri(options.Value.BaseUrl.TrimEnd('/') + "/");
-        if (!Uri.TryCreate(next, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
-        {
-            refused = "is not an absolute http(s) URL";
-            return false;
-        }
-        if (uri.Scheme != baseUri.Scheme || !string.Equals(uri.Host, baseUri.Host, StringComparison.OrdinalIgnoreCase)
-            || uri.Port != baseUri.Port || uri.UserInfo.Length > 0)
-        {
-            refused = $"points at another host ({uri.Scheme}://{Cut(uri.Authority)}) than Klaviyo__BaseUrl ({baseUri.Scheme}://{baseUri.Authority})";
-            return false;
-        }
-        if (!string.Equals(uri.AbsolutePath, baseUri.AbsolutePath.TrimEnd('/') + errorsPath, StringComparison.Ordinal))
-        {
-            refused = $"points at another path than {errorsPath} ({Cut(uri.AbsolutePath)})";
-            return false;
-        }
-        path = errorsPath + uri.Query;
-        refused = "";
-        return true;
     }
 
     /// <summary>A GET that did not get a readable answer: 401/403 settle every item unauthorized; the rest (held back,
@@ -202,8 +175,6 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
         var key = options.Value.PrivateApiKey;
         return string.IsNullOrEmpty(key) ? text : text.Replace(key, "***", StringComparison.Ordinal);
     }
-
-    private static string Cut(string text) => text.Length <= 100 ? text : string.Concat(text.AsSpan(0, 100), "…");
 
     [LoggerMessage(EventId = 3060, Level = LogLevel.Information,
         Message = "Import job {JobId} settled as '{State}' after {Wait}: {Delivered} profile(s) delivered, {DeadLettered} dead-lettered, {Retried} to retry")]

@@ -8,7 +8,8 @@ namespace Klaviyo.Functions.Calls;
 /// The one writer of Klaviyo request bodies: one method per operation, each writing its single call and its bulk call
 /// from the same parts (<see cref="DeliveryParts"/>), so single and bulk bodies agree by construction. Schemas:
 /// <c>ProfileUpsertQuery</c>, <c>EventCreateQueryV2</c>, <c>SubscriptionCreateJobCreateQuery</c>,
-/// <c>ListMembersAddQuery</c>, <c>ProfileImportJobCreateQuery</c>, <c>EventsBulkCreateJob</c>.
+/// <c>ListMembersAddQuery</c>, <c>ProfileImportJobCreateQuery</c>, <c>EventsBulkCreateJob</c>,
+/// <c>DataPrivacyCreateDeletionJobQuery</c>.
 /// </summary>
 internal static class KlaviyoCalls
 {
@@ -24,7 +25,8 @@ internal static class KlaviyoCalls
         ProfileParts { List: null } p => new RequestPlan([PlanStep.Fixed(ProfileImport(p.Profile), yieldsProfileId: true)], p.Warnings),
         ProfileParts { List: { } list } p => new RequestPlan(
             [PlanStep.Fixed(ProfileImport(p.Profile), yieldsProfileId: true), ListStep(list)], p.Warnings),
-        _ => throw new ArgumentOutOfRangeException(nameof(parts), parts.GetType().Name, "no calls for these parts"),
+        // A deletion's calls depend on what its lookup finds: Relay.DeletionProcessor makes them (DeletionJob, ProfilesByExternalId).
+        _ => throw new ArgumentOutOfRangeException(nameof(parts), parts.GetType().Name, "no fixed plan for these parts"),
     };
 
     extension(TransformResult.Planned planned)
@@ -262,6 +264,53 @@ internal static class KlaviyoCalls
         return BodyBuffers.ToArray(w);
     }
 
+    /// <summary>
+    /// <c>POST /api/data-privacy-deletion-jobs</c> (<c>DataPrivacyCreateDeletionJobQuery</c>): exactly one identifier per
+    /// job, as Klaviyo requires; Klaviyo deletes every profile it matches.
+    /// </summary>
+    public static KlaviyoRequest DeletionJob(DeletionIdentifier identifier, string value)
+    {
+        var w = BodyBuffers.Body();
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartObject();
+        w.WriteString("type", "data-privacy-deletion-job");
+        w.WritePropertyName("attributes");
+        w.WriteStartObject();
+        w.WritePropertyName("profile");
+        w.WriteStartObject();
+        w.WritePropertyName("data");
+        w.WriteStartObject();
+        w.WriteString("type", "profile");
+        if (identifier == DeletionIdentifier.ProfileId)
+        {
+            w.WriteString("id", value);
+        }
+        w.WritePropertyName("attributes"); // required by the schema, even when the id names the profile
+        w.WriteStartObject();
+        if (identifier != DeletionIdentifier.ProfileId)
+        {
+            w.WriteString(identifier == DeletionIdentifier.Email ? "email" : "phone_number", value);
+        }
+        EndObjects(w, 6);
+        var body = BodyBuffers.ToArray(w);
+        return new KlaviyoRequest(KlaviyoEndpoint.RequestDeletion, KlaviyoApi.RequestDeletionPath, body);
+    }
+
+    /// <summary>Profiles asked per page of a lookup: Klaviyo's maximum (default 20).</summary>
+    public const int ProfilesPageSize = 100;
+
+    /// <summary><c>GET /api/profiles?filter=equals(external_id,"…")</c>, the first page; only the ids are needed, so only
+    /// <c>external_id</c> of the attributes is asked for.</summary>
+    public static KlaviyoRequest ProfilesByExternalId(string externalId)
+    {
+        var literal = "\"" + externalId.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+        var query = "filter=" + Uri.EscapeDataString($"equals(external_id,{literal})")
+            + "&page%5Bsize%5D=" + ProfilesPageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            + "&fields%5Bprofile%5D=external_id";
+        return KlaviyoRequest.Get(KlaviyoEndpoint.GetProfiles, KlaviyoApi.ProfilesPath + "?" + query);
+    }
+
     // {"data":{"type":…,"attributes":{"profiles":{"data":[ — the items, then WriteProfilesJobEnd closes to "data" open.
     private static void WriteProfilesJobStart(Utf8JsonWriter w, string type, string? customSource = null, bool historical = false)
     {
@@ -342,4 +391,12 @@ internal static class KlaviyoCalls
         }
         return last.Path;
     }
+}
+
+/// <summary>What one deletion job names (Klaviyo takes exactly one per job).</summary>
+internal enum DeletionIdentifier
+{
+    Email,
+    Phone,
+    ProfileId,
 }

@@ -15,6 +15,8 @@ internal enum EventType
     Screen,
     Group,
     Alias,
+    /// <summary>A request to delete the person (spec 5.7): Segment's shape, <c>userId</c> and <c>traits</c> email / phone.</summary>
+    Delete,
 }
 
 internal static class EventTypes
@@ -25,7 +27,7 @@ internal static class EventTypes
     private static readonly string[] s_wireNames = [.. All.Select(t => t.ToString().ToLowerInvariant())];
     private static readonly byte[][] s_utf8Names = [.. s_wireNames.Select(Encoding.UTF8.GetBytes)];
 
-    /// <summary>The types for a message: <c>identify, track, page, screen, group, alias</c>.</summary>
+    /// <summary>The types for a message: <c>identify, track, page, screen, group, alias, delete</c>.</summary>
     public static readonly string NameList = string.Join(", ", s_wireNames);
 
     /// <summary>The lower-case wire name (<c>identify</c>, <c>track</c>, …).</summary>

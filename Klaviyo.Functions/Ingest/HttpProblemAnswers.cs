@@ -52,7 +52,7 @@ internal static partial class HttpProblemAnswers
         {
             var (title, detail) = response.StatusCode switch
             {
-                404 => ("Not found", "No such route: the ingest takes POST /api/events, /api/v1/batch and /api/v1/{identify|track|page|screen|group|alias}."),
+                404 => ("Not found", "No such route: the ingest takes POST /api/events, /api/v1/batch and /api/v1/{identify|track|page|screen|group|alias|delete}."),
                 405 => ("Method not allowed", $"{LogText.Escape(context.Request.Method)} is not allowed here: the ingest routes take POST."),
                 _ => (ReasonPhrases.GetReasonPhrase(response.StatusCode), "The request was not handled."),
             };

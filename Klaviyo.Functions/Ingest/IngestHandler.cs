@@ -178,7 +178,7 @@ internal sealed partial class IngestHandler(
 
     /// <summary>Faults of the queue or the path to it, answered 503 so the sender retries. A cancelled request
     /// (the caller went away) and bugs are not: they surface as they are.</summary>
-    private static bool IsQueueFailure(Exception ex, CancellationToken requestAborted) => ex switch
+    internal static bool IsQueueFailure(Exception ex, CancellationToken requestAborted) => ex switch
     {
         OperationCanceledException => !requestAborted.IsCancellationRequested,
         ServiceBusException or RequestFailedException or TimeoutException or UnauthorizedAccessException

@@ -25,6 +25,10 @@ internal enum KlaviyoEndpoint
     /// <summary><c>DELETE /api/lists/{listId}/relationships/profiles</c>, schema <c>ListMembersDeleteQuery</c>; on the
     /// list endpoint's budget (spec 8.3).</summary>
     RemoveProfilesFromList,
+    /// <summary><c>POST /api/data-privacy-deletion-jobs</c>, schema <c>DataPrivacyCreateDeletionJobQuery</c>; S tier (3/s, 60/min).</summary>
+    RequestDeletion,
+    /// <summary><c>GET /api/profiles?filter=…</c>: the profile ids of an <c>external_id</c>; L tier, its own budget.</summary>
+    GetProfiles,
 }
 
 /// <summary>Paths, media type and default revision of Klaviyo's JSON:API.</summary>
@@ -40,6 +44,8 @@ internal static class KlaviyoApi
     public const string BulkCreateEventsPath = "/api/event-bulk-create-jobs";
     public const string BulkImportProfilesPath = "/api/profile-bulk-import-jobs";
     public const string UnsubscribeProfilesPath = "/api/profile-subscription-bulk-delete-jobs";
+    public const string RequestDeletionPath = "/api/data-privacy-deletion-jobs";
+    public const string ProfilesPath = "/api/profiles";
 
     public static string ImportJobPath(string jobId) => $"/api/profile-bulk-import-jobs/{Uri.EscapeDataString(jobId)}";
 
@@ -47,15 +53,18 @@ internal static class KlaviyoApi
 
     public static string AddProfilesToListPath(string listId) => $"/api/lists/{listId}/relationships/profiles";
 
-    /// <summary>The scopes a private key needs for the endpoint (Klaviyo's <c>x-klaviyo-scopes</c>); a key without them is answered 403.</summary>
+    /// <summary>The scopes a private key needs for the endpoint (its <c>x-klaviyo-scopes</c> in the OpenAPI document),
+    /// named in a 401/403's dead-letter description.</summary>
     public static string Scopes(KlaviyoEndpoint endpoint) => endpoint switch
     {
-        KlaviyoEndpoint.CreateEvent or KlaviyoEndpoint.BulkCreateEvents => "events:write",
         KlaviyoEndpoint.ProfileImport => "profiles:write",
+        KlaviyoEndpoint.CreateEvent or KlaviyoEndpoint.BulkCreateEvents => "events:write",
         KlaviyoEndpoint.SubscribeProfiles or KlaviyoEndpoint.UnsubscribeProfiles => "lists:write, profiles:write, subscriptions:write",
         KlaviyoEndpoint.AddProfilesToList or KlaviyoEndpoint.RemoveProfilesFromList or KlaviyoEndpoint.BulkImportProfiles => "lists:write, profiles:write",
-        KlaviyoEndpoint.GetImportJob or KlaviyoEndpoint.GetImportErrors => "lists:read, profiles:read",
-        _ => "see Klaviyo's reference for this endpoint",
+        KlaviyoEndpoint.GetImportJob => "lists:read, profiles:read",
+        KlaviyoEndpoint.GetImportErrors or KlaviyoEndpoint.GetProfiles => "profiles:read",
+        KlaviyoEndpoint.RequestDeletion => "data-privacy:write",
+        _ => throw new ArgumentOutOfRangeException(nameof(endpoint), endpoint, "no scopes recorded"),
     };
 
     /// <summary>What a 401/403's dead-letter description tells the operator to check: the key, and the scopes the call needs.</summary>
@@ -72,6 +81,7 @@ internal static class KlaviyoApi
         KlaviyoEndpoint.BulkImportProfiles => "ProfileImportJobCreateQuery",
         KlaviyoEndpoint.UnsubscribeProfiles => "SubscriptionDeleteJobCreateQuery",
         KlaviyoEndpoint.RemoveProfilesFromList => "ListMembersDeleteQuery",
+        KlaviyoEndpoint.RequestDeletion => "DataPrivacyCreateDeletionJobQuery",
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint), endpoint, "a GET has no request body"),
     };
 }

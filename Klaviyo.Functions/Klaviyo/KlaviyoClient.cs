@@ -54,9 +54,9 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
         {
             // Not sent, so not a Klaviyo call; unless an earlier try of this call was refused by Klaviyo itself.
             metrics.HeldBack(request.Endpoint);
-            var why = $"{request.Method.Method} {request.Path}: held back by the relay's rate limiter ({held.Reason})";
+            var why = $"{request.Method.Method} {PathOf(request)}: held back by the relay's rate limiter ({held.Reason})";
             return message.Options.TryGetValue(KlaviyoRateLimits.KlaviyoRefusedOption, out var refused) && refused.Value != 0
-                ? new KlaviyoResponse.Transient(refused.Value, held.RetryAfter, $"{request.Method.Method} {request.Path} answered {refused.Value}, then {why}")
+                ? new KlaviyoResponse.Transient(refused.Value, held.RetryAfter, $"{request.Method.Method} {PathOf(request)} answered {refused.Value}, then {why}")
                 : new KlaviyoResponse.HeldBack(held.RetryAfter, why);
         }
         catch (Exception e) when (FailureClassifier.IsTransient(e) || e is OperationCanceledException)
@@ -68,7 +68,7 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
                 IOException => "connection lost",
                 _ => "timed out",
             };
-            return new KlaviyoResponse.Transient(null, null, $"{request.Method.Method} {request.Path}: {what}");
+            return new KlaviyoResponse.Transient(null, null, $"{request.Method.Method} {PathOf(request)}: {what}");
         }
     }
 
@@ -82,7 +82,7 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
             case FailureKind.None:
                 if (answer?.Unread is { } unread)
                 {
-                    LogUnreadSuccess(logger, request.Method.Method, request.Path, status, unread, answer.DataId is not null);
+                    LogUnreadSuccess(logger, request.Method.Method, PathOf(request), status, unread, answer.DataId is not null);
                 }
                 return new KlaviyoResponse.Success(status, answer?.DataId, answer?.DataId is null ? answer?.Unread : null)
                 {
@@ -98,6 +98,9 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
                 return new KlaviyoResponse.Rejected(status, Errors(answer));
         }
     }
+
+    /// <summary>The path without its query: a lookup's filter carries the person's id, which has no place in a log line.</summary>
+    private static string PathOf(KlaviyoRequest request) => request.Path.Split('?')[0];
 
     private static string Suffix(IReadOnlyList<KlaviyoError> errors) => errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors);
 

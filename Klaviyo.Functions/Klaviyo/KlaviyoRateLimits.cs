@@ -64,6 +64,8 @@ internal sealed class KlaviyoRateLimits : IDisposable
         KlaviyoEndpoint.GetImportJob => (10, 150),
         KlaviyoEndpoint.GetImportErrors => (10, 150),
         KlaviyoEndpoint.UnsubscribeProfiles or KlaviyoEndpoint.RemoveProfilesFromList => PublishedLimit(BudgetOf(endpoint)),
+        KlaviyoEndpoint.RequestDeletion => (3, 60),
+        KlaviyoEndpoint.GetProfiles => (75, 750),
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
     };
 

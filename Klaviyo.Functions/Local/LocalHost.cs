@@ -123,8 +123,9 @@ internal static partial class LocalHost
         });
         if (keys.Admin is not null)
         {
-            // Absent without Local:AdminKey; with it, the same replay as Azure's admin-level function.
+            // Absent without Local:AdminKey; with it, the same replay and deletion routes as Azure's admin-level functions.
             app.MapPost("/api/" + ReplayDeadLettersFunction.Route, context => ReplayAsync(context, keys));
+            app.MapPost("/api/" + Privacy.PrivacyDeletionsFunction.Route, context => DeletionsAsync(context, keys));
         }
         return app;
     }
@@ -158,6 +159,17 @@ internal static partial class LocalHost
         };
         context.Response.StatusCode = status;
         await context.Response.WriteAsJsonAsync(value, value?.GetType() ?? typeof(object), options: null, contentType, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static async Task DeletionsAsync(HttpContext context, LocalKeys keys)
+    {
+        if (!keys.AllowsAdmin(context.Request))
+        {
+            await LocalKeys.WriteUnauthorizedAsync(context).ConfigureAwait(false);
+            return;
+        }
+        var handler = context.RequestServices.GetRequiredService<Privacy.DeletionRequestHandler>();
+        await IngestActionResult.WriteAsync(context, await handler.HandleAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false)).ConfigureAwait(false);
     }
 
     /// <summary>Reads <c>Values</c> of a <c>local.settings.json</c> (the Core Tools file) from the working or app folder,

@@ -31,10 +31,12 @@ internal static class RelayFeatureServiceCollectionExtensions
     internal static IServiceCollection AddRelayProcessing(this IServiceCollection services)
     {
         services.AddRelayOptions();
+        services.AddPrivacyOptions();
         services.AddRelayMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new RetrySchedule());
         services.TryAddTransient<OutcomePolicy>();
+        services.TryAddTransient<DeletionProcessor>();
         services.TryAddTransient<RelayProcessor>();
         services.TryAddTransient<BatchPlanner>();
         services.TryAddTransient<BulkRelayProcessor>();

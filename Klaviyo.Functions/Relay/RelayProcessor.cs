@@ -9,7 +9,7 @@ namespace Klaviyo.Functions.Relay;
 /// Klaviyo in order and return a <see cref="RelayOutcome"/> reported through the <see cref="OutcomePolicy"/>. No I/O
 /// besides Klaviyo; the caller settles.
 /// </summary>
-internal sealed class RelayProcessor(KlaviyoTransformer transformer, KlaviyoClient klaviyo, OutcomePolicy policy)
+internal sealed class RelayProcessor(KlaviyoTransformer transformer, KlaviyoClient klaviyo, OutcomePolicy policy, DeletionProcessor deletions)
 {
     /// <param name="body">The queue message body: the event as UTF-8 JSON.</param>
     /// <param name="messageId">The event's messageId (for logs).</param>
@@ -45,9 +45,10 @@ internal sealed class RelayProcessor(KlaviyoTransformer transformer, KlaviyoClie
         _ => throw new InvalidOperationException($"{result.GetType().Name} needs Klaviyo calls."),
     };
 
-    /// <summary>Delivers a message's parts with its single calls.</summary>
-    public Task<RelayOutcome> DeliverAsync(DeliveryParts parts, string messageId, int attempt, CancellationToken cancellationToken = default) =>
-        ExecuteAsync(KlaviyoCalls.SinglePlan(parts), messageId, attempt, cancellationToken);
+    /// <summary>Delivers a message's parts with its single calls (a deletion's depend on its lookup: <see cref="DeletionProcessor"/>).</summary>
+    public Task<RelayOutcome> DeliverAsync(DeliveryParts parts, string messageId, int attempt, CancellationToken cancellationToken = default) => parts is DeletionParts deletion
+        ? deletions.DeliverAsync(deletion, messageId, attempt, cancellationToken)
+        : ExecuteAsync(KlaviyoCalls.SinglePlan(parts), messageId, attempt, cancellationToken);
 
     /// <summary>Runs a plan's calls in order. Any failure ends the plan; a retry later re-runs it whole (every call is idempotent).</summary>
     public async Task<RelayOutcome> ExecuteAsync(RequestPlan plan, string messageId, int attempt, CancellationToken cancellationToken = default)

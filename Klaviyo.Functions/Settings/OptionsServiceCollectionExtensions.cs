@@ -26,4 +26,15 @@ internal static class OptionsServiceCollectionExtensions
         services.AddValidatedOptions<RelayOptions, RelayOptionsValidator>(RelayOptions.SectionName);
         return services;
     }
+
+    /// <summary>Binds <see cref="PrivacyOptions"/>; safe to call from every feature that needs them.</summary>
+    public static IServiceCollection AddPrivacyOptions(this IServiceCollection services)
+    {
+        if (services.Any(d => d.ServiceType == typeof(IValidateOptions<PrivacyOptions>)))
+        {
+            return services;
+        }
+        services.AddValidatedOptions<PrivacyOptions, PrivacyOptionsValidator>(PrivacyOptions.SectionName);
+        return services;
+    }
 }

@@ -78,3 +78,12 @@ internal sealed record ListPart(string ListId, ListAction Action, SubscriberPart
 /// </summary>
 internal sealed record SubscriberPart(string? Email, string? Phone, bool EmailChannel, bool SmsChannel,
     DateTime? ConsentedAt = null, string? BirthDate = null, string? CustomSource = null);
+
+/// <summary>
+/// delete (spec 5.7): the person's identifiers, each asked of Klaviyo in its own deletion job; a <paramref name="UserId"/>
+/// is first resolved to profile ids. <paramref name="AdminRequest"/>: queued by <c>POST /api/privacy/deletions</c>, so
+/// delivered whatever <c>Privacy__DeleteEvents</c> says.
+/// </summary>
+/// <param name="Phone">E.164.</param>
+/// <param name="ProfileId">A Klaviyo profile id (<c>context.externalId</c> of type <c>klaviyo-profileId</c>).</param>
+internal sealed record DeletionParts(string? Email, string? Phone, string? UserId, string? ProfileId, bool AdminRequest) : DeliveryParts((IReadOnlyList<string>?)null);

@@ -32,6 +32,9 @@ internal sealed class Identity
     /// <summary>A phone value that is not E.164: kept as profile property <c>phone</c>, not an identifier.</summary>
     public JsonElement UnusablePhone { get; private set; }
 
+    /// <summary>Where <see cref="UnusablePhone"/> was read (<c>traits.phone</c>, …); empty when there is none.</summary>
+    public string UnusablePhoneField { get; private set; } = "";
+
     public JsonElement Kx { get; private set; }
 
     /// <summary>
@@ -107,6 +110,7 @@ internal sealed class Identity
         identity.Email = email;
         identity.Phone = phone;
         identity.UnusablePhone = unusable;
+        identity.UnusablePhoneField = unusable.ValueKind == JsonValueKind.Undefined ? "" : phoneField;
         identity.Kx = kx.IsPresent() && !JsonRead.IsEmptyString(kx) ? kx : default;
         identity.KlaviyoProfileId = KlaviyoProfileIdOf(view);
         return null;
@@ -117,12 +121,13 @@ internal sealed class Identity
     {
         UserId = ExternalId = AnonymousId = Email = Phone = default;
         UnusablePhone = Kx = default;
+        UnusablePhoneField = "";
         KlaviyoProfileId = null;
     }
 
     // The first context.externalId entry of type "klaviyo-profileId" whose id is a non-empty string or a number.
     // RudderStack's destinations fill context.externalId; a malformed entry is ignored with a warning, not refused.
-    private static string? KlaviyoProfileIdOf(EventView view)
+    internal static string? KlaviyoProfileIdOf(EventView view)
     {
         var externalIds = JsonRead.Get(view.Context, "externalId"u8);
         if (externalIds.ValueKind != JsonValueKind.Array)

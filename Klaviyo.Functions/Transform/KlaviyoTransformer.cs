@@ -200,6 +200,10 @@ internal sealed class KlaviyoTransformer
         {
             return shapeError;
         }
+        if (type == EventType.Delete)
+        {
+            return DeleteMapping.Map(root, view!, mode);
+        }
         if (Identity.Resolve(view!, Options, out var identity) is { } identityError)
         {
             return identityError;

@@ -106,6 +106,9 @@ param klaviyoBaseUrl string
 @description('Relay__MaxAttempts: scheduled delivery attempts per event before it is dead-lettered as RetriesExhausted.')
 param relayMaxAttempts int
 
+@description('Privacy__DeleteEvents: type "delete" events ask Klaviyo to delete the person (otherwise skipped).')
+param privacyDeleteEvents bool
+
 @description('Extra app settings merged over the ones declared here (for Relay__*/Ingest__* limits you want to tune).')
 param additionalAppSettings object
 
@@ -189,6 +192,9 @@ var appSettings = {
   Ingest__SendTimeout: '00:00:30'
   Ingest__RetryAfter: '00:00:10'
   Ingest__MaxInFlightBodyBytes: '134217728'
+
+  // Privacy (PrivacyOptions, spec 5.7). POST /api/privacy/deletions deletes whatever this says.
+  Privacy__DeleteEvents: toLower(string(privacyDeleteEvents))
 }
 
 resource app 'Microsoft.Web/sites@2025-03-01' = {

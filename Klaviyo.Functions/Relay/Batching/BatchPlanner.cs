@@ -62,6 +62,7 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
         var events = new List<(int Message, EventParts Parts)>();
         var profiles = new List<(int Message, ProfileParts Parts)>();
         var failed = new List<int>();
+        var deletions = new List<SingleDelivery>();
 
         for (var i = 0; i < batch.Count; i++)
         {
@@ -82,6 +83,10 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
                     case TransformResult.Planned { Parts: ProfileParts parts }:
                         profiles.Add((i, parts));
                         break;
+                    case TransformResult.Planned { Parts: DeletionParts parts }:
+                        // Never batched (spec 8.3): one identifier per job, on the deletion endpoint's own budget.
+                        deletions.Add(new SingleDelivery(i, parts));
+                        break;
                     case var result:
                         decided[i] = RelayProcessor.Decided(result);
                         break;
@@ -96,7 +101,7 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
 
         DropSupersededConsent(profiles);
         var threshold = options.Value.BulkThreshold;
-        var singles = new List<SingleDelivery>();
+        var singles = new List<SingleDelivery>(deletions);
         var bulkParts = new Dictionary<int, DeliveryParts>();
         IReadOnlyList<EventsBulkCall> eventCalls = [];
         if (events.Count >= threshold)

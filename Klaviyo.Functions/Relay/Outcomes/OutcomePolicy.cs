@@ -200,8 +200,9 @@ internal sealed partial class OutcomePolicy(
     public static string Bounded(string description) =>
         description.Length <= MaxDescriptionLength ? description : description[..(MaxDescriptionLength - 1)] + "…";
 
+    // A GET's query is left out: a lookup's filter carries the person's id.
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
-        $"{request.Method} {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
+        $"{request.Method.Method} {request.Path.Split('?')[0]} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Event {MessageId} attempt {Attempt} hit a bug in the relay's own code")]
     private static partial void LogBug(ILogger logger, Exception exception, string messageId, int attempt);
