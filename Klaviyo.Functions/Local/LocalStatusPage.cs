@@ -64,7 +64,7 @@ internal static class LocalStatusPage
         var start = html.IndexOf(open, StringComparison.Ordinal) + open.Length;
         var end = html.IndexOf(close, start, StringComparison.Ordinal);
         var hash = Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(html[start..end])));
-        var policy = $"default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+        var policy = $"default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
         return (Encoding.UTF8.GetBytes(html), policy);
     }
 }
