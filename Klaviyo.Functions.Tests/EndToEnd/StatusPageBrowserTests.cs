@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using Deque.AxeCore.Playwright;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Playwright;
 using WireMock.Matchers;
@@ -129,6 +130,11 @@ public sealed class StatusPageBrowserTests
         {
             File.Copy(screenshot, keep, overwrite: true); // how docs/images/status-page.png is made
         }
+
+        // axe-core (shipped in its NuGet package) on the page as a person sees it: no serious or critical violation.
+        var axe = await page.RunAxe();
+        var violations = axe.Violations.Where(v => v.Impact is "serious" or "critical").Select(v => $"{v.Id} ({v.Impact}): {v.Help}, {v.Nodes.Length} node(s)").ToList();
+        Assert.IsEmpty(violations, string.Join("; ", violations));
 
         var key = page.GetByLabel("Admin key (Local:AdminKey) for replay");
         var message = page.GetByRole(AriaRole.Status);
