@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Telemetry;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
@@ -22,7 +23,7 @@ internal static class RelayServiceCollectionExtensions
     }
 
     /// <summary>The registrations both hosts share (Azure above, local mode in <c>LocalHost</c>): one clock, options,
-    /// transform, Klaviyo client, processor, settler, replayer and ingest handler. Each host adds only its queue,
+    /// transform, Klaviyo client, processor, settler, replayer, ingest handler and configuration health. Each host adds only its queue,
     /// dead-letter store and settlement.</summary>
     public static IServiceCollection AddRelayCore(this IServiceCollection services)
     {
@@ -32,6 +33,7 @@ internal static class RelayServiceCollectionExtensions
         services.AddKlaviyoClient();
         services.AddRelayProcessing();
         services.AddIngestHandler();
+        services.TryAddSingleton<Health.ConfigurationHealth>();
         return services;
     }
 }

@@ -36,7 +36,7 @@ public sealed class AssemblyShapeTests
         var publicTypes = App.GetExportedTypes().Select(t => t.FullName!).Except(GeneratedPublicTypes).Order().ToArray();
 
         Assert.AreSequenceEqual(
-            new[] { "Klaviyo.Functions.Diagnostics.HealthFunction", "Klaviyo.Functions.Ingest.IngestFunction", "Klaviyo.Functions.Relay.RelayFunction", "Klaviyo.Functions.Relay.ReplayDeadLettersFunction" },
+            new[] { "Klaviyo.Functions.Health.HealthFunction", "Klaviyo.Functions.Ingest.IngestFunction", "Klaviyo.Functions.Relay.RelayFunction", "Klaviyo.Functions.Relay.ReplayDeadLettersFunction" },
             publicTypes,
             "public types: " + string.Join(", ", publicTypes));
         Assert.AreSequenceEqual(functionClasses, publicTypes);
@@ -49,6 +49,36 @@ public sealed class AssemblyShapeTests
         var cycle = FindCycle(graph);
 
         Assert.IsNull(cycle, cycle is null ? null : "namespace cycle: " + string.Join(" -> ", cycle) + Evidence(graph, cycle));
+    }
+
+    [TestMethod]
+    public void Transform_ReachesNoServiceBusNorFunctionsHostCode()
+    {
+        // The pure transform and everything it depends on, directly or through other namespaces (Klaviyo, Diagnostics…).
+        var graph = NamespaceGraph();
+        var reachable = new HashSet<string> { Root + ".Transform" };
+        var pending = new Queue<string>(reachable);
+        while (pending.TryDequeue(out var from))
+        {
+            foreach (var to in graph.GetValueOrDefault(from)?.Keys ?? Enumerable.Empty<string>())
+            {
+                if (reachable.Add(to))
+                {
+                    pending.Enqueue(to);
+                }
+            }
+        }
+
+        var offenders = App.GetTypes()
+            .Where(t => NamespaceOf(t) is { } ns && reachable.Contains(ns))
+            .SelectMany(t => UsedTypes(t)
+                .Where(u => u.Used.Namespace is { } ns && (ns.StartsWith("Azure.Messaging.ServiceBus", StringComparison.Ordinal) || ns.StartsWith("Microsoft.Azure.Functions.Worker", StringComparison.Ordinal)))
+                .Select(u => $"{t.FullName} {u.How} {u.Used.FullName}"))
+            .Distinct()
+            .ToList();
+
+        Assert.DoesNotContain(Root + ".Queue", reachable, "the transform reaches the queue: " + string.Join(", ", reachable.Order()));
+        Assert.IsEmpty(offenders, string.Join("; ", offenders.Take(5)));
     }
 
     [TestMethod]

@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.Json.Nodes;
+using Klaviyo.Functions.Health;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Queue;
@@ -26,7 +27,7 @@ public sealed class FunctionsMetadataTests
         new(IngestFunction.EventsFunctionName, "Klaviyo.Functions.Ingest.IngestFunction.Events", "Function", "post", "events"),
         new(IngestFunction.BatchFunctionName, "Klaviyo.Functions.Ingest.IngestFunction.Batch", "Function", "post", "v1/batch"),
         new(IngestFunction.TypedFunctionName, "Klaviyo.Functions.Ingest.IngestFunction.Typed", "Function", "post", IngestFunction.TypedRoute),
-        new(HealthFunction.Name, "Klaviyo.Functions.Diagnostics.HealthFunction.Run", "Anonymous", "get", "health"),
+        new(HealthFunction.Name, "Klaviyo.Functions.Health.HealthFunction.Run", "Anonymous", "get", "health"),
         new(ReplayDeadLettersFunction.Name, "Klaviyo.Functions.Relay.ReplayDeadLettersFunction.RunAsync", "Admin", "post", "dead-letters/replay"),
     ];
 

@@ -32,7 +32,7 @@ public sealed class BatchPlannerTests
 
         Assert.HasCount(9, plan.Singles);
         Assert.IsEmpty(plan.EventCalls);
-        Assert.AreEqual(KlaviyoEndpoint.CreateEvent, plan.Singles[0].Plan.Steps[0].Endpoint);
+        Assert.AreEqual(KlaviyoEndpoint.CreateEvent, KlaviyoCalls.SinglePlan(plan.Singles[0].Parts).Steps[0].Endpoint);
     }
 
     [TestMethod]
@@ -151,7 +151,7 @@ public sealed class BatchPlannerTests
         for (var start = 0; start < events.Count; start += batchSize)
         {
             var plan = planner.Plan(events.Skip(start).Take(batchSize).ToList());
-            calls += plan.Singles.Sum(s => s.Plan.Steps.Count) + plan.EventCalls.Count + (3 * plan.ImportJobs.Count) + plan.Subscriptions.Count;
+            calls += plan.Singles.Sum(s => KlaviyoCalls.SinglePlan(s.Parts).Steps.Count) + plan.EventCalls.Count + (3 * plan.ImportJobs.Count) + plan.Subscriptions.Count;
         }
         var planned = clock.Elapsed;
         var transformer = Transforms.Transformer();
@@ -181,8 +181,8 @@ public sealed class BatchPlannerTests
     [TestMethod]
     public void Plan_OneMessageHitsABug_OnlyThatMessageIsLeftOutOfTheBulkCall()
     {
-        // Read 1 is the planner's own; reads 2.. are the tracks' in order, so read 5 breaks the fourth message.
-        var planner = new BatchPlanner(new global::Klaviyo.Functions.Transform.KlaviyoTransformer(Transforms.Options(), new ClockFailingOnce(5)),
+        // The clock is read once per track, in order, so read 4 breaks the fourth message.
+        var planner = new BatchPlanner(new global::Klaviyo.Functions.Transform.KlaviyoTransformer(Transforms.Options(), new ClockFailingOnce(4)),
             Options.Create(new RelayOptions()));
         var batch = Enumerable.Range(0, 11).Select(i => Track($"m-{i}", $"u-{i}")).ToList();
 

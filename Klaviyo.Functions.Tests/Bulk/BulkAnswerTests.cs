@@ -97,7 +97,7 @@ public sealed class BulkAnswerTests
     private static JobTicket FiveHundredProfileJob()
     {
         var profiles = Enumerable.Range(0, 500)
-            .Select(i => ProfilePiece.FromProfileImport(((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Plan.Steps[0].Build()))
+            .Select(i => ((ProfileParts)((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Parts).Profile)
             .ToList();
         var call = ProfileImportJobBuilder.Build(null, profiles).Single();
         // Message (sequence) 1000 + k carried by profile k.

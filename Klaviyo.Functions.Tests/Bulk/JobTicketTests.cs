@@ -18,7 +18,7 @@ public sealed class JobTicketTests
     internal static KlaviyoRequest ImportJobRequest(int count)
     {
         var profiles = Enumerable.Range(0, count)
-            .Select(i => ProfilePiece.FromProfileImport(((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Plan.Steps[0].Build()))
+            .Select(i => ((ProfileParts)((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Parts).Profile)
             .ToList();
         return ProfileImportJobBuilder.Build(null, profiles).Single().Request;
     }

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Klaviyo.Functions.Health;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Local;

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Azure.Messaging.ServiceBus;
+using Klaviyo.Functions.Health;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Queue;

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Klaviyo.Functions.Telemetry;
 using Klaviyo.Functions.Klaviyo;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

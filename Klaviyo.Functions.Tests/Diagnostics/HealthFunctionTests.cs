@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Klaviyo.Functions.Telemetry;
+using Klaviyo.Functions.Health;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
 using Microsoft.AspNetCore.Http;
@@ -26,7 +28,8 @@ public sealed class HealthFunctionTests
         var services = new ServiceCollection()
             .AddSingleton<IConfiguration>(configuration)
             .AddKlaviyoOptions()
-            .AddRelayTelemetry(configuration);
+            .AddRelayTelemetry(configuration)
+            .AddSingleton<ConfigurationHealth>();
         using var provider = services.BuildServiceProvider();
         var function = new HealthFunction(provider.GetRequiredService<ConfigurationHealth>());
 

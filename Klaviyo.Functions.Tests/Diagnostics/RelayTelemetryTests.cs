@@ -1,5 +1,6 @@
 using Azure.Identity;
 using Azure.Monitor.OpenTelemetry.Exporter;
+using Klaviyo.Functions.Telemetry;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;

@@ -13,7 +13,6 @@ namespace Klaviyo.Functions.Tests.EndToEnd;
 /// case's own events when it is accepted) that reaches Klaviyo: nothing of a refused request is delivered.
 /// </summary>
 [TestClass]
-[DoNotParallelize]
 public sealed class HostileInputTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);

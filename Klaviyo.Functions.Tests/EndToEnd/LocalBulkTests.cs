@@ -11,7 +11,6 @@ namespace Klaviyo.Functions.Tests.EndToEnd;
 /// the app started again on the same database.
 /// </summary>
 [TestClass]
-[DoNotParallelize]
 public sealed class LocalBulkTests
 {
     private const string Key = "pk_e2e_bulk_key";

@@ -11,7 +11,6 @@ namespace Klaviyo.Functions.Tests.EndToEnd;
 /// <c>kill -9</c> and started again on the same database, a full backlog, the keys, and a database that cannot be opened.
 /// </summary>
 [TestClass]
-[DoNotParallelize]
 public sealed class LocalDurabilityTests
 {
     private const string Key = "pk_e2e_durable_key";

@@ -13,7 +13,6 @@ namespace Klaviyo.Functions.Tests.EndToEnd;
 /// written to the dead-letter file.
 /// </summary>
 [TestClass]
-[DoNotParallelize]
 public sealed class LocalModeTests
 {
     private const string Key = "pk_e2e_secret_key";

@@ -9,7 +9,6 @@ namespace Klaviyo.Functions.Tests.EndToEnd;
 /// <summary>Local mode's <c>GET /</c> and <c>GET /api/status</c> over HTTP (spec section 11): key rules beyond loopback,
 /// one source with <c>/api/health</c>, nothing from elsewhere, no key in the answer.</summary>
 [TestClass]
-[DoNotParallelize]
 public sealed partial class LocalStatusTests
 {
     private const string KlaviyoKey = "pk_status_secret_key";

@@ -171,7 +171,7 @@ public sealed class LoadRunnerFakeKlaviyoTests
     private static string BulkBody(int events)
     {
         var pieces = Enumerable.Range(0, events)
-            .Select(i => EventPiece.FromCreateEvent(((TransformResult.Planned)Transforms.Run($$"""{"type":"track","messageId":"m-{{i}}","userId":"u-1","event":"Clicked"}""")).Plan.Steps[0].Build()))
+            .Select(i => ((EventParts)((TransformResult.Planned)Transforms.Run($$"""{"type":"track","messageId":"m-{{i}}","userId":"u-1","event":"Clicked"}""")).Parts).Event)
             .ToList();
         return Encoding.UTF8.GetString(EventsBulkBuilder.Build(pieces).Single().Request.Body.Span);
     }
@@ -179,7 +179,7 @@ public sealed class LoadRunnerFakeKlaviyoTests
     private static CarriedCall ImportJob(int count)
     {
         var profiles = Enumerable.Range(0, count)
-            .Select(i => ProfilePiece.FromProfileImport(((TransformResult.Planned)Transforms.Run("{\"type\":\"identify\",\"userId\":\"u-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\"}}")).Plan.Steps[0].Build()))
+            .Select(i => ((ProfileParts)((TransformResult.Planned)Transforms.Run("{\"type\":\"identify\",\"userId\":\"u-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\"}}")).Parts).Profile)
             .ToList();
         var call = ProfileImportJobBuilder.Build(null, profiles).Single();
         return new CarriedCall(call.Request, call.Items.Select(k => (IReadOnlyList<int>)[k]).ToArray());

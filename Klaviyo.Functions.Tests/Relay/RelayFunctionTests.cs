@@ -143,7 +143,7 @@ public sealed class RelayFunctionTests
         host.Queue.Failure = new InvalidOperationException("Service Bus unavailable: secret-ish detail");
         using var failed = new MetricCollector<long>(host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), "Klaviyo.Relay", "klaviyo.relay.settlement_failed");
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var settler = new RelaySettler(host.Processor, host.Services.GetRequiredService<BulkRelayProcessor>(), host.Services.GetRequiredService<ImportJobTracker>(), new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, host.Services.GetRequiredService<ILogger<RelaySettler>>(), host.Services.GetRequiredService<global::Klaviyo.Functions.Diagnostics.RelayMetrics>());
+        var settler = new RelaySettler(host.Services.GetRequiredService<BulkRelayProcessor>(), host.Services.GetRequiredService<ImportJobTracker>(), host.Policy(time), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, host.Services.GetRequiredService<ILogger<RelaySettler>>(), host.Services.GetRequiredService<global::Klaviyo.Functions.Diagnostics.RelayMetrics>());
         var actions = new RecordingMessageActions();
 
         var run = new RelayFunction(settler, host.Queue).RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);
@@ -294,7 +294,7 @@ public sealed class RelayFunctionTests
         using var klaviyo = FakeKlaviyo.Start().Answer("/api/events", 202);
         using var host = RelayTestHost.Create(klaviyo.BaseUrl);
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
-        var settler = new RelaySettler(host.Processor, host.Services.GetRequiredService<BulkRelayProcessor>(), host.Services.GetRequiredService<ImportJobTracker>(), new RetrySchedule(() => 0.5), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RelaySettler>.Instance, host.Services.GetRequiredService<global::Klaviyo.Functions.Diagnostics.RelayMetrics>());
+        var settler = new RelaySettler(host.Services.GetRequiredService<BulkRelayProcessor>(), host.Services.GetRequiredService<ImportJobTracker>(), host.Policy(time), Microsoft.Extensions.Options.Options.Create(new RelayOptions()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RelaySettler>.Instance, host.Services.GetRequiredService<global::Klaviyo.Functions.Diagnostics.RelayMetrics>());
         var actions = new HangingMessageActions();
 
         var run = new RelayFunction(settler, host.Queue).RunAsync(RelayTestHost.Message(Track, "m-1"), actions, TestContext.CancellationToken);

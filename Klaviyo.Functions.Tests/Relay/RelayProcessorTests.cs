@@ -133,7 +133,7 @@ public sealed class RelayProcessorTests
             await host.Processor.ExecuteAsync(Plans.Track("m-400"), "m-400", 1, TestContext.CancellationToken),
             await host.Processor.ExecuteAsync(Plans.IdentifyWithList(), "m-401", 1, TestContext.CancellationToken),
         };
-        var listOnly = new Functions.Transform.RequestPlan([Functions.Transform.PlanStep.Fixed(Plans.IdentifyWithList().Steps[1].Build("P1"))]);
+        var listOnly = new RequestPlan([PlanStep.Fixed(Plans.IdentifyWithList().Steps[1].Build("P1"))]);
         outcomes.Add(await host.Processor.ExecuteAsync(listOnly, "m-503", 10, TestContext.CancellationToken));
 
         var descriptions = outcomes.Cast<RelayOutcome.DeadLetter>().Select(d => d.Description).ToList();
@@ -170,11 +170,13 @@ public sealed class RelayProcessorTests
     private static RelayProcessor WithBrokenTransform(RelayTestHost host, int maxAttempts) => new(
         new KlaviyoTransformer(new KlaviyoOptions { PrivateApiKey = RelayTestHost.ApiKey }, new BrokenClock()),
         host.Client,
-        new RetrySchedule(() => 0.5),
-        Microsoft.Extensions.Options.Options.Create(new RelayOptions { MaxAttempts = maxAttempts }),
-        Microsoft.Extensions.Options.Options.Create(new KlaviyoOptions { PrivateApiKey = RelayTestHost.ApiKey }),
-        host.Services.GetRequiredService<RelayMetrics>(),
-        host.Services.GetRequiredService<ILogger<RelayProcessor>>());
+        new OutcomePolicy(
+            new RetrySchedule(() => 0.5),
+            Microsoft.Extensions.Options.Options.Create(new RelayOptions { MaxAttempts = maxAttempts }),
+            Microsoft.Extensions.Options.Options.Create(new KlaviyoOptions { PrivateApiKey = RelayTestHost.ApiKey }),
+            host.Services.GetRequiredService<RelayMetrics>(),
+            host.Services.GetRequiredService<TimeProvider>(),
+            host.Services.GetRequiredService<ILogger<OutcomePolicy>>()));
 
     [TestMethod]
     public async Task Process_BugInTheTransformWithAttemptsLeft_RetriesLaterNotInvalidEvent()
@@ -229,7 +231,7 @@ public sealed class RelayProcessorTests
     [TestMethod]
     public void DescribeBug_MessageHoldingTheKey_CutsTheKeyOut()
     {
-        var description = RelayProcessor.DescribeBug(new InvalidOperationException($"bad header {RelayTestHost.ApiKey}"), RelayTestHost.ApiKey);
+        var description = OutcomePolicy.DescribeBug(new InvalidOperationException($"bad header {RelayTestHost.ApiKey}"), RelayTestHost.ApiKey);
 
         Assert.AreEqual("System.InvalidOperationException: bad header [redacted]", description);
     }

@@ -41,6 +41,9 @@ internal sealed class RelayTestHost : IDisposable
 
     public RelaySettler Settler => Services.GetRequiredService<RelaySettler>();
 
+    /// <summary>The host's outcome policy on another clock.</summary>
+    public OutcomePolicy Policy(TimeProvider clock) => ActivatorUtilities.CreateInstance<OutcomePolicy>(Services, clock);
+
     public KlaviyoClient Client => Services.GetRequiredService<KlaviyoClient>();
 
     public RelayFunction Function => ActivatorUtilities.CreateInstance<RelayFunction>(Services);

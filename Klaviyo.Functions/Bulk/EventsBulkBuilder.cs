@@ -1,4 +1,4 @@
-using System.Text.Json;
+using Klaviyo.Functions.Calls;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Transform;
 
@@ -18,9 +18,10 @@ internal sealed record EventsBulkCall(KlaviyoRequest Request, IReadOnlyList<IRea
 }
 
 /// <summary>
-/// Builds <c>EventsBulkCreateJob</c> bodies (spec 8.2): entries grouped per profile, at most 1,000 events and 5 MB
-/// per call. Two pieces with the same <see cref="EventPiece.DedupeKey"/> become one event (Klaviyo would fail the
-/// call, or keep only the first): the later piece is carried by the earlier one and shares its outcome.
+/// Packs events into <c>EventsBulkCreateJob</c> calls (spec 8.2): entries grouped per profile, at most 1,000 events
+/// and 5 MB per call; <see cref="KlaviyoCalls.EventBulkJob"/> writes them. Two events with the same identity, metric and
+/// unique_id (or time when there is none) become one event (Klaviyo would fail the call, or keep only the first): the
+/// later one is carried by the earlier one and shares its outcome.
 /// </summary>
 internal static class EventsBulkBuilder
 {
@@ -29,31 +30,30 @@ internal static class EventsBulkBuilder
     private const int EntryOverhead = 120;
     private const int EventOverhead = 48;
 
-    private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
-    private static readonly JsonEncodedText s_type = JsonEncodedText.Encode("type");
-    private static readonly JsonEncodedText s_attributes = JsonEncodedText.Encode("attributes");
-
-    public static IReadOnlyList<EventsBulkCall> Build(IReadOnlyList<EventPiece> pieces, int maxEvents = BulkLimits.MaxEventsPerCall, int maxBytes = BulkLimits.MaxBodyBytes)
+    public static IReadOnlyList<EventsBulkCall> Build(IReadOnlyList<EventPart> events, int maxEvents = BulkLimits.MaxEventsPerCall, int maxBytes = BulkLimits.MaxBodyBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
 
-        // Groups per profile, in order of first appearance; duplicates folded into their first piece.
+        // Groups per profile (the same profile object, byte for byte), in order of first appearance; duplicates folded
+        // into their first event.
         var groups = new List<List<List<int>>>();
-        var groupOf = new Dictionary<string, List<List<int>>>(StringComparer.Ordinal);
-        var carrier = new Dictionary<string, List<int>>(StringComparer.Ordinal);
-        for (var i = 0; i < pieces.Count; i++)
+        var groupOf = new Dictionary<ByteKey, List<List<int>>>();
+        var carrier = new Dictionary<ByteKey, List<int>>();
+        for (var i = 0; i < events.Count; i++)
         {
-            if (carrier.TryGetValue(pieces[i].DedupeKey, out var first))
+            var dedupe = new ByteKey(events[i].Profile.IdentityKey, events[i].DedupeAttributes);
+            if (carrier.TryGetValue(dedupe, out var first))
             {
                 first.Add(i);
                 continue;
             }
             var carried = new List<int> { i };
-            carrier[pieces[i].DedupeKey] = carried;
-            if (!groupOf.TryGetValue(pieces[i].ProfileKey, out var group))
+            carrier[dedupe] = carried;
+            var profileKey = new ByteKey(events[i].Profile.Data);
+            if (!groupOf.TryGetValue(profileKey, out var group))
             {
                 group = [];
-                groupOf[pieces[i].ProfileKey] = group;
+                groupOf[profileKey] = group;
                 groups.Add(group);
             }
             group.Add(carried);
@@ -61,7 +61,7 @@ internal static class EventsBulkBuilder
 
         var calls = new List<EventsBulkCall>();
         var entries = new List<(int Profile, List<List<int>> Events)>();
-        var events = 0;
+        var count = 0;
         var bytes = CallOverhead;
         foreach (var group in groups)
         {
@@ -69,16 +69,16 @@ internal static class EventsBulkBuilder
             List<List<int>>? entry = null;
             foreach (var carried in group)
             {
-                var eventBytes = pieces[carried[0]].Attributes.Length + EventOverhead;
-                var entryBytes = entry is null ? pieces[profile].Profile.Length + EntryOverhead : 0;
-                if (events > 0 && (events + 1 > maxEvents || bytes + eventBytes + entryBytes > maxBytes))
+                var eventBytes = events[carried[0]].Attributes.Length + EventOverhead;
+                var entryBytes = entry is null ? events[profile].Profile.Data.Length + EntryOverhead : 0;
+                if (count > 0 && (count + 1 > maxEvents || bytes + eventBytes + entryBytes > maxBytes))
                 {
-                    calls.Add(Write(pieces, entries));
+                    calls.Add(Write(events, entries));
                     entries = [];
-                    events = 0;
+                    count = 0;
                     bytes = CallOverhead;
                     entry = null;
-                    entryBytes = pieces[profile].Profile.Length + EntryOverhead;
+                    entryBytes = events[profile].Profile.Data.Length + EntryOverhead;
                 }
                 if (entry is null)
                 {
@@ -86,66 +86,23 @@ internal static class EventsBulkBuilder
                     entries.Add((profile, entry));
                 }
                 entry.Add(carried);
-                events++;
+                count++;
                 bytes += eventBytes + entryBytes;
             }
         }
-        if (events > 0)
+        if (count > 0)
         {
-            calls.Add(Write(pieces, entries));
+            calls.Add(Write(events, entries));
         }
         return calls;
     }
 
-    private static EventsBulkCall Write(IReadOnlyList<EventPiece> pieces, List<(int Profile, List<List<int>> Events)> entries)
+    private static EventsBulkCall Write(IReadOnlyList<EventPart> events, List<(int Profile, List<List<int>> Events)> entries)
     {
-        var body = BulkJson.Write(w =>
-        {
-            w.WriteStartObject();
-            w.WritePropertyName(s_data);
-            w.WriteStartObject();
-            w.WriteString(s_type, "event-bulk-create-job");
-            w.WritePropertyName(s_attributes);
-            w.WriteStartObject();
-            w.WritePropertyName("events-bulk-create");
-            w.WriteStartObject();
-            w.WritePropertyName(s_data);
-            w.WriteStartArray();
-            foreach (var (profile, events) in entries)
-            {
-                w.WriteStartObject();
-                w.WriteString(s_type, "event-bulk-create");
-                w.WritePropertyName(s_attributes);
-                w.WriteStartObject();
-                w.WritePropertyName("profile");
-                w.WriteStartObject();
-                w.WritePropertyName(s_data);
-                w.WriteRawValue(pieces[profile].Profile.Span, skipInputValidation: true);
-                w.WriteEndObject();
-                w.WritePropertyName("events");
-                w.WriteStartObject();
-                w.WritePropertyName(s_data);
-                w.WriteStartArray();
-                foreach (var carried in events)
-                {
-                    w.WriteStartObject();
-                    w.WriteString(s_type, "event");
-                    w.WritePropertyName(s_attributes);
-                    w.WriteRawValue(pieces[carried[0]].Attributes.Span, skipInputValidation: true);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
-        });
+        var request = KlaviyoCalls.EventBulkJob(entries
+            .Select(e => (events[e.Profile].Profile, (IReadOnlyList<EventPart>)e.Events.Select(c => events[c[0]]).ToArray()))
+            .ToArray());
         var shape = entries.Select(e => (IReadOnlyList<IReadOnlyList<int>>)e.Events.Select(c => (IReadOnlyList<int>)c.ToArray()).ToArray()).ToArray();
-        return new EventsBulkCall(new KlaviyoRequest(KlaviyoEndpoint.BulkCreateEvents, KlaviyoApi.BulkCreateEventsPath, body), shape);
+        return new EventsBulkCall(request, shape);
     }
 }

@@ -1,10 +1,9 @@
-using System.Text.Json;
+using Klaviyo.Functions.Calls;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Transform;
 
 namespace Klaviyo.Functions.Bulk;
 
-/// <summary>One bulk call and the input items (indices) it carries, in body order.</summary>
 /// <summary>A bulk call and, per item of its body (a profile, a subscription), the batch messages that item carries.</summary>
 internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages)
 {
@@ -14,7 +13,7 @@ internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOn
 internal sealed record BulkCall(KlaviyoRequest Request, IReadOnlyList<int> Items);
 
 /// <summary>
-/// <c>POST /api/profile-bulk-import-jobs</c> bodies (<c>ProfileImportJobCreateQuery</c>, spec 8.3): one job per
+/// <c>POST /api/profile-bulk-import-jobs</c> calls (<c>ProfileImportJobCreateQuery</c>, spec 8.3): one job per
 /// target list (its <c>relationships.lists</c> adds every profile to the list, replacing the per-profile list call),
 /// at most 10,000 profiles and 5 MB per job. The caller merges several updates of one profile first, so a job never
 /// carries a profile twice; <see cref="BulkCall.Items"/>[k] is the item at <c>profiles.data[k]</c>.
@@ -24,62 +23,11 @@ internal static class ProfileImportJobBuilder
     private const int CallOverhead = 200;
     private const int ItemOverhead = 2;
 
-    public static IReadOnlyList<BulkCall> Build(string? listId, IReadOnlyList<ProfilePiece> profiles,
+    public static IReadOnlyList<BulkCall> Build(string? listId, IReadOnlyList<ProfilePart> profiles,
         int maxProfiles = BulkLimits.MaxProfilesPerImportJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
         Chunk(profiles.Count, i => profiles[i].Data.Length + ItemOverhead, CallOverhead + (listId?.Length ?? 0), maxProfiles, maxBytes)
-            .Select(items => new BulkCall(Write(listId, items.Select(i => profiles[i]).ToList()), items))
+            .Select(items => new BulkCall(KlaviyoCalls.ProfileImportJob(listId, items.Select(i => profiles[i]).ToList()), items))
             .ToList();
-
-    private static KlaviyoRequest Write(string? listId, IReadOnlyList<ProfilePiece> profiles)
-    {
-        var body = BulkJson.Write(w =>
-        {
-            WriteJobStart(w, "profile-bulk-import-job", profiles.Select(p => p.Data));
-            if (listId is not null)
-            {
-                w.WritePropertyName("relationships");
-                w.WriteStartObject();
-                w.WritePropertyName("lists");
-                w.WriteStartObject();
-                w.WritePropertyName("data");
-                w.WriteStartArray();
-                w.WriteStartObject();
-                w.WriteString("type", "list");
-                w.WriteString("id", listId);
-                w.WriteEndObject();
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
-            w.WriteEndObject();
-            w.WriteEndObject();
-        });
-        return new KlaviyoRequest(KlaviyoEndpoint.BulkImportProfiles, KlaviyoApi.BulkImportProfilesPath, body);
-    }
-
-    /// <summary>Opens a profile job body both job kinds share: <c>{"data":{"type":…,"attributes":{"profiles":{"data":[…]}}</c>,
-    /// leaving <c>data</c> open for the caller's <c>relationships</c> (a <c>lists</c> array for imports, one <c>list</c> for
-    /// subscriptions, as their schemas differ).</summary>
-    internal static void WriteJobStart(System.Text.Json.Utf8JsonWriter w, string type, IEnumerable<ReadOnlyMemory<byte>> profiles)
-    {
-        w.WriteStartObject();
-        w.WritePropertyName("data");
-        w.WriteStartObject();
-        w.WriteString("type", type);
-        w.WritePropertyName("attributes");
-        w.WriteStartObject();
-        w.WritePropertyName("profiles");
-        w.WriteStartObject();
-        w.WritePropertyName("data");
-        w.WriteStartArray();
-        foreach (var profile in profiles)
-        {
-            w.WriteRawValue(profile.Span, skipInputValidation: true);
-        }
-        w.WriteEndArray();
-        w.WriteEndObject();
-        w.WriteEndObject();
-    }
 
     /// <summary>Consecutive runs of items within a count and a byte budget; an item alone always fits.</summary>
     internal static List<int[]> Chunk(int count, Func<int, int> size, int overhead, int maxItems, int maxBytes)
@@ -114,33 +62,14 @@ internal static class ProfileImportJobBuilder
 /// </summary>
 internal static class SubscriptionBulkBuilder
 {
-    public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<ReadOnlyMemory<byte>> profiles,
-        int maxProfiles = BulkLimits.MaxProfilesPerSubscriptionJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
-        ProfileImportJobBuilder.Chunk(profiles.Count, i => profiles[i].Length + 2, 240 + listId.Length, maxProfiles, maxBytes)
-            .Select(items => new BulkCall(Write(listId, items.Select(i => profiles[i]).ToList()), items))
-            .ToList();
+    // A subscriber's item: its email, phone and channels, well under this.
+    private const int SubscriberBytes = 200;
 
-    private static KlaviyoRequest Write(string listId, IReadOnlyList<ReadOnlyMemory<byte>> profiles)
-    {
-        var body = BulkJson.Write(w =>
-        {
-            ProfileImportJobBuilder.WriteJobStart(w, "profile-subscription-bulk-create-job", profiles);
-            w.WritePropertyName("relationships");
-            w.WriteStartObject();
-            w.WritePropertyName("list");
-            w.WriteStartObject();
-            w.WritePropertyName("data");
-            w.WriteStartObject();
-            w.WriteString("type", "list");
-            w.WriteString("id", listId);
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndObject();
-        });
-        return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, body);
-    }
+    public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<SubscriberPart> subscribers,
+        int maxProfiles = BulkLimits.MaxProfilesPerSubscriptionJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
+        ProfileImportJobBuilder.Chunk(subscribers.Count, i => SubscriberBytes + (subscribers[i].Email?.Length ?? 0) + (subscribers[i].Phone?.Length ?? 0), 240 + listId.Length, maxProfiles, maxBytes)
+            .Select(items => new BulkCall(KlaviyoCalls.Subscribe(listId, items.Select(i => subscribers[i]).ToList()), items))
+            .ToList();
 }
 
 /// <summary>
@@ -167,28 +96,12 @@ internal static class ListMembersBuilder
             distinct.Add(profileIds[i]);
             carriedBy.Add([i]);
         }
-        var path = KlaviyoApi.AddProfilesToListPath(listId);
         var calls = new List<BulkCall>();
         for (var start = 0; start < distinct.Count; start += maxIds)
         {
             var ids = distinct.Skip(start).Take(maxIds).ToList();
-            var body = BulkJson.Write(w =>
-            {
-                w.WriteStartObject();
-                w.WritePropertyName("data");
-                w.WriteStartArray();
-                foreach (var id in ids)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("type", "profile");
-                    w.WriteString("id", id);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-            });
             var items = carriedBy.Skip(start).Take(maxIds).SelectMany(c => c).ToArray();
-            calls.Add(new BulkCall(new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, path, body), items));
+            calls.Add(new BulkCall(KlaviyoCalls.AddToList(listId, ids), items));
         }
         return calls;
     }

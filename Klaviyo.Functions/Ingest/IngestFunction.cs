@@ -26,13 +26,13 @@ public sealed class IngestFunction
     /// <summary><c>POST /api/events</c>: one event, an array of events or <c>{"batch": [...]}</c>.</summary>
     [Function(EventsFunctionName)]
     public Task<IActionResult> Events(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "events")] HttpRequest request) =>
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = EventsRoute)] HttpRequest request) =>
         RunAsync(request, routeType: null);
 
     /// <summary><c>POST /api/v1/batch</c>, RudderStack's batch endpoint.</summary>
     [Function(BatchFunctionName)]
     public Task<IActionResult> Batch(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/batch")] HttpRequest request) =>
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = BatchRoute)] HttpRequest request) =>
         RunAsync(request, routeType: null);
 
     /// <summary><c>POST /api/v1/{type}</c>: the route gives <c>type</c> to events that have none.</summary>
@@ -55,7 +55,15 @@ public sealed class IngestFunction
         return new IngestRequest(request.Body, request.ContentType, request.ContentLength, signature.Count == 0 ? null : signature.ToString(), routeType);
     }
 
-    /// <summary>The route template of <c>/api/v1/{type}</c> (shared with local mode). Any segment matches, so an unknown
-    /// type reaches the handler and gets its 404 problem document (<c>v1/batch</c> is a literal route and wins).</summary>
+    public const string EventsRoute = "events";
+    public const string BatchRoute = "v1/batch";
+
+    /// <summary>The route template of <c>/api/v1/{type}</c>. Any segment matches, so an unknown type reaches the handler
+    /// and gets its 404 problem document (<c>v1/batch</c> is a literal route and wins).</summary>
     public const string TypedRoute = "v1/{type}";
+
+    /// <summary>The ingest routes (under <c>/api/</c>) and the route value that names the type, if any: the function
+    /// attributes above use the same constants, and local mode maps this table, so both hosts answer the same paths.</summary>
+    internal static readonly IReadOnlyList<(string Route, string? TypeValue)> Routes =
+        [(EventsRoute, null), (BatchRoute, null), (TypedRoute, "type")];
 }

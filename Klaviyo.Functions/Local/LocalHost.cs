@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Klaviyo.Functions.Telemetry;
 using Klaviyo.Functions.Diagnostics;
+using Klaviyo.Functions.Health;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Queue;
@@ -99,10 +101,12 @@ internal static partial class LocalHost
         _ = app.Services.GetRequiredService<LocalActivity>(); // listens from the start, so the page's rates miss nothing
         var localStatus = app.Services.GetRequiredService<LocalStatus>();
         app.MapLocalStatus(keys);
-        app.MapPost("/api/events", context => IngestAsync(context, keys, routeType: null));
-        app.MapPost("/api/v1/batch", context => IngestAsync(context, keys, routeType: null));
-        app.MapPost("/api/" + IngestFunction.TypedRoute, context => IngestAsync(context, keys, (string?)context.Request.RouteValues["type"]));
-        app.MapGet("/api/health", context =>
+        // The function app's routes, from the function classes' own constants.
+        foreach (var (route, typeValue) in IngestFunction.Routes)
+        {
+            app.MapPost("/api/" + route, context => IngestAsync(context, keys, typeValue is null ? null : (string?)context.Request.RouteValues[typeValue]));
+        }
+        app.MapGet("/api/" + HealthFunction.Route, context =>
         {
             var (status, body) = HealthFunction.Describe(context.RequestServices.GetRequiredService<ConfigurationHealth>().Check(includeServiceBus: false));
             var answer = JsonSerializer.SerializeToNode(body)!.AsObject();
@@ -113,7 +117,7 @@ internal static partial class LocalHost
         if (keys.Admin is not null)
         {
             // Absent without Local:AdminKey; with it, the same replay as Azure's admin-level function.
-            app.MapPost("/api/dead-letters/replay", context => ReplayAsync(context, keys));
+            app.MapPost("/api/" + ReplayDeadLettersFunction.Route, context => ReplayAsync(context, keys));
         }
         return app;
     }
@@ -147,13 +151,6 @@ internal static partial class LocalHost
         };
         context.Response.StatusCode = status;
         await context.Response.WriteAsJsonAsync(value, value?.GetType() ?? typeof(object), options: null, contentType, context.RequestAborted).ConfigureAwait(false);
-    }
-
-    private static async Task IngestAsync(HttpContext context, string? routeType)
-    {
-        var handler = context.RequestServices.GetRequiredService<IngestHandler>();
-        var result = await handler.HandleAsync(IngestFunction.ToIngestRequest(context.Request, routeType), context.RequestAborted).ConfigureAwait(false);
-        await IngestActionResult.WriteAsync(context, result).ConfigureAwait(false);
     }
 
     /// <summary>Reads <c>Values</c> of a <c>local.settings.json</c> (the Core Tools file) from the working or app folder,

@@ -24,7 +24,6 @@ internal static class LocalServiceCollectionExtensions
         services.AddSingleton<LocalCounters>();
         services.AddSingleton<LocalActivity>();
         services.AddSingleton<LocalStatus>();
-        services.AddSingleton<Diagnostics.ConfigurationHealth>();
         services.AddHostedService<LocalRelayWorker>();
         services.AddOptions<HostOptions>().Configure<IOptions<LocalOptions>>((host, local) => host.ShutdownTimeout = local.Value.ShutdownGrace + TimeSpan.FromSeconds(15));
         services.AddHttpClient<KlaviyoClient>().AddHttpMessageHandler(sp => new DryRunKlaviyoHandler(sp.GetRequiredService<IOptions<KlaviyoOptions>>(), Console.Out));

@@ -34,6 +34,7 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.AddRelayMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new RetrySchedule());
+        services.TryAddTransient<OutcomePolicy>();
         services.TryAddTransient<RelayProcessor>();
         services.TryAddTransient<BatchPlanner>();
         services.TryAddTransient<BulkRelayProcessor>();

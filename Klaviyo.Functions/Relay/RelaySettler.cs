@@ -10,10 +10,9 @@ namespace Klaviyo.Functions.Relay;
 /// queue actions, shared by <see cref="RelayFunction"/> (Service Bus) and local mode's worker.
 /// </summary>
 internal sealed partial class RelaySettler(
-    RelayProcessor processor,
     BulkRelayProcessor bulk,
     ImportJobTracker tracker,
-    RetrySchedule schedule,
+    OutcomePolicy policy,
     IOptions<RelayOptions> options,
     TimeProvider time,
     ILogger<RelaySettler> logger,
@@ -48,7 +47,7 @@ internal sealed partial class RelaySettler(
     public async Task<IReadOnlyList<RelayOutcome>> RelayBatchAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, CancellationToken cancellationToken)
     {
         // No lock renewal in batch mode: everything must be settled within the lock taken when the batch was received.
-        var deadline = time.GetUtcNow() + RelayOptions.MessageLockDuration - RelayOptions.SettlementAllowance;
+        var deadline = policy.BatchDeadline();
         var results = new List<RelayOutcome>();
         var events = Enumerable.Range(0, deliveries.Count).Where(i => deliveries[i].Subject != RelayMessage.ImportJobSubject).ToList();
         var trackers = Enumerable.Range(0, deliveries.Count).Where(i => deliveries[i].Subject == RelayMessage.ImportJobSubject).ToList();
@@ -74,7 +73,7 @@ internal sealed partial class RelaySettler(
                         foreach (var k in parked)
                         {
                             // Not parked: retried as a transient failure, so a later job carries it.
-                            settled[k] = (settled[k].Delivery, processor.RetryOrGiveUp(null, $"the tracker of import job {job.JobId} could not be queued", settled[k].Delivery.Attempt));
+                            settled[k] = (settled[k].Delivery, policy.RetryOrGiveUp(null, $"the tracker of import job {job.JobId} could not be queued", settled[k].Delivery.Attempt));
                         }
                     }
                 }
@@ -104,11 +103,8 @@ internal sealed partial class RelaySettler(
             // A bug outside what the processor catches per message: every message of the batch is retried, then
             // dead-lettered ProcessingFailed once its attempts ran out.
             LogUnexpected(logger, ex, events.Count);
-            var bug = processor.DescribeBug(ex);
-            var maxAttempts = options.Value.MaxAttempts;
-            return new BatchDecision(events.Select(d => d.Attempt < maxAttempts
-                ? (RelayOutcome)new RelayOutcome.RetryLater(schedule.DelayAfter(d.Attempt, null), d.Attempt + 1, bug)
-                : new RelayOutcome.DeadLetter(DeadLetterReason.ProcessingFailed, Bounded($"{maxAttempts} attempt(s) failed in the relay's own code; last: {bug}"))).ToList(), []);
+            var bug = policy.DescribeBug(ex);
+            return new BatchDecision(events.Select(d => policy.Finish(policy.Bug(bug, d.Attempt), d.EventMessageId, d.Attempt)).ToList(), []);
         }
     }
 
@@ -129,7 +125,7 @@ internal sealed partial class RelaySettler(
         using var asking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, budget.Token);
         try
         {
-            step = processor.NotReady(delivery.EventMessageId, delivery.Attempt) is RelayOutcome.RetryLater notReady
+            step = policy.NotReady(delivery.Attempt) is RelayOutcome.RetryLater notReady
                 ? tracker.Postpone(delivery.Body, notReady.Delay) // no Klaviyo call with an unresolved key: a 401 would dead-letter the job's messages
                 : time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
                     ? tracker.Postpone(delivery.Body)
@@ -153,7 +149,7 @@ internal sealed partial class RelaySettler(
                     break;
                 case TrackerStep.Settle settle:
                     var parked = await settlement.ReceiveDeferredAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
-                    var settled = parked.Select(d => (Delivery: d, Outcome: processor.Finish(bulk.ToOutcome(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
+                    var settled = parked.Select(d => (Delivery: d, Outcome: policy.Finish(policy.FromVerdict(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
                     outcomes = await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
                     break;
                 case TrackerStep.Unreadable unreadable:
@@ -183,7 +179,7 @@ internal sealed partial class RelaySettler(
             var outcome = settled[group.First()].Outcome;
             try
             {
-                await SettleAsync(settlement, group.Select(i => settled[i].Delivery.Message).ToList(), outcome, cancellationToken).ConfigureAwait(false);
+                await policy.SettleAsync(settlement, group.Select(i => settled[i].Delivery.Message).ToList(), outcome, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
             {
@@ -243,20 +239,7 @@ internal sealed partial class RelaySettler(
         _ => "dead-letter",
     };
 
-    /// <summary>The translation of spec section 6's table, for one message or a batch with the same outcome.</summary>
-    public Task SettleAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<TMessage> messages, RelayOutcome outcome, CancellationToken cancellationToken) => outcome switch
-    {
-        RelayOutcome.Delivered or RelayOutcome.Skipped => settlement.CompleteAsync(messages, cancellationToken),
-        RelayOutcome.RetryLater retry => settlement.RetryAsync(messages, retry.NextAttempt, time.GetUtcNow() + retry.Delay, cancellationToken),
-        RelayOutcome.DeadLetter dead => settlement.DeadLetterAsync(messages, dead.Reason.ToString(), dead.Description, cancellationToken),
-        RelayOutcome.AwaitingJob => settlement.DeferAsync(messages, cancellationToken),
-        _ => throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}; the message is left to its lock."),
-    };
-
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
-
-    private static string Bounded(string description) =>
-        description.Length <= RelayProcessor.MaxDescriptionLength ? description : description[..(RelayProcessor.MaxDescriptionLength - 1)] + "…";
 
     [LoggerMessage(EventId = 3210, Level = LogLevel.Warning, Message = "Settling event {MessageId} attempt {Attempt} failed ({SettlementFailure}); it is given back after {Delay} and delivered again")]
     private static partial void LogSettlementFailed(ILogger logger, string settlementFailure, string messageId, int attempt, TimeSpan delay);

@@ -5,8 +5,9 @@ using Klaviyo.Functions.Klaviyo;
 namespace Klaviyo.Functions.Transform;
 
 /// <summary>
-/// Writes the <c>POST /api/events</c> body (<c>EventCreateQueryV2</c>) shared by track, screen and page (spec 5):
-/// metric, properties, value / value_currency, unique_id, time and the profile.
+/// The event parts shared by track, screen and page (spec 5): the profile it is for, and its attributes (metric,
+/// unique_id, time, value / value_currency, properties), from which <c>Calls.KlaviyoCalls</c> writes the single
+/// <c>POST /api/events</c> body (<c>EventCreateQueryV2</c>) and the bulk entries alike.
 /// </summary>
 internal static class EventBody
 {
@@ -18,11 +19,9 @@ internal static class EventBody
 
     private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
     private static readonly JsonEncodedText s_type = JsonEncodedText.Encode("type");
-    private static readonly JsonEncodedText s_event = JsonEncodedText.Encode("event");
     private static readonly JsonEncodedText s_metric = JsonEncodedText.Encode("metric");
     private static readonly JsonEncodedText s_attributes = JsonEncodedText.Encode("attributes");
     private static readonly JsonEncodedText s_name = JsonEncodedText.Encode("name");
-    private static readonly JsonEncodedText s_profile = JsonEncodedText.Encode("profile");
     private static readonly JsonEncodedText s_properties = JsonEncodedText.Encode("properties");
     private static readonly JsonEncodedText s_time = JsonEncodedText.Encode("time");
     private static readonly JsonEncodedText s_value = JsonEncodedText.Encode("value");
@@ -56,7 +55,7 @@ internal static class EventBody
             : null;
 
     /// <summary>
-    /// Builds the event request. <paramref name="properties"/> is the object whose keys become event properties
+    /// Builds the event's parts. <paramref name="properties"/> is the object whose keys become event properties
     /// (<c>default</c> for <c>{}</c>); <paramref name="ecommerce"/> renames them when set.
     /// </summary>
     public static TransformResult Build(EventView view, KlaviyoOptions options, DateTimeOffset now, MetricName metricName,
@@ -82,27 +81,44 @@ internal static class EventBody
         if (view.ValidateOnly)
         {
             // The same checks as below, nothing written (the ingest's validate-only path).
-            return WriteProperties(null, view, properties, ecommerce) ?? ProfileBuilder.Write(null, view, options, forEvent: true) ?? (TransformResult)TransformResult.Planned.Checked;
+            return WriteProperties(null, view, properties, ecommerce) ?? ProfileBuilder.Write(null, view, options, forEvent: true, out _) ?? (TransformResult)TransformResult.Planned.Checked;
         }
 
+        // One buffer holds both parts, [profile, attributes], sliced apart below: one array per event.
         var writer = BodyBuffers.Body();
+        writer.WriteStartArray();
+        if (ProfileBuilder.Write(writer, view, options, forEvent: true, out var identityEnd) is { } profileError)
+        {
+            return profileError;
+        }
+        writer.Flush();
+        var profileEnd = checked((int)writer.BytesCommitted);
+
+        // Metric, unique_id, time first: the bytes up to the key's end are what Klaviyo deduplicates on (EventPart).
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_metric);
         writer.WriteStartObject();
         writer.WritePropertyName(s_data);
         writer.WriteStartObject();
-        writer.WriteString(s_type, s_event);
+        writer.WriteString(s_type, s_metric);
         writer.WritePropertyName(s_attributes);
         writer.WriteStartObject();
-
-        writer.WritePropertyName(s_properties);
-        var error = options.FlattenProperties
-            ? WriteFlattenedProperties(writer, view, properties, ecommerce)
-            : WriteProperties(writer, view, properties, ecommerce);
-        if (error is not null)
+        metricName.Write(writer, s_name);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        if (uniqueId.IsPresent())
         {
-            return error;
+            writer.WritePropertyName(s_uniqueId);
+            JsonRead.WriteAsString(writer, uniqueId);
         }
-
-        if (time is { } t)
+        else if (time is { } keyTime)
+        {
+            writer.WriteString(s_time, keyTime);
+        }
+        writer.Flush();
+        var dedupeEnd = checked((int)writer.BytesCommitted);
+        if (uniqueId.IsPresent() && time is { } t)
         {
             writer.WriteString(s_time, t);
         }
@@ -120,39 +136,22 @@ internal static class EventBody
             writer.WritePropertyName(s_valueCurrency);
             currency.WriteTo(writer);
         }
-        if (uniqueId.IsPresent())
+        writer.WritePropertyName(s_properties);
+        var error = options.FlattenProperties
+            ? WriteFlattenedProperties(writer, view, properties, ecommerce)
+            : WriteProperties(writer, view, properties, ecommerce);
+        if (error is not null)
         {
-            writer.WritePropertyName(s_uniqueId);
-            JsonRead.WriteAsString(writer, uniqueId);
-        }
-
-        writer.WritePropertyName(s_metric);
-        writer.WriteStartObject();
-        writer.WritePropertyName(s_data);
-        writer.WriteStartObject();
-        writer.WriteString(s_type, s_metric);
-        writer.WritePropertyName(s_attributes);
-        writer.WriteStartObject();
-        metricName.Write(writer, s_name);
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-
-        writer.WritePropertyName(s_profile);
-        writer.WriteStartObject();
-        writer.WritePropertyName(s_data);
-        if (ProfileBuilder.Write(writer, view, options, forEvent: true) is { } profileError)
-        {
-            return profileError;
+            return error;
         }
         writer.WriteEndObject();
+        writer.WriteEndArray();
 
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-
-        var request = new KlaviyoRequest(KlaviyoEndpoint.CreateEvent, KlaviyoApi.CreateEventPath, BodyBuffers.ToArray(writer));
-        return new TransformResult.Planned(new RequestPlan([PlanStep.Fixed(request)], view.Warnings));
+        var both = BodyBuffers.ToArray(writer);
+        var profile = new ProfilePart(both.AsMemory(1, profileEnd - 1), identityEnd - 1);
+        // The attributes start after the comma that follows the profile and end before the closing bracket.
+        var attributes = both.AsMemory(profileEnd + 1, both.Length - profileEnd - 2);
+        return new TransformResult.Planned(new EventParts(new EventPart(profile, attributes, dedupeEnd - profileEnd - 1), view.Warnings));
     }
 
     // value: revenue ?? value ?? total; a JSON number or an invariant-culture numeric string (spec 5). Read from the

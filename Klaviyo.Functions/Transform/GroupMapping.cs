@@ -10,7 +10,7 @@ namespace Klaviyo.Functions.Transform;
 /// </summary>
 internal static class GroupMapping
 {
-    public static TransformResult Map(EventView view, KlaviyoOptions options)
+    public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
         var tables = view.Mappings.Tables;
         var groupId = tables.GroupListId.First(view, out var groupIdField);
@@ -23,7 +23,7 @@ internal static class GroupMapping
         {
             return new TransformResult.Invalid(tables.GroupListId.Sources[0].UpperField, "is required for group events (it is the Klaviyo list id)");
         }
-        return ListControls.Plan(view, options, listId, tables.GroupSubscribe, tables.GroupConsent, tables.GroupSmsConsent);
+        return ListControls.Plan(view, options, listId, tables.GroupSubscribe, tables.GroupConsent, tables.GroupSmsConsent, now);
     }
 }
 
@@ -33,7 +33,7 @@ internal static class GroupMapping
 /// </summary>
 internal static class ListControls
 {
-    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, SourceList subscribeRule, SourceList consentRule, SourceList smsRule)
+    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, SourceList subscribeRule, SourceList consentRule, SourceList smsRule, DateTimeOffset now)
     {
         var subscribeValue = subscribeRule.First(view, out var subscribeField);
         if (JsonRead.Flag(subscribeValue, subscribeField, out var subscribe) is { } e1)
@@ -50,6 +50,6 @@ internal static class ListControls
         {
             return e3;
         }
-        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent);
+        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent, now);
     }
 }

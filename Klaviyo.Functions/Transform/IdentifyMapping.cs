@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Klaviyo.Functions.Klaviyo;
 
 namespace Klaviyo.Functions.Transform;
@@ -6,7 +5,7 @@ namespace Klaviyo.Functions.Transform;
 /// <summary>identify (spec 5): profile-import, then subscribe to or add to the list when there is one.</summary>
 internal static class IdentifyMapping
 {
-    public static TransformResult Map(EventView view, KlaviyoOptions options)
+    public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
         var tables = view.Mappings.Tables;
         // listId: the first source that names a list (an empty string names none), else the ListId setting.
@@ -23,36 +22,29 @@ internal static class IdentifyMapping
             }
         }
         listId ??= string.IsNullOrEmpty(options.ListId) ? null : options.ListId;
-        return ListControls.Plan(view, options, listId, tables.IdentifySubscribe, tables.IdentifyConsent, tables.IdentifySmsConsent);
+        return ListControls.Plan(view, options, listId, tables.IdentifySubscribe, tables.IdentifyConsent, tables.IdentifySmsConsent, now);
     }
 }
 
-/// <summary>The profile-import step shared by identify and group, followed by the optional list step.</summary>
+/// <summary>The profile parts shared by identify and group: the profile (profile-import) and the optional list step.</summary>
 internal static class ProfileImport
 {
-    private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
-
-    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, bool subscribe, ConsentChannels consent, bool smsConsent)
+    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, bool subscribe, ConsentChannels consent, bool smsConsent, DateTimeOffset now)
     {
         if (view.ValidateOnly)
         {
-            return (TransformResult?)ProfileBuilder.Write(null, view, options, forEvent: false) ?? TransformResult.Planned.Checked;
+            return (TransformResult?)ProfileBuilder.Write(null, view, options, forEvent: false, out _) ?? TransformResult.Planned.Checked;
         }
         var writer = BodyBuffers.Body();
-        writer.WriteStartObject();
-        writer.WritePropertyName(s_data);
-        if (ProfileBuilder.Write(writer, view, options, forEvent: false) is { } error)
+        if (ProfileBuilder.Write(writer, view, options, forEvent: false, out var identityEnd) is { } error)
         {
             return error;
         }
-        writer.WriteEndObject();
-        var import = new KlaviyoRequest(KlaviyoEndpoint.ProfileImport, KlaviyoApi.ProfileImportPath, BodyBuffers.ToArray(writer));
-
-        if (listId is null)
-        {
-            return new TransformResult.Planned(new RequestPlan([PlanStep.Fixed(import, yieldsProfileId: true)], view.Warnings));
-        }
-        var list = ListMembership.Step(view, listId, subscribe, consent, smsConsent);
-        return new TransformResult.Planned(new RequestPlan([PlanStep.Fixed(import, yieldsProfileId: true), list], view.Warnings));
+        var profile = new ProfilePart(BodyBuffers.ToArray(writer), identityEnd);
+        var list = listId is null ? null : ListMembership.Part(view, listId, subscribe, consent, smsConsent);
+        // Several updates of one profile in a batch are merged oldest first (spec 8.3); a time that does not resolve
+        // sorts first (a bad time is not an identify's permanent error).
+        var time = EventTime.Resolve(view, now, out var utc) is null && utc is { } resolved ? resolved : DateTime.MinValue;
+        return new TransformResult.Planned(new ProfileParts(profile, time, list, view.Warnings));
     }
 }

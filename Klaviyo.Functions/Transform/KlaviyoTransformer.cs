@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace Klaviyo.Functions.Transform;
 
 /// <summary>
-/// Turns one RudderStack/Segment event into the Klaviyo calls of spec sections 4–5. Pure: no I/O, thread-safe.
+/// Turns one RudderStack/Segment event into the parts of its Klaviyo calls (spec sections 4–5). Pure: no I/O, thread-safe.
 /// </summary>
 internal sealed class KlaviyoTransformer
 {
@@ -208,11 +208,11 @@ internal sealed class KlaviyoTransformer
 
         return type switch
         {
-            EventType.Identify => IdentifyMapping.Map(view, Options),
+            EventType.Identify => IdentifyMapping.Map(view, Options, TimeProvider.GetUtcNow()),
             EventType.Track => TrackMapping.Map(view, Options, TimeProvider.GetUtcNow()),
             EventType.Screen => ScreenMapping.Map(view, Options, TimeProvider.GetUtcNow()),
             EventType.Page => PageMapping.Map(view, Options, TimeProvider.GetUtcNow()),
-            EventType.Group => GroupMapping.Map(view, Options),
+            EventType.Group => GroupMapping.Map(view, Options, TimeProvider.GetUtcNow()),
             _ => new TransformResult.Invalid("type", "is not supported"),
         };
     }

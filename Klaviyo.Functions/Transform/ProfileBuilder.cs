@@ -31,9 +31,12 @@ internal static class ProfileBuilder
     /// Writes the profile resource object; a permanent error stops the body (the caller discards it). With a null
     /// <paramref name="writer"/> only the checks run (the ingest's validate-only path), through the same rules.
     /// </summary>
-    public static TransformResult.Invalid? Write(Utf8JsonWriter? writer, EventView view, KlaviyoOptions options, bool forEvent)
+    /// <param name="identityEnd">Where the identifiers end (bytes written by <paramref name="writer"/> since its reset):
+    /// they come first, so the object's bytes up to there identify the profile (<see cref="ProfilePart"/>).</param>
+    public static TransformResult.Invalid? Write(Utf8JsonWriter? writer, EventView view, KlaviyoOptions options, bool forEvent, out int identityEnd)
     {
         var identity = view.Identity;
+        identityEnd = 0;
         if (writer is not null)
         {
             writer.WriteStartObject();
@@ -66,6 +69,8 @@ internal static class ProfileBuilder
                 writer.WritePropertyName(s_kx);
                 identity.Kx.WriteTo(writer);
             }
+            writer.Flush();
+            identityEnd = checked((int)writer.BytesCommitted);
         }
 
         foreach (var attribute in view.Mappings.Tables.Attributes)

@@ -1,18 +1,18 @@
 namespace Klaviyo.Functions.Transform;
 
 /// <summary>
-/// What the transform decided for one event: a plan of Klaviyo calls, a deliberate skip, or a permanent error
+/// What the transform decided for one event: the parts of its Klaviyo calls, a deliberate skip, or a permanent error
 /// naming the field and the rule it broke. Expected failures are results, never exceptions.
 /// </summary>
 internal abstract record TransformResult
 {
     private TransformResult() { }
 
-    /// <summary>The event becomes these Klaviyo calls.</summary>
-    public sealed record Planned(RequestPlan Plan) : TransformResult
+    /// <summary>The event is delivered from these parts (<c>Calls.KlaviyoCalls</c> writes the calls).</summary>
+    public sealed record Planned(DeliveryParts Parts) : TransformResult
     {
-        /// <summary>What the validate-only path answers for a deliverable event: no calls built.</summary>
-        internal static readonly Planned Checked = new(new RequestPlan([]));
+        /// <summary>What the validate-only path answers for a deliverable event: no parts written.</summary>
+        internal static readonly Planned Checked = new(new EventParts(new EventPart(new ProfilePart(default, 0), default, 0)));
     }
 
     /// <summary>Deliberately not sent (page without <c>SendPageAsTrack</c>, alias); the message is completed.</summary>

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using Klaviyo.Functions.Calls;
 using Klaviyo.Functions.Transform;
 
 namespace Klaviyo.Functions.Benchmarks;

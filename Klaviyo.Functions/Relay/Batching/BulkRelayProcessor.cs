@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Calls;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Settings;
@@ -23,28 +24,23 @@ internal sealed record BatchDecision(IReadOnlyList<RelayOutcome> Outcomes, IRead
 /// </summary>
 /// <remarks>A batch has no lock renewal: a call is started only while its longest run still ends before
 /// <c>deadline</c>; what cannot start is put off (same attempt) and comes back in a later batch.</remarks>
-internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, RelayMetrics metrics, IOptions<RelayOptions> options, TimeProvider time)
+internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, OutcomePolicy policy, RelayMetrics metrics, IOptions<RelayOptions> options)
 {
-    /// <summary>Also for the one-by-one fallback: a held-back single is not worth the wait of the rest of the batch.</summary>
-    private static readonly TimeSpan HeldBackFloor = TimeSpan.FromSeconds(1);
-
     /// <summary>Single deliveries of a batch run side by side; the rate limiter still paces each endpoint.</summary>
     private const int SingleParallelism = 8;
-
-    private const string OutOfTime = "put off: the batch ran out of its lock time before this call could start";
 
     public async Task<BatchDecision> ProcessAsync(IReadOnlyList<BatchMessage> batch, DateTimeOffset deadline, CancellationToken cancellationToken = default)
     {
         var outcomes = new RelayOutcome?[batch.Count];
-        if (batch.Count > 0 && single.NotReady(batch[0].MessageId, batch[0].Attempt) is not null)
+        if (batch.Count > 0 && policy.NotReady(batch[0].Attempt) is not null)
         {
-            return new BatchDecision(batch.Select(m => single.NotReady(m.MessageId, m.Attempt)!).ToList(), []);
+            return new BatchDecision(batch.Select(m => Finish(policy.NotReady(m.Attempt)!, m)).ToList(), []);
         }
 
         var plan = planner.Plan(batch, bulkProfiles: true);
-        foreach (var (message, warnings) in plan.BulkWarnings)
+        foreach (var (message, parts) in plan.BulkParts)
         {
-            single.LogWarnings(warnings, batch[message].MessageId);
+            policy.LogWarnings(parts.Warnings, batch[message].MessageId);
         }
         foreach (var (message, outcome) in plan.Decided)
         {
@@ -57,24 +53,24 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         var jobs = new List<StartedJob>();
         await SendCarriedAsync(plan.ImportJobs, batch, outcomes, singly, deadline, jobs, cancellationToken).ConfigureAwait(false);
 
-        var singlePlans = plan.Singles.Select(s => (s.Message, Plan: (RequestPlan?)s.Plan))
-            .Concat(singly.Distinct().Where(m => outcomes[m] is null).Select(m => (Message: m, Plan: SinglePlanOf(plan, batch, m))))
+        // Below the threshold, and what a bulk call sent back: each message with its single calls, from its parts.
+        var singles = plan.Singles
+            .Concat(singly.Distinct().Where(m => outcomes[m] is null).Select(m => new SingleDelivery(m, plan.BulkParts[m])))
             .OrderBy(s => s.Message)
             .ToList();
-        var listed = singlePlans.Where(s => IsListAddition(s.Plan)).ToList();
+        var listed = singles.Where(s => s.Parts is ProfileParts { List.Subscribes: false }).ToList();
         if (listed.Count > 1)
         {
-            singlePlans.RemoveAll(s => IsListAddition(s.Plan));
-            await SendListAdditionsAsync(listed.Select(s => (s.Message, s.Plan!)).ToList(), batch, outcomes, deadline, cancellationToken).ConfigureAwait(false);
+            singles.RemoveAll(listed.Contains);
+            await SendListAdditionsAsync(listed, batch, outcomes, deadline, cancellationToken).ConfigureAwait(false);
         }
         var singleTime = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
-        await Parallel.ForEachAsync(singlePlans, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
+        await Parallel.ForEachAsync(singles, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
         {
-            var (message, requestPlan) = s;
-            outcomes[message] = !CanStart(singleTime, deadline) ? PutOff(batch[message])
-                : requestPlan is null
-                    ? await single.ProcessAsync(batch[message].Body, batch[message].MessageId, batch[message].Attempt, token).ConfigureAwait(false)
-                    : await single.ExecuteAsync(requestPlan, batch[message].MessageId, batch[message].Attempt, token).ConfigureAwait(false);
+            var message = batch[s.Message];
+            outcomes[s.Message] = policy.CanStart(singleTime, deadline)
+                ? await single.DeliverAsync(s.Parts, message.MessageId, message.Attempt, token).ConfigureAwait(false)
+                : Finish(OutcomePolicy.OutOfLockTime(message.Attempt), message);
         }).ConfigureAwait(false);
         foreach (var message in plan.Failed)
         {
@@ -103,11 +99,11 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         while (pending.Count > 0)
         {
             var call = pending.Dequeue();
-            if (!CanStart(options.Value.CallTimeout, deadline))
+            if (!policy.CanStart(options.Value.CallTimeout, deadline))
             {
                 foreach (var message in call.Pieces.Distinct())
                 {
-                    outcomes[message] = PutOff(batch[message]);
+                    outcomes[message] = Finish(OutcomePolicy.OutOfLockTime(batch[message].Attempt), batch[message]);
                 }
                 continue;
             }
@@ -125,14 +121,14 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                         singly.Add(message);
                         break;
                     default:
-                        outcomes[message] = Finish(ToOutcome(verdict, batch[message].Attempt), batch[message]);
+                        outcomes[message] = Finish(policy.FromVerdict(verdict, batch[message].Attempt), batch[message]);
                         break;
                 }
             }
             if (resend.Count > 0)
             {
                 // Only what Klaviyo did not refuse, regrouped; every round drops at least one message, so this ends.
-                foreach (var again in Rebuild(plan, resend))
+                foreach (var again in BatchPlanner.PackEvents(resend, plan.BulkParts))
                 {
                     pending.Enqueue(again);
                 }
@@ -152,9 +148,9 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             {
                 continue;
             }
-            if (!CanStart(options.Value.CallTimeout, deadline))
+            if (!policy.CanStart(options.Value.CallTimeout, deadline))
             {
-                open.ForEach(m => outcomes[m] = PutOff(batch[m]));
+                open.ForEach(m => outcomes[m] = Finish(OutcomePolicy.OutOfLockTime(batch[m].Attempt), batch[m]));
                 continue;
             }
             var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
@@ -167,7 +163,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             {
                 if (success.DataId is not { Length: > 0 } jobId)
                 {
-                    open.ForEach(m => outcomes[m] = Finish(single.RetryOrGiveUp(null, $"POST {call.Request.Path} answered {success.StatusCode} without the job's data.id", batch[m].Attempt), batch[m]));
+                    open.ForEach(m => outcomes[m] = Finish(policy.RetryOrGiveUp(null, $"POST {call.Request.Path} answered {success.StatusCode} without the job's data.id", batch[m].Attempt), batch[m]));
                     continue;
                 }
                 open.ForEach(m => outcomes[m] = new RelayOutcome.AwaitingJob(jobId));
@@ -180,45 +176,41 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                 {
                     continue;
                 }
-                switch (verdict)
+                outcomes[message] = verdict switch
                 {
-                    case BulkVerdict.SendSingly:
-                        singly.Add(message);
-                        break;
-                    case BulkVerdict.Resend:
-                        // Comes back within a second in a batch without the refused profiles, its attempt unspent.
-                        outcomes[message] = Finish(new RelayOutcome.RetryLater(HeldBackFloor, batch[message].Attempt, $"POST {call.Request.Path}: resent without the profiles Klaviyo refused"), batch[message]);
-                        break;
-                    default:
-                        outcomes[message] = Finish(ToOutcome(verdict, batch[message].Attempt), batch[message]);
-                        break;
+                    BulkVerdict.SendSingly => null,
+                    // Comes back within a second in a batch without the refused profiles, its attempt unspent.
+                    BulkVerdict.Resend => Finish(OutcomePolicy.PutOff(batch[message].Attempt, $"POST {call.Request.Path}: resent without the profiles Klaviyo refused"), batch[message]),
+                    _ => Finish(policy.FromVerdict(verdict, batch[message].Attempt), batch[message]),
+                };
+                if (verdict is BulkVerdict.SendSingly)
+                {
+                    singly.Add(message);
                 }
             }
         }
     }
-
-    private static bool IsListAddition(RequestPlan? plan) =>
-        plan is { Steps: [{ Endpoint: KlaviyoEndpoint.ProfileImport, YieldsProfileId: true }, { Endpoint: KlaviyoEndpoint.AddProfilesToList, NeedsProfileId: true }] };
 
     /// <summary>
     /// Below the threshold, identifies that add their profile to a list (spec 8.3): each profile-import on its own (its
     /// answer holds the profile id), then one <c>POST /api/lists/{id}/relationships/profiles</c> per list for all the
     /// ids. A list call Klaviyo refuses is repeated per profile, so one refused id does not fail the others.
     /// </summary>
-    private async Task SendListAdditionsAsync(List<(int Message, RequestPlan Plan)> listed, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, DateTimeOffset deadline, CancellationToken cancellationToken)
+    private async Task SendListAdditionsAsync(List<SingleDelivery> listed, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var ids = new System.Collections.Concurrent.ConcurrentDictionary<int, string>();
         var twoCalls = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
         await Parallel.ForEachAsync(listed, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
         {
             var message = batch[s.Message];
-            if (!CanStart(twoCalls, deadline))
+            if (!policy.CanStart(twoCalls, deadline))
             {
-                outcomes[s.Message] = PutOff(message);
+                outcomes[s.Message] = Finish(OutcomePolicy.OutOfLockTime(message.Attempt), message);
                 return;
             }
-            single.LogWarnings(s.Plan.Warnings, message.MessageId);
-            var (failed, profileId) = await single.SendStepAsync(s.Plan.Steps[0], null, message.Attempt, token).ConfigureAwait(false);
+            var parts = (ProfileParts)s.Parts;
+            policy.LogWarnings(parts.Warnings, message.MessageId);
+            var (failed, profileId) = await single.SendStepAsync(PlanStep.Fixed(KlaviyoCalls.ProfileImport(parts.Profile), yieldsProfileId: true), null, message.Attempt, token).ConfigureAwait(false);
             if (failed is not null)
             {
                 outcomes[s.Message] = Finish(failed, message);
@@ -227,7 +219,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             ids[s.Message] = profileId!;
         }).ConfigureAwait(false);
 
-        foreach (var list in listed.Where(s => ids.ContainsKey(s.Message)).GroupBy(s => ListTarget.FromStep(s.Plan.Steps[1]).ListId, StringComparer.Ordinal))
+        foreach (var list in listed.Where(s => ids.ContainsKey(s.Message)).GroupBy(s => ((ProfileParts)s.Parts).List!.ListId, StringComparer.Ordinal))
         {
             var members = list.Select(s => s.Message).ToList();
             foreach (var call in ListMembersBuilder.Build(list.Key, members.Select(m => ids[m]).ToList()))
@@ -239,7 +231,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                 {
                     foreach (var message in carried)
                     {
-                        var alone = ListMembersBuilder.Build(list.Key, [ids[message]])[0].Request;
+                        var alone = KlaviyoCalls.AddToList(list.Key, [ids[message]]);
                         Settle(message, alone, await klaviyo.SendAsync(alone, cancellationToken).ConfigureAwait(false));
                     }
                     continue;
@@ -249,7 +241,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }
 
         void Settle(int message, KlaviyoRequest request, KlaviyoResponse response) =>
-            outcomes[message] = Finish(single.Read(request, response, batch[message].Attempt) ?? new RelayOutcome.Delivered(2), batch[message]);
+            outcomes[message] = Finish(policy.FromAnswer(request, response, batch[message].Attempt) ?? new RelayOutcome.Delivered(2), batch[message]);
     }
 
     private void Count(KlaviyoRequest request, int items, KlaviyoResponse response)
@@ -260,36 +252,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }
     }
 
-    /// <summary>The single-call plan of a message a bulk call sent back: an event's own call, else its whole plan again.</summary>
-    private static RequestPlan? SinglePlanOf(BatchPlan plan, IReadOnlyList<BatchMessage> batch, int message) =>
-        plan.EventPieces.TryGetValue(message, out var piece) && piece.Single is { } request ? new RequestPlan([PlanStep.Fixed(request)]) : null;
-
-    /// <summary>Reports <paramref name="outcome"/> for <paramref name="message"/> (log, metric) through the single processor.</summary>
-    private RelayOutcome Finish(RelayOutcome outcome, BatchMessage message) => single.Finish(outcome, message.MessageId, message.Attempt);
-
-    private bool CanStart(TimeSpan longest, DateTimeOffset deadline) => time.GetUtcNow() + longest <= deadline;
-
-    private RelayOutcome PutOff(BatchMessage message) =>
-        Finish(new RelayOutcome.RetryLater(HeldBackFloor, message.Attempt, OutOfTime), message);
-
-    private static IEnumerable<EventsBulkCall> Rebuild(BatchPlan plan, List<int> messages)
-    {
-        var pieces = messages.Select(m => plan.EventPieces[m]).ToList();
-        return EventsBulkBuilder.Build(pieces).Select(c => c with
-        {
-            Entries = c.Entries.Select(entry => (IReadOnlyList<IReadOnlyList<int>>)entry.Select(ev => (IReadOnlyList<int>)ev.Select(p => messages[p]).ToArray()).ToArray()).ToArray(),
-        });
-    }
-
-    /// <summary>What a bulk verdict means for a message on its <paramref name="attempt"/> (also for an ended import job's).</summary>
-    internal RelayOutcome ToOutcome(BulkVerdict verdict, int attempt) => verdict switch
-    {
-        BulkVerdict.Delivered => new RelayOutcome.Delivered(1),
-        BulkVerdict.DeadLetter dead => new RelayOutcome.DeadLetter(dead.Reason == BulkRefusal.KlaviyoUnauthorized ? DeadLetterReason.KlaviyoUnauthorized : DeadLetterReason.KlaviyoRejected, dead.Description),
-        BulkVerdict.RetryLater { SpendsAttempt: false } held => new RelayOutcome.RetryLater(Max(held.RetryAfter ?? HeldBackFloor, HeldBackFloor), attempt, held.Cause),
-        BulkVerdict.RetryLater retry => single.RetryOrGiveUp(retry.RetryAfter, retry.Cause, attempt),
-        _ => throw new InvalidOperationException($"No outcome for {verdict.GetType().Name}."),
-    };
+    private RelayOutcome Finish(RelayOutcome outcome, BatchMessage message) => policy.Finish(outcome, message.MessageId, message.Attempt);
 
     // A repeated messageId takes the first's outcome; a retry counts from the repeat's own attempt.
     private static RelayOutcome Repeat(RelayOutcome outcome, int firstAttempt, int attempt) => outcome switch
@@ -297,6 +260,4 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         RelayOutcome.RetryLater retry => retry with { NextAttempt = attempt + (retry.NextAttempt - firstAttempt) },
         _ => outcome,
     };
-
-    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 }

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions.Diagnostics;
+namespace Klaviyo.Functions.Telemetry;
 
 /// <summary>Settings of section <c>Telemetry</c> (app settings <c>Telemetry__Name</c>).</summary>
 internal sealed class TelemetryOptions

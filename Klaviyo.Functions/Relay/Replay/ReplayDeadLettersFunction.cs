@@ -24,6 +24,8 @@ public sealed class ReplayDeadLettersFunction
     internal ReplayDeadLettersFunction(DeadLetterReplayer replayer) => this.replayer = replayer;
 
     public const string Name = "ReplayDeadLetters";
+
+    public const string Route = "dead-letters/replay";
     public const int DefaultMax = 100;
 
     /// <summary>The answer: how many moved, how many were looked at, each moved event, and why the replay stopped
@@ -32,7 +34,7 @@ public sealed class ReplayDeadLettersFunction
 
     [Function(Name)]
     public async Task<IActionResult> RunAsync(
-        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = "dead-letters/replay")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Route)] HttpRequest request,
         CancellationToken cancellationToken)
     {
         var max = DefaultMax;

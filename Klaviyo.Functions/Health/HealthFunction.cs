@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace Klaviyo.Functions.Diagnostics;
+namespace Klaviyo.Functions.Health;
 
 /// <summary><c>GET /api/health</c>: 200 when every configuration check passes, otherwise 503. Anonymous so that
 /// probes need no key; the body names checks and settings, never values.</summary>
@@ -22,8 +22,10 @@ public sealed class HealthFunction
 
     public const string Name = "Health";
 
+    public const string Route = "health";
+
     [Function(Name)]
-    public IActionResult Run([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "health")] HttpRequest request)
+    public IActionResult Run([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Route)] HttpRequest request)
     {
         var (status, body) = Describe(health.Check());
         return new JsonResult(body) { StatusCode = status };

@@ -5,7 +5,7 @@ using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions.Diagnostics;
+namespace Klaviyo.Functions.Health;
 
 /// <summary>One configuration check: its name, whether it passed, and the settings at fault (names only, never values).</summary>
 internal sealed record HealthCheckResult(string Name, bool Passed, IReadOnlyList<string> Settings);

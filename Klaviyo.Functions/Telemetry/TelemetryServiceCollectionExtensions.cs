@@ -1,4 +1,5 @@
 using Azure.Monitor.OpenTelemetry.Exporter;
+using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Settings;
 using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.Configuration;
@@ -10,7 +11,7 @@ using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 
-namespace Klaviyo.Functions.Diagnostics;
+namespace Klaviyo.Functions.Telemetry;
 
 internal static class TelemetryServiceCollectionExtensions
 {
@@ -41,7 +42,6 @@ internal static class TelemetryServiceCollectionExtensions
                 options.EnableTraceBasedLogsSampler = false;
             });
         }
-        services.AddSingleton<ConfigurationHealth>();
         return services;
     }
 
@@ -75,13 +75,5 @@ internal static class TelemetryServiceCollectionExtensions
                 break;
         }
         return otel;
-    }
-
-    /// <summary>The meter and <see cref="RelayMetrics"/>; safe to call from every feature that records.</summary>
-    public static IServiceCollection AddRelayMetrics(this IServiceCollection services)
-    {
-        services.AddMetrics();
-        services.TryAddSingleton<RelayMetrics>();
-        return services;
     }
 }

@@ -1,6 +1,6 @@
 using Klaviyo.Functions.Klaviyo;
 
-namespace Klaviyo.Functions.Transform;
+namespace Klaviyo.Functions.Calls;
 
 /// <summary>
 /// One step of a <see cref="RequestPlan"/>. A step that <see cref="NeedsProfileId"/> is built only once the

@@ -1,0 +1,57 @@
+namespace Klaviyo.Functions.Transform;
+
+/// <summary>
+/// What the transform knows about one deliverable event, named for what it is rather than for the call that carries
+/// it: the profile, the event, the list step. <c>Calls.KlaviyoCalls</c> writes every Klaviyo call from these parts,
+/// single and bulk alike, so the two agree by construction and nothing reads our own bodies back.
+/// </summary>
+internal abstract record DeliveryParts
+{
+    private protected DeliveryParts(IReadOnlyList<string>? warnings) => Warnings = warnings ?? [];
+
+    /// <summary>Non-fatal findings worth a log line (for example a phone number kept as a property).</summary>
+    public IReadOnlyList<string> Warnings { get; }
+}
+
+/// <summary>track, screen, page: one event for one profile.</summary>
+internal sealed record EventParts(EventPart Event, IReadOnlyList<string>? Warnings = null) : DeliveryParts(Warnings);
+
+/// <summary>identify, group: a profile update (profile-import), then the list step when there is a list.</summary>
+/// <param name="Time">The event's time (for merging several updates of one profile oldest first, spec 8.3);
+/// <see cref="DateTime.MinValue"/> when it has none.</param>
+internal sealed record ProfileParts(ProfilePart Profile, DateTime Time, ListPart? List, IReadOnlyList<string>? Warnings = null) : DeliveryParts(Warnings);
+
+/// <summary>
+/// A Klaviyo profile resource object as the transform wrote it (<c>{"type":"profile",["id":…,]"attributes":{…}}</c>):
+/// the item of a profile-import body, of an import job's <c>profiles.data</c>, or of an event's <c>profile.data</c>.
+/// The identifiers (id, email, phone_number, external_id, anonymous_id, _kx) are written first, so the first
+/// <see cref="IdentityLength"/> bytes are the profile's identity (spec 8.2/8.3: "same identifiers").
+/// </summary>
+internal sealed record ProfilePart(ReadOnlyMemory<byte> Data, int IdentityLength)
+{
+    /// <summary>The bytes that identify the profile: equal for two updates of the same person, and only then.</summary>
+    public ReadOnlyMemory<byte> IdentityKey => Data[..IdentityLength];
+}
+
+/// <summary>
+/// An event's attributes without the profile (<c>{"metric":…,"unique_id":…,"time":…,"value":…,"properties":…}</c>),
+/// the item of an event bulk entry and, with the profile added, the single call's attributes. Metric, then unique_id,
+/// then time are written first: the first <see cref="DedupeLength"/> bytes are metric + unique_id (or metric + time
+/// when there is no unique_id), which with the profile's identity is what Klaviyo deduplicates on (spec 8.2).
+/// </summary>
+internal sealed record EventPart(ProfilePart Profile, ReadOnlyMemory<byte> Attributes, int DedupeLength)
+{
+    public ReadOnlyMemory<byte> DedupeAttributes => Attributes[..DedupeLength];
+}
+
+/// <summary>
+/// The list step of identify and group (spec 5): subscribe <see cref="Subscriber"/> to <see cref="ListId"/>, or, with
+/// no subscriber, add the profile to the list without touching consent.
+/// </summary>
+internal sealed record ListPart(string ListId, SubscriberPart? Subscriber)
+{
+    public bool Subscribes => Subscriber is not null;
+}
+
+/// <summary>The profile of a subscription: its email and E.164 phone and the channels it subscribes.</summary>
+internal sealed record SubscriberPart(string? Email, string? Phone, bool EmailChannel, bool SmsChannel);
