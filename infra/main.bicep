@@ -58,7 +58,7 @@ param additionalAppSettings object = {}
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Always-ready instances kept warm for the Relay function; 0 (default) scales from zero. Each one is billed around the clock (README: Cost notes).')
+@description('Always-ready instances kept warm for the Relay function; 0 (default) scales from zero. Each one is billed around the clock (docs/operating-in-azure.md: Cost notes).')
 @minValue(0)
 @maxValue(10)
 param relayAlwaysReadyInstances int = 0
