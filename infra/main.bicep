@@ -30,6 +30,17 @@ param klaviyoConsent string = 'email'
 @description('Klaviyo__SmsConsent: also subscribe the phone number to SMS marketing.')
 param klaviyoSmsConsent bool = false
 
+@description('Klaviyo__OnSubscribeFalse: what subscribe: false does, unsubscribe (RudderStack\'s current behaviour) or addToList.')
+@allowed([
+  'unsubscribe'
+  'addToList'
+])
+param klaviyoOnSubscribeFalse string = 'unsubscribe'
+
+@description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
+@maxLength(255)
+param klaviyoCustomSource string = ''
+
 @description('Klaviyo__EnforceEmailAsPrimary: never send external_id; carry userId as profile property _id.')
 param klaviyoEnforceEmailAsPrimary bool = false
 
@@ -212,6 +223,8 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoListId: klaviyoListId
     klaviyoConsent: klaviyoConsent
     klaviyoSmsConsent: klaviyoSmsConsent
+    klaviyoOnSubscribeFalse: klaviyoOnSubscribeFalse
+    klaviyoCustomSource: klaviyoCustomSource
     klaviyoEnforceEmailAsPrimary: klaviyoEnforceEmailAsPrimary
     klaviyoSendPageAsTrack: klaviyoSendPageAsTrack
     klaviyoAdditionalPageInfo: klaviyoAdditionalPageInfo

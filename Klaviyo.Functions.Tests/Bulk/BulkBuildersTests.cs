@@ -170,7 +170,7 @@ public sealed class BulkBuildersTests
         const string emailEvent = """{"type":"identify","userId":"u-1","traits":{"email":"a@example.com","properties":{"listId":"L1","subscribe":true,"consent":"email"}}}""";
         var email = ListOf(emailEvent);
         var both = ListOf("""{"type":"identify","userId":"u-2","traits":{"email":"b@example.com","phone":"+14155552671","properties":{"listId":"L1","subscribe":true,"consent":["email","sms"]}}}""");
-        Assert.IsTrue(email.Subscribes);
+        Assert.AreEqual(ListAction.Subscribe, email.Action);
         Assert.AreEqual("L1", both.ListId);
 
         var call = SubscriptionBulkBuilder.Build("L1", [email.Subscriber!, both.Subscriber!]).Single();
@@ -203,7 +203,7 @@ public sealed class BulkBuildersTests
         var target = ListOf("""{"type":"identify","userId":"u-1","traits":{"email":"a@example.com","properties":{"listId":"Xy12"}}}""");
 
         Assert.AreEqual("Xy12", target.ListId);
-        Assert.IsFalse(target.Subscribes);
+        Assert.AreEqual(ListAction.Add, target.Action);
     }
 
     [TestMethod]

@@ -85,12 +85,15 @@ internal static class DeliberateDifferences
             "profile-import carries no anonymous_id (Klaviyo no longer accepts it there since 2025-10-15)",
             "§4.1",
             (c, m) => m.Field == "import.anonymous_id" && m.Actual is null),
-        new("adds-to-list-instead-of-unsubscribing",
-            "identify/group whose subscribe flag is not true adds the profile to the list (consent unchanged) instead of unsubscribing it",
-            "§5 identify, §5 group",
-            (c, m) => c.Type is "identify" or "group"
-                && (IsKind(m, "unsubscribe", expectedSide: true) || IsKind(m, "list-add", expectedSide: false))
-                && (c.Vector.ExpectedRequests ?? []).Any(r => SemanticView.Kind(r.EndpointPath) == "unsubscribe")),
+        new("unsubscribe-names-its-channels",
+            "an unsubscription names the channels it revokes (subscriptions.<channel>.marketing.consent = UNSUBSCRIBED), as revision 2026-07-15's SubscriptionDeleteJobCreateQuery requires; the reference's v2 (revision 2024-10-15) sends email and phone only",
+            "§5 identify, §2",
+            (c, m) => m.Field == "unsubscribe.channels" && m.Expected is null && m.Actual is not null),
+        new("string-false-unsubscribes",
+            "subscribe given as the string \"false\" (any case) is false and unsubscribes; the reference tests truthiness, so the string subscribes",
+            "§5 identify",
+            (c, m) => SubscribeIsStringFalse(c)
+                && (IsKind(m, "unsubscribe", expectedSide: false) || IsKind(m, "subscribe", expectedSide: true))),
         new("group-imports-profile-first",
             "group imports the profile (identity per §4.1, attributes from context.traits) before the list call, so the list call can use its id",
             "§5 group",
@@ -229,6 +232,14 @@ internal static class DeliberateDifferences
             : c.Has("traits", "properties", "subscribe") ? c.At("traits", "properties", "subscribe") : c.At("context", "traits", "properties", "subscribe");
         return flag.ValueKind == JsonValueKind.True
             || (flag.ValueKind == JsonValueKind.String && string.Equals(flag.GetString(), "true", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static bool SubscribeIsStringFalse(ConformanceCase c)
+    {
+        var flag = c.Type == "group"
+            ? c.At("traits", "subscribe")
+            : c.Has("traits", "properties", "subscribe") ? c.At("traits", "properties", "subscribe") : c.At("context", "traits", "properties", "subscribe");
+        return flag.ValueKind == JsonValueKind.String && string.Equals(flag.GetString(), "false", StringComparison.OrdinalIgnoreCase);
     }
 
     private static bool IsKind(Mismatch m, string kind, bool expectedSide)

@@ -13,6 +13,8 @@ namespace Klaviyo.Functions.Tests.EndToEnd;
 /// case's own events when it is accepted) that reaches Klaviyo: nothing of a refused request is delivered.
 /// </summary>
 [TestClass]
+// Its cases share one app and one fake Klaviyo (the sentinel check counts what reached it): one at a time.
+[DoNotParallelize]
 public sealed class HostileInputTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);

@@ -47,6 +47,13 @@ internal sealed class FakeKlaviyo : IDisposable
         return this;
     }
 
+    /// <summary>Answers DELETEs of <paramref name="path"/> (list membership removals).</summary>
+    public FakeKlaviyo AnswerDelete(string path, int status, string? body = null)
+    {
+        Server.Given(Request.Create().WithPath(path).UsingDelete()).RespondWith(Build(status, body, null, null));
+        return this;
+    }
+
     /// <summary>Answers GETs of <paramref name="path"/>; with <paramref name="query"/>, only those carrying that query
     /// parameter (taking precedence over an answer without one for the same path).</summary>
     public FakeKlaviyo AnswerGet(string path, int status, string? body = null, IDictionary<string, string>? headers = null, (string Name, string Value)? query = null)

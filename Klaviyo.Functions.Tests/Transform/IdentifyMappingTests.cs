@@ -168,10 +168,10 @@ public sealed class IdentifyMappingTests
     [TestMethod]
     [DataRow("false")]
     [DataRow("\"false\"")]
-    public void Identify_WithSubscribeFalse_AddsToListWithoutConsent(string flag)
+    public void Identify_WithSubscribeFalseAndAddToListSetting_AddsToListWithoutConsent(string flag)
     {
         var json = """{"type":"identify","userId":"u-1","traits":{"email":"a@example.com","properties":{"listId":"L1","subscribe":""" + flag + "}}}";
-        var requests = Requests(Transforms.Run(json));
+        var requests = Requests(Transforms.Run(json, o => o.OnSubscribeFalse = "addToList"));
 
         Assert.AreEqual(KlaviyoEndpoint.AddProfilesToList, requests[1].Endpoint);
         Assert.AreEqual("/api/lists/L1/relationships/profiles", requests[1].Path);
@@ -180,7 +180,7 @@ public sealed class IdentifyMappingTests
     [TestMethod]
     public void Identify_WithControlProperties_ConsumesControlsAndMergesOtherKeys()
     {
-        var json = """{"type":"identify","userId":"u-1","traits":{"plan":"pro","properties":{"listId":"L1","subscribe":false,"consent":"email","smsConsent":true,"vip":true,"plan":"ignored"}}}""";
+        var json = """{"type":"identify","userId":"u-1","traits":{"email":"a@example.com","plan":"pro","properties":{"listId":"L1","subscribe":false,"consent":"email","smsConsent":true,"removeFromList":false,"consentedAt":"2020-01-01T00:00:00Z","vip":true,"plan":"ignored"}}}""";
         var properties = Attributes(Requests(Transforms.Run(json))[0])["properties"]!.AsObject();
 
         Assert.IsTrue(JsonNode.DeepEquals(JsonNode.Parse("""{"plan":"pro","vip":true}"""), properties), properties.ToJsonString());
@@ -224,7 +224,7 @@ public sealed class IdentifyMappingTests
     public void Identify_WithContextTraitsProperties_MergesOtherKeysAndSendsNoPropertiesObject()
     {
         var json = """
-            {"type":"identify","userId":"u-1","traits":{"plan":"pro","properties":{"vip":true,"tier":"gold"}},
+            {"type":"identify","userId":"u-1","traits":{"email":"a@example.com","plan":"pro","properties":{"vip":true,"tier":"gold"}},
              "context":{"traits":{"properties":{"listId":"L1","subscribe":false,"consent":["email","sms"],"smsConsent":true,"tier":"silver","region_code":"eu","plan":"ignored"}}}}
             """;
         var properties = Attributes(Requests(Transforms.Run(json))[0])["properties"]!.AsObject();

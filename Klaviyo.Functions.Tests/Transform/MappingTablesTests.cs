@@ -80,10 +80,11 @@ public sealed class MappingTablesTests
             "firstName", "firstname", "first_name", "lastName", "lastname", "last_name", "organization", "company", "title",
             "image", "avatar", "street", "street2", "address", "city", "region", "state", "country", "zip", "postalCode",
             "postalcode", "timezone", "email", "phone", "userId", "anonymousId", "_kx", "subscribe", "consent", "smsConsent", "listId",
+            "removeFromList", "consentedAt",
         ];
 
         Assert.AreSequenceEqual(Sorted(spec), Sorted(Mappings.Default.ConsumedTraitKeys.Keys));
-        Assert.AreSequenceEqual(Sorted(["listId", "subscribe", "consent", "smsConsent"]), Sorted(Mappings.Default.ConsumedControlKeys.Keys));
+        Assert.AreSequenceEqual(Sorted(["listId", "subscribe", "consent", "smsConsent", "removeFromList", "consentedAt"]), Sorted(Mappings.Default.ConsumedControlKeys.Keys));
         Assert.AreSequenceEqual(Sorted(["email", "phone", "revenue", "value", "total", "currency"]), Sorted(Mappings.Default.ConsumedEventProperties.Keys));
     }
 

@@ -122,12 +122,12 @@ public sealed class GroupMappingTests
     }
 
     [TestMethod]
-    [DataRow("""{"subscribe":false}""")]
     [DataRow("""{}""")]
-    public void Group_WithoutSubscribeTrue_AddsToGroupList(string traits)
+    [DataRow("""{"subscribe":false}""", "addToList")]
+    public void Group_WithoutSubscribeTrue_AddsToGroupList(string traits, string onSubscribeFalse = "unsubscribe")
     {
         var json = """{"type":"group","userId":"u-1","groupId":"LIST2","traits":TRAITS,"context":{"traits":{"email":"e@example.com"}}}""".Replace("TRAITS", traits, StringComparison.Ordinal);
-        var requests = Requests(Transforms.Run(json, o => o.ListId = "IGNORED"));
+        var requests = Requests(Transforms.Run(json, o => { o.ListId = "IGNORED"; o.OnSubscribeFalse = onSubscribeFalse; }));
 
         Assert.AreEqual("/api/lists/LIST2/relationships/profiles", requests[1].Path);
     }

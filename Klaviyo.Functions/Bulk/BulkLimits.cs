@@ -6,6 +6,7 @@ internal static class BulkLimits
     public const int MaxEventsPerCall = 1_000;
     public const int MaxProfilesPerImportJob = 10_000;
     public const int MaxProfilesPerSubscriptionJob = 1_000;
+    public const int MaxProfilesPerUnsubscribeJob = 100;
     public const int MaxIdsPerListCall = 1_000;
 
     /// <summary>Klaviyo's "5 MB" per payload, read as 5,000,000 bytes so either meaning of a megabyte is respected.</summary>

@@ -58,7 +58,9 @@ internal static class ProfileImportJobBuilder
 
 /// <summary>
 /// <c>POST /api/profile-subscription-bulk-create-jobs</c> bodies (<c>SubscriptionCreateJobCreateQuery</c>, spec 8.3):
-/// one list per call, at most 1,000 profiles, each with its own channels, no profile ids needed.
+/// one list per call, at most 1,000 profiles, each with its own channels, no profile ids needed; and their opposite,
+/// <c>POST /api/profile-subscription-bulk-delete-jobs</c> (<c>SubscriptionDeleteJobCreateQuery</c>), at most 100.
+/// The caller groups subscribers that share a call's job-level attributes (<see cref="KlaviyoCalls.SubscriptionKey"/>).
 /// </summary>
 internal static class SubscriptionBulkBuilder
 {
@@ -70,16 +72,23 @@ internal static class SubscriptionBulkBuilder
         ProfileImportJobBuilder.Chunk(subscribers.Count, i => SubscriberBytes + (subscribers[i].Email?.Length ?? 0) + (subscribers[i].Phone?.Length ?? 0), 240 + listId.Length, maxProfiles, maxBytes)
             .Select(items => new BulkCall(KlaviyoCalls.Subscribe(listId, items.Select(i => subscribers[i]).ToList()), items))
             .ToList();
+
+    public static IReadOnlyList<BulkCall> BuildUnsubscribe(string listId, IReadOnlyList<SubscriberPart> subscribers,
+        int maxProfiles = BulkLimits.MaxProfilesPerUnsubscribeJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
+        ProfileImportJobBuilder.Chunk(subscribers.Count, i => SubscriberBytes + (subscribers[i].Email?.Length ?? 0) + (subscribers[i].Phone?.Length ?? 0), 240 + listId.Length, maxProfiles, maxBytes)
+            .Select(items => new BulkCall(KlaviyoCalls.Unsubscribe(listId, items.Select(i => subscribers[i]).ToList()), items))
+            .ToList();
 }
 
 /// <summary>
-/// <c>POST /api/lists/{id}/relationships/profiles</c> bodies (<c>ListMembersAddQuery</c>, spec 8.3): the list
-/// additions of one list grouped, at most 1,000 profile ids per call. <see cref="BulkCall.Items"/> are indices into
+/// <c>POST</c> and <c>DELETE /api/lists/{id}/relationships/profiles</c> bodies (<c>ListMembersAddQuery</c>,
+/// <c>ListMembersDeleteQuery</c>, spec 8.3): the additions (or removals) of one list grouped, at most 1,000 profile ids
+/// per call. <see cref="BulkCall.Items"/> are indices into
 /// the ids given; a repeated id is sent once and both items are carried by that call.
 /// </summary>
 internal static class ListMembersBuilder
 {
-    public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<string> profileIds, int maxIds = BulkLimits.MaxIdsPerListCall)
+    public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<string> profileIds, int maxIds = BulkLimits.MaxIdsPerListCall, bool remove = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
         var firstOf = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -101,7 +110,7 @@ internal static class ListMembersBuilder
         {
             var ids = distinct.Skip(start).Take(maxIds).ToList();
             var items = carriedBy.Skip(start).Take(maxIds).SelectMany(c => c).ToArray();
-            calls.Add(new BulkCall(KlaviyoCalls.AddToList(listId, ids), items));
+            calls.Add(new BulkCall(remove ? KlaviyoCalls.RemoveFromList(listId, ids) : KlaviyoCalls.AddToList(listId, ids), items));
         }
         return calls;
     }

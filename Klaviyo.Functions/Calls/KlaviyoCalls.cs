@@ -33,9 +33,14 @@ internal static class KlaviyoCalls
         public RequestPlan Plan => SinglePlan(planned.Parts);
     }
 
-    private static PlanStep ListStep(ListPart list) => list.Subscriber is { } subscriber
-        ? PlanStep.WithProfileId(KlaviyoEndpoint.SubscribeProfiles, id => Subscribe(list.ListId, [subscriber], [id]))
-        : PlanStep.WithProfileId(KlaviyoEndpoint.AddProfilesToList, id => AddToList(list.ListId, [id]));
+    private static PlanStep ListStep(ListPart list) => list.Action switch
+    {
+        ListAction.Subscribe => PlanStep.WithProfileId(KlaviyoEndpoint.SubscribeProfiles, id => Subscribe(list.ListId, [list.Subscriber!], [id])),
+        // Klaviyo unsubscribes by email and phone; no profile id needed.
+        ListAction.Unsubscribe => PlanStep.Fixed(Unsubscribe(list.ListId, [list.Subscriber!])),
+        ListAction.Remove => PlanStep.WithProfileId(KlaviyoEndpoint.RemoveProfilesFromList, id => RemoveFromList(list.ListId, [id])),
+        _ => PlanStep.WithProfileId(KlaviyoEndpoint.AddProfilesToList, id => AddToList(list.ListId, [id])),
+    };
 
     /// <summary><c>POST /api/profile-import</c>: <c>{"data": profile}</c>.</summary>
     public static KlaviyoRequest ProfileImport(ProfilePart profile)
@@ -143,42 +148,92 @@ internal static class KlaviyoCalls
     /// <c>POST /api/profile-subscription-bulk-create-jobs</c>: one list, each subscriber with its own channels. The
     /// single call names the profile (<paramref name="profileIds"/>, from its profile-import); bulk calls need no id.
     /// </summary>
+    /// <remarks>The job-level <c>custom_source</c> and <c>historical_import</c> come from the first subscriber: only
+    /// subscribers that agree on them share a call (<see cref="SubscriptionKey"/>).</remarks>
     public static KlaviyoRequest Subscribe(string listId, IReadOnlyList<SubscriberPart> subscribers, IReadOnlyList<string?>? profileIds = null)
     {
         var w = BodyBuffers.Body();
-        WriteProfilesJobStart(w, "profile-subscription-bulk-create-job");
+        WriteProfilesJobStart(w, "profile-subscription-bulk-create-job", subscribers[0].CustomSource, historical: subscribers[0].ConsentedAt is not null);
         for (var i = 0; i < subscribers.Count; i++)
         {
-            var subscriber = subscribers[i];
-            w.WriteStartObject();
-            w.WriteString("type", "profile");
-            if (profileIds?[i] is { } id)
-            {
-                w.WriteString("id", id);
-            }
-            w.WritePropertyName("attributes");
-            w.WriteStartObject();
-            if (subscriber.Email is not null)
-            {
-                w.WriteString("email", subscriber.Email);
-            }
-            if (subscriber.Phone is not null)
-            {
-                w.WriteString("phone_number", subscriber.Phone);
-            }
-            w.WritePropertyName("subscriptions");
-            w.WriteStartObject();
-            if (subscriber.EmailChannel)
-            {
-                WriteConsent(w, "email", "SUBSCRIBED");
-            }
-            if (subscriber.SmsChannel)
-            {
-                WriteConsent(w, "sms", "SUBSCRIBED");
-            }
-            EndObjects(w, 3);
+            WriteSubscriber(w, subscribers[i], profileIds?[i], "SUBSCRIBED");
         }
         WriteProfilesJobEnd(w);
+        WriteListRelationship(w, listId);
+        var body = BodyBuffers.ToArray(w);
+        return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, body);
+    }
+
+    /// <summary>What must be equal for two subscriptions to share one call: the list and the job-level attributes.</summary>
+    public static (string ListId, bool Historical, string? CustomSource) SubscriptionKey(string listId, SubscriberPart subscriber) =>
+        (listId, subscriber.ConsentedAt is not null, subscriber.CustomSource);
+
+    /// <summary>
+    /// <c>POST /api/profile-subscription-bulk-delete-jobs</c>: the profiles' marketing consent revoked on their channels,
+    /// by email and phone (Klaviyo takes no profile id here). A profile not on the list is unsubscribed from marketing
+    /// altogether (Klaviyo's rule).
+    /// </summary>
+    public static KlaviyoRequest Unsubscribe(string listId, IReadOnlyList<SubscriberPart> subscribers)
+    {
+        var w = BodyBuffers.Body();
+        WriteProfilesJobStart(w, "profile-subscription-bulk-delete-job");
+        foreach (var subscriber in subscribers)
+        {
+            WriteSubscriber(w, subscriber, null, "UNSUBSCRIBED");
+        }
+        WriteProfilesJobEnd(w);
+        WriteListRelationship(w, listId);
+        var body = BodyBuffers.ToArray(w);
+        return new KlaviyoRequest(KlaviyoEndpoint.UnsubscribeProfiles, KlaviyoApi.UnsubscribeProfilesPath, body);
+    }
+
+    /// <summary><c>DELETE /api/lists/{id}/relationships/profiles</c>: the profile ids taken off the list (consent unchanged).</summary>
+    public static KlaviyoRequest RemoveFromList(string listId, IReadOnlyList<string> profileIds) =>
+        KlaviyoRequest.Delete(KlaviyoEndpoint.RemoveProfilesFromList, AddToListPath(listId), ProfileIds(profileIds));
+
+    /// <summary><c>POST /api/lists/{id}/relationships/profiles</c>: the profile ids added to the list.</summary>
+    public static KlaviyoRequest AddToList(string listId, IReadOnlyList<string> profileIds) =>
+        new(KlaviyoEndpoint.AddProfilesToList, AddToListPath(listId), ProfileIds(profileIds));
+
+    // One profile of a subscription or unsubscription job (the consent verb decides which).
+    private static void WriteSubscriber(Utf8JsonWriter w, SubscriberPart subscriber, string? profileId, string consent)
+    {
+        w.WriteStartObject();
+        w.WriteString("type", "profile");
+        if (profileId is not null)
+        {
+            w.WriteString("id", profileId);
+        }
+        w.WritePropertyName("attributes");
+        w.WriteStartObject();
+        if (subscriber.Email is not null)
+        {
+            w.WriteString("email", subscriber.Email);
+        }
+        if (subscriber.Phone is not null)
+        {
+            w.WriteString("phone_number", subscriber.Phone);
+        }
+        if (subscriber.BirthDate is not null)
+        {
+            w.WriteString("age_gated_date_of_birth", subscriber.BirthDate);
+        }
+        w.WritePropertyName("subscriptions");
+        w.WriteStartObject();
+        if (subscriber.EmailChannel)
+        {
+            WriteConsent(w, "email", consent, subscriber.ConsentedAt);
+        }
+        if (subscriber.SmsChannel)
+        {
+            WriteConsent(w, "sms", consent, subscriber.ConsentedAt);
+        }
+        EndObjects(w, 3);
+    }
+
+    // "relationships":{"list":{"data":{"type":"list","id":…}}}, then the job's "data" and the body closed.
+    private static void WriteListRelationship(Utf8JsonWriter w, string listId)
+    {
         w.WritePropertyName("relationships");
         w.WriteStartObject();
         w.WritePropertyName("list");
@@ -186,12 +241,10 @@ internal static class KlaviyoCalls
         w.WritePropertyName("data");
         WriteList(w, listId);
         EndObjects(w, 4);
-        var body = BodyBuffers.ToArray(w);
-        return new KlaviyoRequest(KlaviyoEndpoint.SubscribeProfiles, KlaviyoApi.SubscribeProfilesPath, body);
     }
 
-    /// <summary><c>POST /api/lists/{id}/relationships/profiles</c>: the profile ids added to the list.</summary>
-    public static KlaviyoRequest AddToList(string listId, IReadOnlyList<string> profileIds)
+    // ListMembersAddQuery and ListMembersDeleteQuery share this body: {"data":[{"type":"profile","id":…}, …]}.
+    private static byte[] ProfileIds(IReadOnlyList<string> profileIds)
     {
         var w = BodyBuffers.Body();
         w.WriteStartObject();
@@ -206,12 +259,11 @@ internal static class KlaviyoCalls
         }
         w.WriteEndArray();
         w.WriteEndObject();
-        var body = BodyBuffers.ToArray(w);
-        return new KlaviyoRequest(KlaviyoEndpoint.AddProfilesToList, AddToListPath(listId), body);
+        return BodyBuffers.ToArray(w);
     }
 
     // {"data":{"type":…,"attributes":{"profiles":{"data":[ — the items, then WriteProfilesJobEnd closes to "data" open.
-    private static void WriteProfilesJobStart(Utf8JsonWriter w, string type)
+    private static void WriteProfilesJobStart(Utf8JsonWriter w, string type, string? customSource = null, bool historical = false)
     {
         w.WriteStartObject();
         w.WritePropertyName("data");
@@ -219,6 +271,14 @@ internal static class KlaviyoCalls
         w.WriteString("type", type);
         w.WritePropertyName("attributes");
         w.WriteStartObject();
+        if (customSource is not null)
+        {
+            w.WriteString("custom_source", customSource);
+        }
+        if (historical)
+        {
+            w.WriteBoolean("historical_import", true);
+        }
         w.WritePropertyName("profiles");
         w.WriteStartObject();
         w.WritePropertyName("data");
@@ -239,13 +299,17 @@ internal static class KlaviyoCalls
         w.WriteEndObject();
     }
 
-    private static void WriteConsent(Utf8JsonWriter w, string channel, string consent)
+    private static void WriteConsent(Utf8JsonWriter w, string channel, string consent, DateTime? consentedAt)
     {
         w.WritePropertyName(channel);
         w.WriteStartObject();
         w.WritePropertyName("marketing");
         w.WriteStartObject();
         w.WriteString("consent", consent);
+        if (consentedAt is { } at)
+        {
+            w.WriteString("consented_at", at);
+        }
         EndObjects(w, 2);
     }
 

@@ -19,6 +19,12 @@ internal enum KlaviyoEndpoint
     GetImportJob,
     /// <summary><c>GET /api/profile-bulk-import-jobs/{id}/import-errors</c>: per-profile errors; M tier, its own budget.</summary>
     GetImportErrors,
+    /// <summary><c>POST /api/profile-subscription-bulk-delete-jobs</c>, schema <c>SubscriptionDeleteJobCreateQuery</c>;
+    /// on the subscription endpoint's budget (spec 8.3).</summary>
+    UnsubscribeProfiles,
+    /// <summary><c>DELETE /api/lists/{listId}/relationships/profiles</c>, schema <c>ListMembersDeleteQuery</c>; on the
+    /// list endpoint's budget (spec 8.3).</summary>
+    RemoveProfilesFromList,
 }
 
 /// <summary>Paths, media type and default revision of Klaviyo's JSON:API.</summary>
@@ -33,6 +39,7 @@ internal static class KlaviyoApi
     public const string SubscribeProfilesPath = "/api/profile-subscription-bulk-create-jobs";
     public const string BulkCreateEventsPath = "/api/event-bulk-create-jobs";
     public const string BulkImportProfilesPath = "/api/profile-bulk-import-jobs";
+    public const string UnsubscribeProfilesPath = "/api/profile-subscription-bulk-delete-jobs";
 
     public static string ImportJobPath(string jobId) => $"/api/profile-bulk-import-jobs/{Uri.EscapeDataString(jobId)}";
 
@@ -49,6 +56,8 @@ internal static class KlaviyoApi
         KlaviyoEndpoint.AddProfilesToList => "ListMembersAddQuery",
         KlaviyoEndpoint.BulkCreateEvents => "EventsBulkCreateJob",
         KlaviyoEndpoint.BulkImportProfiles => "ProfileImportJobCreateQuery",
+        KlaviyoEndpoint.UnsubscribeProfiles => "SubscriptionDeleteJobCreateQuery",
+        KlaviyoEndpoint.RemoveProfilesFromList => "ListMembersDeleteQuery",
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint), endpoint, "a GET has no request body"),
     };
 }

@@ -34,7 +34,7 @@ internal sealed partial class KlaviyoClient(HttpClient http, IOptions<KlaviyoOpt
         {
             message.Content = new ReadOnlyMemoryContent(request.Body) { Headers = { ContentType = JsonApi } };
         }
-        message.Options.Set(KlaviyoRateLimits.EndpointOption, request.Endpoint);
+        message.Options.Set(KlaviyoRateLimits.EndpointOption, KlaviyoRateLimits.BudgetOf(request.Endpoint));
         message.Options.Set(KlaviyoRateLimits.KlaviyoRefusedOption, new System.Runtime.CompilerServices.StrongBox<int>());
 
         var started = time.GetTimestamp();

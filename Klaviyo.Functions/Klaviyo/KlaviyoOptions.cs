@@ -52,6 +52,19 @@ internal sealed class KlaviyoOptions
     /// <summary>Local mode only: print Klaviyo calls instead of sending them. Default false.</summary>
     public bool DryRun { get; set; }
 
+    /// <summary>What <c>subscribe: false</c> does (spec 5): <c>unsubscribe</c> (default, RudderStack's current
+    /// destination) or <c>addToList</c> (version 3's behaviour).</summary>
+    public string OnSubscribeFalse { get; set; } = OnSubscribeFalseUnsubscribe;
+
+    /// <summary><c>custom_source</c> stored on the consent record of subscriptions; empty sends none.</summary>
+    public string CustomSource { get; set; } = "";
+
+    public const string OnSubscribeFalseUnsubscribe = "unsubscribe";
+    public const string OnSubscribeFalseAddToList = "addToList";
+
+    /// <summary>True when <c>subscribe: false</c> unsubscribes (<see cref="OnSubscribeFalse"/>).</summary>
+    public bool UnsubscribesOnFalse => string.Equals(OnSubscribeFalse, OnSubscribeFalseUnsubscribe, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The channels named by <see cref="Consent"/> (legacy values ignored).</summary>
     public ConsentChannels ConsentChannels => ParseConsent(Consent, out _, out _);
 

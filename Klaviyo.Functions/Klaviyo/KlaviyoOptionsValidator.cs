@@ -34,6 +34,15 @@ internal sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.ListId)}: '{options.ListId}' {ListIds.Rule}");
         }
 
+        if (!string.Equals(options.OnSubscribeFalse, KlaviyoOptions.OnSubscribeFalseUnsubscribe, StringComparison.OrdinalIgnoreCase)
+            && !string.Equals(options.OnSubscribeFalse, KlaviyoOptions.OnSubscribeFalseAddToList, StringComparison.OrdinalIgnoreCase))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.OnSubscribeFalse)}: '{options.OnSubscribeFalse}' is not one of {KlaviyoOptions.OnSubscribeFalseUnsubscribe}, {KlaviyoOptions.OnSubscribeFalseAddToList}");
+        }
+        if (options.CustomSource.Length > 255)
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.CustomSource)}: must be at most 255 characters");
+        }
         KlaviyoOptions.ParseConsent(options.Consent, out var unknown, out _);
         foreach (var value in unknown)
         {

@@ -63,7 +63,17 @@ internal sealed class KlaviyoRateLimits : IDisposable
         KlaviyoEndpoint.BulkImportProfiles => (10, 150),
         KlaviyoEndpoint.GetImportJob => (10, 150),
         KlaviyoEndpoint.GetImportErrors => (10, 150),
+        KlaviyoEndpoint.UnsubscribeProfiles or KlaviyoEndpoint.RemoveProfilesFromList => PublishedLimit(BudgetOf(endpoint)),
         _ => throw new ArgumentOutOfRangeException(nameof(endpoint)),
+    };
+
+    /// <summary>The endpoint whose budget a call spends (spec 8.3): unsubscriptions the subscription endpoint's, list
+    /// removals the list endpoint's; every other endpoint its own.</summary>
+    public static KlaviyoEndpoint BudgetOf(KlaviyoEndpoint endpoint) => endpoint switch
+    {
+        KlaviyoEndpoint.UnsubscribeProfiles => KlaviyoEndpoint.SubscribeProfiles,
+        KlaviyoEndpoint.RemoveProfilesFromList => KlaviyoEndpoint.AddProfilesToList,
+        _ => endpoint,
     };
 
     /// <summary>One instance's share; never below one call per window so a large instance count cannot stop the relay.</summary>

@@ -44,14 +44,37 @@ internal sealed record EventPart(ProfilePart Profile, ReadOnlyMemory<byte> Attri
     public ReadOnlyMemory<byte> DedupeAttributes => Attributes[..DedupeLength];
 }
 
-/// <summary>
-/// The list step of identify and group (spec 5): subscribe <see cref="Subscriber"/> to <see cref="ListId"/>, or, with
-/// no subscriber, add the profile to the list without touching consent.
-/// </summary>
-internal sealed record ListPart(string ListId, SubscriberPart? Subscriber)
+/// <summary>What the list step of identify and group does with the profile (spec 5).</summary>
+internal enum ListAction
 {
-    public bool Subscribes => Subscriber is not null;
+    /// <summary>Added to the list, consent unchanged (<c>POST /api/lists/{id}/relationships/profiles</c>).</summary>
+    Add,
+
+    /// <summary>Subscribed to marketing on the list's channels (<c>POST /api/profile-subscription-bulk-create-jobs</c>).</summary>
+    Subscribe,
+
+    /// <summary>Marketing consent revoked (<c>POST /api/profile-subscription-bulk-delete-jobs</c>).</summary>
+    Unsubscribe,
+
+    /// <summary>Taken off the list, consent unchanged (<c>DELETE /api/lists/{id}/relationships/profiles</c>).</summary>
+    Remove,
 }
 
-/// <summary>The profile of a subscription: its email and E.164 phone and the channels it subscribes.</summary>
-internal sealed record SubscriberPart(string? Email, string? Phone, bool EmailChannel, bool SmsChannel);
+/// <summary>
+/// The list step of identify and group (spec 5): <see cref="Action"/> on <see cref="ListId"/>. A subscription or an
+/// unsubscription names its <see cref="Subscriber"/> (the channels and identifiers it is for); an addition or a removal
+/// needs the profile id its profile-import answers with.
+/// </summary>
+internal sealed record ListPart(string ListId, ListAction Action, SubscriberPart? Subscriber = null)
+{
+    /// <summary>True when the step changes consent (subscribe or unsubscribe) rather than list membership.</summary>
+    public bool ChangesConsent => Action is ListAction.Subscribe or ListAction.Unsubscribe;
+}
+
+/// <summary>
+/// The profile of a subscription or an unsubscription: its email and E.164 phone, the channels concerned, and for a
+/// subscription the consent time (<c>historical_import</c>), the SMS age gate's date of birth (<c>yyyy-MM-dd</c>) and
+/// the <c>custom_source</c> of the consent record.
+/// </summary>
+internal sealed record SubscriberPart(string? Email, string? Phone, bool EmailChannel, bool SmsChannel,
+    DateTime? ConsentedAt = null, string? BirthDate = null, string? CustomSource = null);

@@ -23,33 +23,104 @@ internal static class GroupMapping
         {
             return new TransformResult.Invalid(tables.GroupListId.Sources[0].UpperField, "is required for group events (it is the Klaviyo list id)");
         }
-        return ListControls.Plan(view, options, listId, tables.GroupSubscribe, tables.GroupConsent, tables.GroupSmsConsent, now);
+        return ListControls.Plan(view, options, listId, ListControls.Group, now);
     }
 }
 
+/// <summary>Where identify or group reads its list controls (spec 5): one rule of the mapping tables each.</summary>
+internal sealed record ListControlRules(
+    Func<MappingTables, SourceList> Subscribe,
+    Func<MappingTables, SourceList> RemoveFromList,
+    Func<MappingTables, SourceList> Consent,
+    Func<MappingTables, SourceList> SmsConsent,
+    Func<MappingTables, SourceList> ConsentedAt);
+
 /// <summary>
-/// The list controls identify and group share (spec 5): <c>subscribe</c>, consent and SMS consent, each the first
-/// present of its rule, else the setting; then profile-import and the list step.
+/// The list controls identify and group share (spec 5): <c>subscribe</c>, <c>removeFromList</c>, consent, SMS consent
+/// and the consent time, each the first present of its rule, else the setting; then the list part and the profile.
 /// </summary>
 internal static class ListControls
 {
-    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, SourceList subscribeRule, SourceList consentRule, SourceList smsRule, DateTimeOffset now)
+    public static readonly ListControlRules Identify = new(t => t.IdentifySubscribe, t => t.IdentifyRemoveFromList, t => t.IdentifyConsent, t => t.IdentifySmsConsent, t => t.IdentifyConsentedAt);
+
+    public static readonly ListControlRules Group = new(t => t.GroupSubscribe, t => t.GroupRemoveFromList, t => t.GroupConsent, t => t.GroupSmsConsent, t => t.GroupConsentedAt);
+
+    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, ListControlRules rules, DateTimeOffset now)
     {
-        var subscribeValue = subscribeRule.First(view, out var subscribeField);
+        var tables = view.Mappings.Tables;
+        var subscribeValue = rules.Subscribe(tables).First(view, out var subscribeField);
         if (JsonRead.Flag(subscribeValue, subscribeField, out var subscribe) is { } e1)
         {
             return e1;
         }
-        var consentValue = consentRule.First(view, out var consentField);
-        if (ListMembership.ReadConsent(consentValue, consentField, out var consent) is { } e2)
+        var removeValue = rules.RemoveFromList(tables).First(view, out var removeField);
+        if (JsonRead.Flag(removeValue, removeField, out var remove) is { } e2)
         {
             return e2;
         }
-        var smsValue = smsRule.First(view, out var smsField);
-        if (JsonRead.Flag(smsValue, smsField, out var smsConsent) is { } e3)
+        if (remove == true && subscribe == true)
+        {
+            return new TransformResult.Invalid(removeField, "removeFromList and subscribe contradict each other");
+        }
+        var consentValue = rules.Consent(tables).First(view, out var consentField);
+        if (ListMembership.ReadConsent(consentValue, consentField, out var consent) is { } e3)
         {
             return e3;
         }
-        return ProfileImport.Plan(view, options, listId, subscribe == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent, now);
+        var smsValue = rules.SmsConsent(tables).First(view, out var smsField);
+        if (JsonRead.Flag(smsValue, smsField, out var smsConsent) is { } e4)
+        {
+            return e4;
+        }
+        var consentedAtValue = rules.ConsentedAt(tables).First(view, out var consentedAtField);
+        if (ConsentTime.Read(consentedAtValue, consentedAtField, now, out var consentedAt) is { } e5)
+        {
+            return e5;
+        }
+        ListPart? list = null;
+        if (listId is not null)
+        {
+            var request = new ListRequest(subscribe, subscribeField, remove == true, consent ?? ListMembership.SettingsConsent(options), smsConsent ?? options.SmsConsent, consentedAt);
+            if (ListMembership.Part(view, options, listId, request, out list) is { } e6)
+            {
+                return e6;
+            }
+        }
+        else if (remove == true)
+        {
+            view.Warn($"{removeField} is true but the event names no list; nothing is removed");
+        }
+        return ProfileImport.Plan(view, options, list, now);
+    }
+}
+
+/// <summary>The list controls of one event as read (spec 5).</summary>
+internal readonly record struct ListRequest(bool? Subscribe, string SubscribeField, bool Remove, ConsentChannels Consent, bool SmsConsent, DateTime? ConsentedAt);
+
+/// <summary><c>consentedAt</c> (spec 5): ISO-8601, after 1990 and not in the future.</summary>
+internal static class ConsentTime
+{
+    public static TransformResult.Invalid? Read(JsonElement value, string field, DateTimeOffset now, out DateTime? utc)
+    {
+        utc = null;
+        if (!value.IsPresent() || JsonRead.IsEmptyString(value))
+        {
+            return null;
+        }
+        if (value.ValueKind != JsonValueKind.String
+            || !DateTimeOffset.TryParse(value.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time))
+        {
+            return new TransformResult.Invalid(field, "must be an ISO-8601 date-time");
+        }
+        if (time < EventTime.Earliest)
+        {
+            return new TransformResult.Invalid(field, "must not be before 1990-01-01");
+        }
+        if (time > now)
+        {
+            return new TransformResult.Invalid(field, "must not be in the future (a consent time is when consent was given)");
+        }
+        utc = time.UtcDateTime;
+        return null;
     }
 }

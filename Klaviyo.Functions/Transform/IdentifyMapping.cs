@@ -22,14 +22,14 @@ internal static class IdentifyMapping
             }
         }
         listId ??= string.IsNullOrEmpty(options.ListId) ? null : options.ListId;
-        return ListControls.Plan(view, options, listId, tables.IdentifySubscribe, tables.IdentifyConsent, tables.IdentifySmsConsent, now);
+        return ListControls.Plan(view, options, listId, ListControls.Identify, now);
     }
 }
 
 /// <summary>The profile parts shared by identify and group: the profile (profile-import) and the optional list step.</summary>
 internal static class ProfileImport
 {
-    public static TransformResult Plan(EventView view, KlaviyoOptions options, string? listId, bool subscribe, ConsentChannels consent, bool smsConsent, DateTimeOffset now)
+    public static TransformResult Plan(EventView view, KlaviyoOptions options, ListPart? list, DateTimeOffset now)
     {
         if (view.ValidateOnly)
         {
@@ -41,7 +41,6 @@ internal static class ProfileImport
             return error;
         }
         var profile = new ProfilePart(BodyBuffers.ToArray(writer), identityEnd);
-        var list = listId is null ? null : ListMembership.Part(view, listId, subscribe, consent, smsConsent);
         // Several updates of one profile in a batch are merged oldest first (spec 8.3); a time that does not resolve
         // sorts first (a bad time is not an identify's permanent error).
         var time = EventTime.Resolve(view, now, out var utc) is null && utc is { } resolved ? resolved : DateTime.MinValue;

@@ -10,24 +10,68 @@ namespace Klaviyo.Functions.Transform;
 /// </summary>
 internal static class ListMembership
 {
+    public const string UnsubscribeNeedsIdentifier = "unsubscribe needs an email or an E.164 phone";
+
     /// <summary>
-    /// The list part for <paramref name="listId"/>: a subscription when <paramref name="subscribe"/> and a channel
-    /// resolves (email consent with an email; SMS consent with an E.164 phone), otherwise an add-to-list.
+    /// The list part for <paramref name="listId"/> (spec 5): <c>subscribe: true</c> subscribes the consent channels that
+    /// have an identifier (else adds to the list, with a warning); <c>subscribe: false</c> unsubscribes (with
+    /// <c>OnSubscribeFalse=unsubscribe</c>) the consent channels that have an identifier, or every channel that has one
+    /// when none does, since an opt-out is never dropped; <c>removeFromList</c> removes; otherwise the profile is added.
     /// </summary>
-    public static ListPart Part(EventView view, string listId, bool subscribe, ConsentChannels consent, bool smsConsent)
+    public static TransformResult.Invalid? Part(EventView view, KlaviyoOptions options, string listId, ListRequest request, out ListPart? part)
     {
+        part = null;
         var identity = view.Identity;
-        var emailChannel = (consent & ConsentChannels.Email) != 0 && identity.Email.IsPresent;
-        var smsChannel = (smsConsent || (consent & ConsentChannels.Sms) != 0) && identity.Phone.IsPresent;
-        if (subscribe && (emailChannel || smsChannel))
+        var hasEmail = identity.Email.IsPresent;
+        var hasPhone = identity.Phone.IsPresent;
+        var emailChannel = (request.Consent & ConsentChannels.Email) != 0 && hasEmail;
+        var smsChannel = (request.SmsConsent || (request.Consent & ConsentChannels.Sms) != 0) && hasPhone;
+        switch (request.Subscribe)
         {
-            return new ListPart(listId, new SubscriberPart(identity.Email.ToString(), identity.Phone.ToString(), emailChannel, smsChannel));
+            case true when emailChannel || smsChannel:
+                var birthDate = smsChannel ? BirthDate(view) : null;
+                part = new ListPart(listId, ListAction.Subscribe, new SubscriberPart(identity.Email.ToString(), identity.Phone.ToString(),
+                    emailChannel, smsChannel, request.ConsentedAt, birthDate, options.CustomSource.Length == 0 ? null : options.CustomSource));
+                return null;
+            case true:
+                view.Warn("subscribe is true but no consent channel matches an email or E.164 phone; the profile is added to the list without a subscription");
+                break;
+            case false when options.UnsubscribesOnFalse:
+                if (!hasEmail && !hasPhone)
+                {
+                    return new TransformResult.Invalid(request.SubscribeField, UnsubscribeNeedsIdentifier);
+                }
+                if (!emailChannel && !smsChannel)
+                {
+                    (emailChannel, smsChannel) = (hasEmail, hasPhone);
+                }
+                if (request.Remove)
+                {
+                    view.Warn("subscribe is false and removeFromList is true: the profile is unsubscribed and stays on the list (subscribe: false decides, spec 5)");
+                }
+                part = new ListPart(listId, ListAction.Unsubscribe, new SubscriberPart(identity.Email.ToString(), identity.Phone.ToString(), emailChannel, smsChannel));
+                return null;
         }
-        if (subscribe)
+        part = new ListPart(listId, request.Remove ? ListAction.Remove : ListAction.Add);
+        return null;
+    }
+
+    // traits.birthday as a date (yyyy-MM-dd) for the SMS age gate; a value that is not a date is left out with a warning.
+    private static string? BirthDate(EventView view)
+    {
+        var value = view.Mappings.Tables.Birthday.First(view, out var field);
+        if (!value.IsPresent() || JsonRead.IsEmptyString(value))
         {
-            view.Warn("subscribe is true but no consent channel matches an email or E.164 phone; the profile is added to the list without a subscription");
+            return null;
         }
-        return new ListPart(listId, null);
+        if (value.ValueKind == JsonValueKind.String
+            && DateTimeOffset.TryParse(value.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var date)
+            && date.Year >= 1900)
+        {
+            return date.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        view.Warn($"{field} is not a date; the SMS subscription is sent without age_gated_date_of_birth");
+        return null;
     }
 
     /// <summary>

@@ -60,12 +60,19 @@ internal sealed record MappingTables
     public SourceList IdentifySubscribe { get; init; } = new("control.subscribe");
     public SourceList IdentifyConsent { get; init; } = new("control.consent");
     public SourceList IdentifySmsConsent { get; init; } = new("control.smsConsent");
+    public SourceList IdentifyRemoveFromList { get; init; } = new("control.removeFromList");
+    public SourceList IdentifyConsentedAt { get; init; } = new("control.consentedAt");
 
     // Spec 5, group.
     public SourceList GroupListId { get; init; } = new("groupId");
     public SourceList GroupSubscribe { get; init; } = new("traits.subscribe");
     public SourceList GroupConsent { get; init; } = new("traits.consent", "context.traits.consent");
     public SourceList GroupSmsConsent { get; init; } = new("traits.smsConsent", "context.traits.smsConsent");
+    public SourceList GroupRemoveFromList { get; init; } = new("traits.removeFromList");
+    public SourceList GroupConsentedAt { get; init; } = new("traits.consentedAt", "context.traits.consentedAt");
+
+    /// <summary>Sent as <c>age_gated_date_of_birth</c> when SMS is subscribed (spec 5); kept as a custom property too.</summary>
+    public SourceList Birthday { get; init; } = new("traitObject.birthday");
 
     // Spec 5, track, screen and page.
     public SourceList TrackName { get; init; } = new("event");
@@ -134,7 +141,8 @@ internal sealed class Mappings
         var profileRules = tables.Attributes.Concat(tables.Location).Select(a => a.Sources)
             .Concat([tables.UserId, tables.AnonymousId, tables.Email, tables.Phone, tables.Kx,
                 tables.IdentifyListId, tables.IdentifySubscribe, tables.IdentifyConsent, tables.IdentifySmsConsent,
-                tables.GroupSubscribe, tables.GroupConsent, tables.GroupSmsConsent]);
+                tables.IdentifyRemoveFromList, tables.IdentifyConsentedAt,
+                tables.GroupSubscribe, tables.GroupConsent, tables.GroupSmsConsent, tables.GroupRemoveFromList, tables.GroupConsentedAt]);
         var traitKeys = new List<string>();
         var controlKeys = new List<string>();
         foreach (var source in profileRules.SelectMany(r => r.Sources))

@@ -77,6 +77,17 @@ param klaviyoConsent string
 @description('Klaviyo__SmsConsent: also subscribe the phone number to SMS marketing.')
 param klaviyoSmsConsent bool
 
+@description('Klaviyo__OnSubscribeFalse: what subscribe: false does, unsubscribe (default) or addToList.')
+@allowed([
+  'unsubscribe'
+  'addToList'
+])
+param klaviyoOnSubscribeFalse string
+
+@description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
+@maxLength(255)
+param klaviyoCustomSource string
+
 @description('Klaviyo__EnforceEmailAsPrimary: never send external_id; carry userId as profile property _id.')
 param klaviyoEnforceEmailAsPrimary bool
 
@@ -149,6 +160,8 @@ var appSettings = {
   Klaviyo__ListId: klaviyoListId
   Klaviyo__Consent: klaviyoConsent
   Klaviyo__SmsConsent: toLower(string(klaviyoSmsConsent))
+  Klaviyo__OnSubscribeFalse: klaviyoOnSubscribeFalse
+  Klaviyo__CustomSource: klaviyoCustomSource
   Klaviyo__EnforceEmailAsPrimary: toLower(string(klaviyoEnforceEmailAsPrimary))
   Klaviyo__SendPageAsTrack: toLower(string(klaviyoSendPageAsTrack))
   Klaviyo__AdditionalPageInfo: toLower(string(klaviyoAdditionalPageInfo))

@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Calls;
 using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.Options;
@@ -34,7 +35,7 @@ internal sealed class BatchPlan
     /// <summary>Profile import jobs: item k is <c>profiles.data[k]</c>, one merged profile.</summary>
     public required IReadOnlyList<CarriedCall> ImportJobs { get; init; }
 
-    /// <summary>Subscription jobs, one list each: item k is <c>profiles.data[k]</c>.</summary>
+    /// <summary>Subscription and unsubscription jobs, one list each: item k is <c>profiles.data[k]</c>.</summary>
     public required IReadOnlyList<CarriedCall> Subscriptions { get; init; }
 
     /// <summary>Messages whose planning failed on a bug in the relay's own code: each goes the single path on its own.</summary>
@@ -93,6 +94,7 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
             }
         }
 
+        DropSupersededConsent(profiles);
         var threshold = options.Value.BulkThreshold;
         var singles = new List<SingleDelivery>();
         var bulkParts = new Dictionary<int, DeliveryParts>();
@@ -111,6 +113,10 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
         IReadOnlyList<CarriedCall> subscriptions = [];
         if (bulkProfiles && profiles.Count >= threshold)
         {
+            // A removal needs the profile id a profile-import answers with (an import job gives none): those go singly,
+            // and their list calls are grouped per list.
+            singles.AddRange(profiles.Where(p => p.Parts.List is { Action: ListAction.Remove }).Select(p => new SingleDelivery(p.Message, p.Parts)));
+            profiles.RemoveAll(p => p.Parts.List is { Action: ListAction.Remove });
             profiles.ForEach(p => bulkParts[p.Message] = p.Parts);
             (importJobs, subscriptions) = PlanProfiles(profiles);
         }
@@ -139,15 +145,40 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
             .Select(c => c with { Entries = c.Entries.Select(entry => (IReadOnlyList<IReadOnlyList<int>>)entry.Select(ev => (IReadOnlyList<int>)ev.Select(p => messages[p]).ToArray()).ToArray()).ToArray() })
             .ToList();
 
+    /// <summary>
+    /// A profile's subscribe and unsubscribe to the same list in one batch (spec 8.3): only the later (event time, then
+    /// arrival) is sent; the earlier message still updates the profile (its list step is dropped).
+    /// </summary>
+    private static void DropSupersededConsent(List<(int Message, ProfileParts Parts)> profiles)
+    {
+        var latest = new Dictionary<(string List, ByteKey Identity), int>();
+        for (var i = 0; i < profiles.Count; i++)
+        {
+            if (profiles[i].Parts.List is not { ChangesConsent: true } list)
+            {
+                continue;
+            }
+            var key = (list.ListId, new ByteKey(profiles[i].Parts.Profile.IdentityKey));
+            if (latest.TryGetValue(key, out var other))
+            {
+                var (earlier, later) = profiles[other].Parts.Time <= profiles[i].Parts.Time ? (other, i) : (i, other);
+                profiles[earlier] = (profiles[earlier].Message, profiles[earlier].Parts with { List = null });
+                latest[key] = later;
+                continue;
+            }
+            latest[key] = i;
+        }
+    }
+
     private static (IReadOnlyList<CarriedCall> Imports, IReadOnlyList<CarriedCall> Subscriptions) PlanProfiles(List<(int Message, ProfileParts Parts)> profiles)
     {
-        // One entry per target list (add-to-list; none for no list or a subscription) and profile.
+        // One entry per target list (add-to-list; none for no list or a consent change) and profile.
         var entries = new Dictionary<(string List, ByteKey Identity), List<(int Message, ProfileParts Parts)>>();
         var entryOrder = new List<(string List, ByteKey Identity)>();
-        var subscriptionsByList = new Dictionary<string, List<(int Message, SubscriberPart Subscriber)>>(StringComparer.Ordinal);
+        var consentCalls = new Dictionary<(ListAction Action, string ListId, bool Historical, string? CustomSource), List<(int Message, SubscriberPart Subscriber)>>();
         foreach (var (message, parts) in profiles)
         {
-            var key = (parts.List is { Subscribes: false } list ? list.ListId : "", new ByteKey(parts.Profile.IdentityKey));
+            var key = (parts.List is { Action: ListAction.Add } list ? list.ListId : "", new ByteKey(parts.Profile.IdentityKey));
             if (!entries.TryGetValue(key, out var updates))
             {
                 updates = [];
@@ -155,12 +186,14 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
                 entryOrder.Add(key);
             }
             updates.Add((message, parts));
-            if (parts.List is { Subscriber: { } subscriber } target)
+            if (parts.List is { ChangesConsent: true, Subscriber: { } subscriber } target)
             {
-                if (!subscriptionsByList.TryGetValue(target.ListId, out var subscribers))
+                var (listId, historical, source) = KlaviyoCalls.SubscriptionKey(target.ListId, subscriber);
+                var callKey = (target.Action, listId, historical, source);
+                if (!consentCalls.TryGetValue(callKey, out var subscribers))
                 {
                     subscribers = [];
-                    subscriptionsByList[target.ListId] = subscribers;
+                    consentCalls[callKey] = subscribers;
                 }
                 subscribers.Add((message, subscriber));
             }
@@ -184,9 +217,11 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
         }
 
         var subscriptions = new List<CarriedCall>();
-        foreach (var (listId, items) in subscriptionsByList)
+        foreach (var ((action, listId, _, _), items) in consentCalls)
         {
-            foreach (var call in SubscriptionBulkBuilder.Build(listId, items.Select(i => i.Subscriber).ToList()))
+            var subscribers = items.Select(i => i.Subscriber).ToList();
+            var calls = action == ListAction.Subscribe ? SubscriptionBulkBuilder.Build(listId, subscribers) : SubscriptionBulkBuilder.BuildUnsubscribe(listId, subscribers);
+            foreach (var call in calls)
             {
                 subscriptions.Add(new CarriedCall(call.Request, call.Items.Select(i => (IReadOnlyList<int>)[items[i].Message]).ToArray()));
             }

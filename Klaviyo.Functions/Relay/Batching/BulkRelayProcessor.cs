@@ -58,11 +58,11 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             .Concat(singly.Distinct().Where(m => outcomes[m] is null).Select(m => new SingleDelivery(m, plan.BulkParts[m])))
             .OrderBy(s => s.Message)
             .ToList();
-        var listed = singles.Where(s => s.Parts is ProfileParts { List.Subscribes: false }).ToList();
+        var listed = singles.Where(s => s.Parts is ProfileParts { List.Action: ListAction.Add or ListAction.Remove }).ToList();
         if (listed.Count > 1)
         {
             singles.RemoveAll(listed.Contains);
-            await SendListAdditionsAsync(listed, batch, outcomes, deadline, cancellationToken).ConfigureAwait(false);
+            await SendListMembershipAsync(listed, batch, outcomes, deadline, cancellationToken).ConfigureAwait(false);
         }
         var singleTime = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
         await Parallel.ForEachAsync(singles, new ParallelOptions { MaxDegreeOfParallelism = SingleParallelism, CancellationToken = cancellationToken }, async (s, token) =>
@@ -192,11 +192,12 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
     }
 
     /// <summary>
-    /// Below the threshold, identifies that add their profile to a list (spec 8.3): each profile-import on its own (its
-    /// answer holds the profile id), then one <c>POST /api/lists/{id}/relationships/profiles</c> per list for all the
-    /// ids. A list call Klaviyo refuses is repeated per profile, so one refused id does not fail the others.
+    /// Identifies that add their profile to a list or remove it (spec 8.3): each profile-import on its own (its answer
+    /// holds the profile id), then one <c>POST</c> (or <c>DELETE</c>) <c>/api/lists/{id}/relationships/profiles</c> per
+    /// list for all the ids, up to 1,000 a call. A list call Klaviyo refuses is repeated per profile, so one refused id
+    /// does not fail the others.
     /// </summary>
-    private async Task SendListAdditionsAsync(List<SingleDelivery> listed, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, DateTimeOffset deadline, CancellationToken cancellationToken)
+    private async Task SendListMembershipAsync(List<SingleDelivery> listed, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var ids = new System.Collections.Concurrent.ConcurrentDictionary<int, string>();
         var twoCalls = options.Value.CallTimeout * RelayOptions.MaxCallsPerPlan;
@@ -219,10 +220,12 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
             ids[s.Message] = profileId!;
         }).ConfigureAwait(false);
 
-        foreach (var list in listed.Where(s => ids.ContainsKey(s.Message)).GroupBy(s => ((ProfileParts)s.Parts).List!.ListId, StringComparer.Ordinal))
+        foreach (var list in listed.Where(s => ids.ContainsKey(s.Message)).GroupBy(s => (((ProfileParts)s.Parts).List!.ListId, ((ProfileParts)s.Parts).List!.Action)))
         {
+            var (listId, action) = list.Key;
+            var remove = action == ListAction.Remove;
             var members = list.Select(s => s.Message).ToList();
-            foreach (var call in ListMembersBuilder.Build(list.Key, members.Select(m => ids[m]).ToList()))
+            foreach (var call in ListMembersBuilder.Build(listId, members.Select(m => ids[m]).ToList(), remove: remove))
             {
                 var carried = call.Items.Select(i => members[i]).ToList();
                 var response = await klaviyo.SendAsync(call.Request, cancellationToken).ConfigureAwait(false);
@@ -231,7 +234,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                 {
                     foreach (var message in carried)
                     {
-                        var alone = KlaviyoCalls.AddToList(list.Key, [ids[message]]);
+                        var alone = remove ? KlaviyoCalls.RemoveFromList(listId, [ids[message]]) : KlaviyoCalls.AddToList(listId, [ids[message]]);
                         Settle(message, alone, await klaviyo.SendAsync(alone, cancellationToken).ConfigureAwait(false));
                     }
                     continue;

@@ -198,7 +198,7 @@ internal sealed partial class OutcomePolicy(
         dead.Description.Length <= MaxDescriptionLength ? dead : dead with { Description = dead.Description[..(MaxDescriptionLength - 1)] + "…" };
 
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
-        $"POST {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
+        $"{request.Method} {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Event {MessageId} attempt {Attempt} hit a bug in the relay's own code")]
     private static partial void LogBug(ILogger logger, Exception exception, string messageId, int attempt);
