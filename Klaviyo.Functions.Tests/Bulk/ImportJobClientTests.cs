@@ -352,7 +352,7 @@ public sealed class ImportJobClientTests
         Assert.IsTrue(verdicts.All(v => v is BulkVerdict.DeadLetter { Reason: BulkRefusal.KlaviyoUnauthorized }));
         var description = ((BulkVerdict.DeadLetter)verdicts[0]).Description;
         Assert.Contains($"GET {refusedPath} answered {status}: not_authenticated: Missing or invalid private key.", description);
-        Assert.EndsWith("check Klaviyo__PrivateApiKey and its scopes", description);
+        Assert.EndsWith("check Klaviyo__PrivateApiKey and its scopes (this call needs lists:read, profiles:read)", description);
         Assert.DoesNotContain(RelayTestHost.ApiKey, description);
     }
 

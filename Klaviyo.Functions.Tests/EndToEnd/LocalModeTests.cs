@@ -61,6 +61,36 @@ public sealed class LocalModeTests
     }
 
     [TestMethod]
+    public async Task LocalMode_UnsubscribeAndRemoval_KlaviyoReceivesTheUnsubscribeJobAndTheListDelete()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/profile-import", 200, FakeKlaviyo.ProfileAnswer("01HE2EPROFILE"))
+            .Answer("/api/profile-subscription-bulk-delete-jobs", 202)
+            .AnswerDelete("/api/lists/LIST1/relationships/profiles", 204);
+        var deadLetters = TempFile();
+        await using var app = await StartAsync(klaviyo.BaseUrl, deadLetters, new() { ["Klaviyo__ListId"] = "LIST1" });
+
+        using var response = await PostAsync(app, "/api/events", """
+            [{"type":"identify","messageId":"e2e-unsub","userId":"u-1","traits":{"email":"jane@example.com","properties":{"subscribe":"false"}}},
+             {"type":"identify","messageId":"e2e-remove","userId":"u-2","traits":{"email":"john@example.com","properties":{"removeFromList":true}}}]
+            """);
+        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
+
+        var received = await WaitForAsync(klaviyo, 4);
+        var unsubscribe = JsonNode.Parse(received.Single(r => r.Path == "/api/profile-subscription-bulk-delete-jobs").Body)!["data"]!;
+        Assert.AreEqual("LIST1", (string?)unsubscribe["relationships"]!["list"]!["data"]!["id"]);
+        var profile = unsubscribe["attributes"]!["profiles"]!["data"]![0]!["attributes"]!;
+        Assert.AreEqual("jane@example.com", (string?)profile["email"]);
+        Assert.AreEqual("UNSUBSCRIBED", (string?)profile["subscriptions"]!["email"]!["marketing"]!["consent"]);
+        var removal = received.Single(r => r.Method == "DELETE");
+        Assert.AreEqual("/api/lists/LIST1/relationships/profiles", removal.Path);
+        Assert.AreEqual("01HE2EPROFILE", (string?)JsonNode.Parse(removal.Body)!["data"]![0]!["id"]);
+
+        Assert.AreEqual(0, await app.StopAsync(Patience));
+        Assert.Contains("2 delivered, 0 skipped, 0 dead-lettered, 0 still queued", app.Output);
+    }
+
+    [TestMethod]
     public async Task LocalMode_KlaviyoDownOnTheLastAttempt_DeadLettersRetriesExhaustedToTheFile()
     {
         var down = $"http://127.0.0.1:{FakeKlaviyo.FreePort()}";

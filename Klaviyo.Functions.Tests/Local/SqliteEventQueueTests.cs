@@ -241,6 +241,51 @@ public sealed class SqliteEventQueueTests
     }
 
     [TestMethod]
+    public async Task ReceiveDeferred_WhileAnEarlierTakeBackHoldsIt_RefusedLikeTheBrokerUntilTheLockRunsOut()
+    {
+        using var queue = Open();
+        await queue.SendAsync([Event("m-1")], TestContext.CancellationToken);
+        var leased = await queue.LeaseAsync(1, Lease);
+        await queue.DeferAsync(leased);
+        var first = await queue.ReceiveDeferredAsync([leased[0].Sequence]);
+        Assert.HasCount(1, first);
+
+        Assert.IsEmpty(await queue.ReceiveDeferredAsync([leased[0].Sequence]), "locked by the first taker: MessageNotFound on Service Bus");
+        Assert.HasCount(1, queue.StillDeferred([leased[0].Sequence]), "still parked, not settled");
+
+        _time.Advance(SqliteEventQueue.DeferredLock);
+        var second = await queue.ReceiveDeferredAsync([leased[0].Sequence]);
+        Assert.HasCount(1, second, "parked again once the lock ran out");
+        Assert.AreEqual(0, await queue.CompleteAsync(first), "the lapsed taker can no longer settle it");
+        Assert.AreEqual(1, await queue.CompleteAsync(second));
+        Assert.IsEmpty(queue.StillDeferred([leased[0].Sequence]));
+    }
+
+    [TestMethod]
+    public async Task Sweep_EventParkedPastTheJobWaitBound_QueuedAgainSameAttemptAndARecentOneLeftParked()
+    {
+        var options = Options();
+        using var queue = SqliteEventQueue.Open(options, _time);
+        using var file = new DeadLetterFile(options.DeadLetterPath, _time);
+        var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance);
+        var sweeper = new ParkedSweeper(_time, NullLogger<ParkedSweeper>.Instance);
+        await queue.SendAsync([Event("m-old")], TestContext.CancellationToken);
+        await queue.DeferAsync(await queue.LeaseAsync(1, Lease));
+        _time.Advance(ParkedSweeper.OrphanAge);
+        await queue.SendAsync([Event("m-new")], TestContext.CancellationToken);
+        await queue.DeferAsync(await queue.LeaseAsync(1, Lease));
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        Assert.AreEqual(1, await sweeper.SweepIfDueAsync(settlement, TestContext.CancellationToken));
+        Assert.AreEqual(0, await sweeper.SweepIfDueAsync(settlement, TestContext.CancellationToken), "at most once an interval");
+
+        Assert.AreEqual(new BacklogCounts(1, 0, 0, 1, 0), queue.Counts());
+        var again = await queue.LeaseAsync(5, Lease);
+        Assert.AreEqual("m-old", again.Single().EventMessageId);
+        Assert.AreEqual(1, again.Single().Attempt, "the relay lost it, not Klaviyo: no attempt spent");
+    }
+
+    [TestMethod]
     public async Task DeadLetters_AreKeptInTheDatabaseAndWrittenAsStrictJsonLinesWithoutABom()
     {
         var options = Options();

@@ -221,4 +221,35 @@ public sealed class BatchRelayTests
         Assert.StartsWith("import job tracker: ", dead.Description!);
         Assert.IsEmpty(klaviyo.Received);
     }
+
+    [TestMethod]
+    public async Task Tracker_JobWhoseSubscribersRetryBeforeItStarted_ReadByItsOwnReaderAndEveryParkedMessageSettled()
+    {
+        // Klaviyo refuses the subscription call for now (the overload that stranded trackers): its messages retry as a
+        // whole before the import job starts, so half the job's profiles carry no parked message.
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/profile-subscription-bulk-create-jobs", 503)
+            .Answer(ImportPath, 202, JobAnswer("job-half", "queued"))
+            .AnswerGet($"{ImportPath}/job-half", 200, JobAnswer("job-half", "complete"))
+            .AnswerGet($"{ImportPath}/job-half/import-errors", 200, ImportErrors());
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var batch = new List<ServiceBusReceivedMessage>();
+        batch.AddRange(Enumerable.Range(0, 10).Select(i => Identify($"s-{i}", $"s-{i}", "{\"email\":\"s" + i + "@example.com\",\"properties\":{\"listId\":\"L2\",\"subscribe\":true,\"consent\":\"email\"}}")));
+        batch.AddRange(Profiles(10));
+        var actions = new RecordingMessageActions();
+        await new RelayFunction(host.Settler, host.Queue).RunAsync([.. batch], actions, TestContext.CancellationToken);
+        Assert.AreEqual(10, actions.Calls.Count(c => c.Action == "Defer"), "the plain profiles wait for the job");
+        Assert.AreEqual(10, host.Queue.Scheduled.Count(s => s.Event.Subject == "identify"), "the subscribers retry");
+        var receiver = new RecordingReceiver();
+        receiver.Hold(actions.Deferred);
+        var tracker = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.ImportJobSubject).Event;
+        Assert.IsTrue(global::Klaviyo.Functions.Bulk.JobTicket.TryParse(tracker.Body.Span, out _, out var error), error);
+
+        var trackerActions = new RecordingMessageActions();
+        await new RelayFunction(host.Settler, host.Queue, () => receiver).RunAsync([AsReceived(tracker)], trackerActions, TestContext.CancellationToken);
+
+        Assert.AreEqual("Complete", trackerActions.Calls.Single().Action, "the tracker is read and done");
+        Assert.AreEqual(10, receiver.Calls.Count(c => c.Action == "Complete"));
+        Assert.AreEqual(0, receiver.StillDeferred, "nothing left parked");
+    }
 }

@@ -23,6 +23,9 @@ internal sealed class RecordingMessageActions : ServiceBusMessageActions
     /// <summary>The messages deferred, for a <see cref="RecordingReceiver"/> to hand back.</summary>
     public List<ServiceBusReceivedMessage> Deferred { get; } = [];
 
+    /// <summary>The properties each defer carried, in call order.</summary>
+    public List<IDictionary<string, object>?> DeferredWith { get; } = [];
+
     /// <summary>The properties each abandon carried, in call order.</summary>
     public List<IDictionary<string, object>?> AbandonedWith { get; } = [];
 
@@ -57,6 +60,7 @@ internal sealed class RecordingMessageActions : ServiceBusMessageActions
         lock (_calls)
         {
             Deferred.Add(message);
+            DeferredWith.Add(propertiesToModify);
         }
         return Outcome("Defer");
     }

@@ -11,9 +11,9 @@ namespace Klaviyo.Functions.Bulk;
 internal static class BulkAnswer
 {
     /// <param name="messages">The call's messages.</param>
-    /// <param name="path">The call's path, for descriptions.</param>
+    /// <param name="request">The call, for descriptions.</param>
     /// <param name="pointedAt">The messages an error's <c>source.pointer</c> names, if it names any of this call's items.</param>
-    public static IReadOnlyDictionary<int, BulkVerdict> Interpret(IEnumerable<int> messages, string path, KlaviyoResponse response, Func<string?, IEnumerable<int>?> pointedAt)
+    public static IReadOnlyDictionary<int, BulkVerdict> Interpret(IEnumerable<int> messages, KlaviyoRequest request, KlaviyoResponse response, Func<string?, IEnumerable<int>?> pointedAt)
     {
         var all = messages.Distinct().ToList();
         switch (response)
@@ -26,7 +26,7 @@ internal static class BulkAnswer
                 return Each(all, new BulkVerdict.RetryLater(transient.RetryAfter, transient.Description));
             case KlaviyoResponse.Unauthorized unauthorized:
                 return Each(all, new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoUnauthorized,
-                    Describe(path, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"));
+                    Describe(request.Path, unauthorized.StatusCode, unauthorized.Errors) + " — " + KlaviyoApi.UnauthorizedHint(request.Endpoint)));
             case KlaviyoResponse.Rejected rejected:
                 var refused = new Dictionary<int, List<KlaviyoError>>();
                 foreach (var error in rejected.StatusCode == 400 ? rejected.Errors : [])
@@ -42,10 +42,10 @@ internal static class BulkAnswer
                 }
                 if (refused.Count == 0)
                 {
-                    return Each(all, new BulkVerdict.SendSingly(Describe(path, rejected.StatusCode, rejected.Errors)));
+                    return Each(all, new BulkVerdict.SendSingly(Describe(request.Path, rejected.StatusCode, rejected.Errors)));
                 }
                 return all.ToDictionary(m => m, m => refused.TryGetValue(m, out var errors)
-                    ? (BulkVerdict)new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoRejected, Describe(path, rejected.StatusCode, errors))
+                    ? (BulkVerdict)new BulkVerdict.DeadLetter(BulkRefusal.KlaviyoRejected, Describe(request.Path, rejected.StatusCode, errors))
                     : new BulkVerdict.Resend());
             default:
                 throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}.");

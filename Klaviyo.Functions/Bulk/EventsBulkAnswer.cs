@@ -14,7 +14,7 @@ internal static class EventsBulkAnswer
     private const string EntryPrefix = "/data/attributes/events-bulk-create/data/";
 
     public static IReadOnlyDictionary<int, BulkVerdict> Interpret(EventsBulkCall call, KlaviyoResponse response) =>
-        BulkAnswer.Interpret(call.Pieces, call.Request.Path, response, pointer =>
+        BulkAnswer.Interpret(call.Pieces, call.Request, response, pointer =>
             !TryParsePointer(pointer, out var entry, out var @event) || entry >= call.Entries.Count || (@event is { } j && j >= call.Entries[entry].Count)
                 ? null
                 : (@event is { } only ? [call.Entries[entry][only]] : call.Entries[entry]).SelectMany(e => e));

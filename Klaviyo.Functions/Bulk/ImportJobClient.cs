@@ -174,7 +174,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
         KlaviyoResponse.Transient transient => new ImportJobCheck.NotNow(transient.RetryAfter, Redact($"{job}: {transient.Description}")),
         KlaviyoResponse.Unauthorized unauthorized => Settle(ticket, "unauthorized", ImportJobAnswer.Each(ticket, new BulkVerdict.DeadLetter(
             BulkRefusal.KlaviyoUnauthorized,
-            $"{job}: {Answered(request, unauthorized.StatusCode, unauthorized.Errors)} — check Klaviyo__PrivateApiKey and its scopes"))),
+            $"{job}: {Answered(request, unauthorized.StatusCode, unauthorized.Errors)} — {KlaviyoApi.UnauthorizedHint(request.Endpoint)}"))),
         _ => throw new InvalidOperationException($"Unexpected Klaviyo response {response.GetType().Name} here."),
     };
 

@@ -67,6 +67,49 @@ internal sealed record JobTicket(string JobId, string Path, DateTimeOffset Creat
     /// <summary>The same ticket, polled once more.</summary>
     public JobTicket Polled() => this with { Polls = Polls + 1 };
 
+    /// <summary>The same ticket carrying only <paramref name="sequences"/>; every item keeps its place (Klaviyo's error
+    /// indices point into the job's profiles).</summary>
+    public JobTicket Keeping(IReadOnlySet<long> sequences) =>
+        this with { Items = Items.Select(i => i with { Sequences = i.Sequences.Where(sequences.Contains).ToArray() }).ToArray() };
+
+    /// <summary>The sequence numbers a body that <see cref="TryParse"/> refuses still names (<c>items[*].sequences[*]</c>,
+    /// whole numbers 0 or more, at most <see cref="MaxSequences"/>), so the messages it parked are not left behind with it.</summary>
+    public static IReadOnlyList<long> Salvage(ReadOnlySpan<byte> utf8)
+    {
+        var found = new HashSet<long>();
+        if (utf8.Length > MaxBytes)
+        {
+            return [];
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(utf8.ToArray(), new JsonDocumentOptions { MaxDepth = 8 });
+            if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("items", out var items) || items.ValueKind != JsonValueKind.Array)
+            {
+                return [];
+            }
+            foreach (var item in items.EnumerateArray())
+            {
+                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("sequences", out var sequences) || sequences.ValueKind != JsonValueKind.Array)
+                {
+                    continue;
+                }
+                foreach (var sequence in sequences.EnumerateArray())
+                {
+                    if (sequence.ValueKind == JsonValueKind.Number && sequence.TryGetInt64(out var value) && value >= 0 && found.Count < MaxSequences)
+                    {
+                        found.Add(value);
+                    }
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+        return [.. found.Order()];
+    }
+
     public byte[] Serialize() => BulkJson.Write(w =>
     {
         w.WriteStartObject();
@@ -166,6 +209,11 @@ internal sealed record JobTicket(string JobId, string Path, DateTimeOffset Creat
                 }
                 k++;
             }
+            if (seen.Count == 0)
+            {
+                error = "items: no item carries a sequence number";
+                return false;
+            }
             ticket = new JobTicket(jobId, path, createdAt, polls, items);
             error = "";
             return true;
@@ -187,10 +235,11 @@ internal sealed record JobTicket(string JobId, string Path, DateTimeOffset Creat
             error = $"{at}.identity: must be {IdentityLength} base64url characters";
             return false;
         }
-        if (!element.TryGetProperty("sequences", out var sequencesElement) || sequencesElement.ValueKind != JsonValueKind.Array
-            || sequencesElement.GetArrayLength() == 0)
+        // May be empty: a profile of the job whose messages were settled before it started (their subscription call
+        // failed, so they retry as a whole) keeps its place, so Klaviyo's error indices still name the right item.
+        if (!element.TryGetProperty("sequences", out var sequencesElement) || sequencesElement.ValueKind != JsonValueKind.Array)
         {
-            error = $"{at}.sequences: must be a non-empty array";
+            error = $"{at}.sequences: must be an array";
             return false;
         }
         var sequences = new long[sequencesElement.GetArrayLength()];

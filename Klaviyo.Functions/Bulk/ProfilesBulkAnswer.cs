@@ -15,7 +15,7 @@ internal static class ProfilesBulkAnswer
     private const string ItemPrefix = "/data/attributes/profiles/data/";
 
     public static IReadOnlyDictionary<int, BulkVerdict> Interpret(CarriedCall call, KlaviyoResponse response) =>
-        BulkAnswer.Interpret(call.Messages, call.Request.Path, response, pointer =>
+        BulkAnswer.Interpret(call.Messages, call.Request, response, pointer =>
             TryParsePointer(pointer, out var item) && item < call.ItemMessages.Count ? call.ItemMessages[item] : null);
 
     /// <summary>Reads <c>/data/attributes/profiles/data/&lt;k&gt;[/…]</c>.</summary>

@@ -47,6 +47,20 @@ internal static class KlaviyoApi
 
     public static string AddProfilesToListPath(string listId) => $"/api/lists/{listId}/relationships/profiles";
 
+    /// <summary>The scopes a private key needs for the endpoint (Klaviyo's <c>x-klaviyo-scopes</c>); a key without them is answered 403.</summary>
+    public static string Scopes(KlaviyoEndpoint endpoint) => endpoint switch
+    {
+        KlaviyoEndpoint.CreateEvent or KlaviyoEndpoint.BulkCreateEvents => "events:write",
+        KlaviyoEndpoint.ProfileImport => "profiles:write",
+        KlaviyoEndpoint.SubscribeProfiles or KlaviyoEndpoint.UnsubscribeProfiles => "lists:write, profiles:write, subscriptions:write",
+        KlaviyoEndpoint.AddProfilesToList or KlaviyoEndpoint.RemoveProfilesFromList or KlaviyoEndpoint.BulkImportProfiles => "lists:write, profiles:write",
+        KlaviyoEndpoint.GetImportJob or KlaviyoEndpoint.GetImportErrors => "lists:read, profiles:read",
+        _ => "see Klaviyo's reference for this endpoint",
+    };
+
+    /// <summary>What a 401/403's dead-letter description tells the operator to check: the key, and the scopes the call needs.</summary>
+    public static string UnauthorizedHint(KlaviyoEndpoint endpoint) => $"check Klaviyo__PrivateApiKey and its scopes (this call needs {Scopes(endpoint)})";
+
     /// <summary>The OpenAPI component schema each endpoint's body must satisfy.</summary>
     public static string SchemaName(KlaviyoEndpoint endpoint) => endpoint switch
     {

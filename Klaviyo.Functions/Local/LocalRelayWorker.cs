@@ -123,6 +123,8 @@ internal sealed partial class LocalRelayWorker(
                 Interlocked.Exchange(ref _lastPrune, time.GetTimestamp());
                 await queue.PruneDuplicatesAsync().ConfigureAwait(false);
             }
+            // Here rather than after a batch: an idle relay still finds parked events no tracker holds any more.
+            await services.GetRequiredService<ParkedSweeper>().SweepIfDueAsync(settlement, _stopping.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {

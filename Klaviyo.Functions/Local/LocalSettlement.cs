@@ -42,6 +42,12 @@ internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetter
     public async Task<IReadOnlyList<RelayDelivery<LeasedEvent>>> ReceiveDeferredAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken) =>
         (await queue.ReceiveDeferredAsync(sequences).WaitAsync(cancellationToken).ConfigureAwait(false)).Select(Delivery).ToList();
 
+    public Task<IReadOnlySet<long>> StillParkedAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken) =>
+        Task.FromResult(queue.StillDeferred(sequences));
+
+    public Task<IReadOnlyList<long>> ParkedBeforeAsync(DateTimeOffset before, int max, CancellationToken cancellationToken) =>
+        Task.FromResult(queue.DeferredBefore(before, max));
+
     public Task SendLaterAsync(Queue.QueuedEvent message, DateTimeOffset due, CancellationToken cancellationToken) =>
         queue.ScheduleAsync(message, due, cancellationToken).WaitAsync(cancellationToken);
 

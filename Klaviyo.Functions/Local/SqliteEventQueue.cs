@@ -226,17 +226,24 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         });
     }
 
-    /// <summary>Hands deferred events out again by sequence number (under a new lease token), for whoever parked them.</summary>
+    /// <summary>How long a deferred event handed out again stays locked to that taker, as Service Bus locks it.</summary>
+    public static readonly TimeSpan DeferredLock = TimeSpan.FromMinutes(2);
+
+    /// <summary>Hands deferred events out again by sequence number (under a new lease token, locked for
+    /// <see cref="DeferredLock"/>), for whoever parked them. One locked now is not handed out, as Service Bus answers
+    /// <c>MessageNotFound</c>; its lock lapsing parks it again. A deferred row's <c>due</c> is when it was parked, or
+    /// while locked when the lock ends.</summary>
     public Task<List<LeasedEvent>> ReceiveDeferredAsync(IReadOnlyList<long> sequences)
     {
         var token = NewToken();
+        var now = Now();
         return WriteAsync(transaction =>
         {
             var result = new List<LeasedEvent>();
             foreach (var sequence in sequences)
             {
-                using var command = Command(transaction, $"UPDATE messages SET lease = $token WHERE id = $id AND state = {Deferred} RETURNING id, message_id, event_message_id, subject, body, attempt",
-                    ("$token", token), ("$id", sequence));
+                using var command = Command(transaction, $"UPDATE messages SET lease = $token, due = $until WHERE id = $id AND state = {Deferred} AND due <= $now RETURNING id, message_id, event_message_id, subject, body, attempt",
+                    ("$token", token), ("$id", sequence), ("$now", now), ("$until", now + (long)DeferredLock.TotalMilliseconds));
                 result.AddRange(ReadLeased(command, token));
             }
             return result;
@@ -261,7 +268,44 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
 
     /// <summary>Parks leased events: not handed out again, not lapsing, until settled with their token.</summary>
     public async Task<int> DeferAsync(IReadOnlyList<LeasedEvent> events) => (await SettleAsync(events, (transaction, leased) =>
-        Command(transaction, $"UPDATE messages SET state = {Deferred} WHERE id = $id AND lease = $token AND state = {Leased}", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
+        Command(transaction, $"UPDATE messages SET state = {Deferred}, due = $now WHERE id = $id AND lease = $token AND state = {Leased}", ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
+
+    /// <summary>Which of <paramref name="sequences"/> are still deferred (locked or not).</summary>
+    public IReadOnlySet<long> StillDeferred(IReadOnlyList<long> sequences)
+    {
+        var parked = new HashSet<long>();
+        lock (_gate)
+        {
+            foreach (var chunk in sequences.Chunk(500))
+            {
+                using var command = new SqliteCommand($"SELECT id FROM messages WHERE state = {Deferred} AND id IN ({string.Join(',', chunk)})", _db);
+                using var reader = command.ExecuteReader();
+                while (reader.Read())
+                {
+                    parked.Add(reader.GetInt64(0));
+                }
+            }
+        }
+        return parked;
+    }
+
+    /// <summary>Up to <paramref name="max"/> events deferred before <paramref name="before"/> and not locked now, oldest first.</summary>
+    public IReadOnlyList<long> DeferredBefore(DateTimeOffset before, int max)
+    {
+        var found = new List<long>();
+        lock (_gate)
+        {
+            using var command = new SqliteCommand($"SELECT id FROM messages WHERE state = {Deferred} AND due < $before ORDER BY id LIMIT $max", _db);
+            command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
+            command.Parameters.AddWithValue("$max", max);
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                found.Add(reader.GetInt64(0));
+            }
+        }
+        return found;
+    }
 
     /// <summary>Forgets messageIds older than the duplicate window.</summary>
     public Task<int> PruneDuplicatesAsync() => WriteAsync(transaction =>

@@ -41,6 +41,7 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.TryAddTransient<Bulk.ImportJobClient>();
         services.TryAddTransient<ImportJobTracker>();
         services.TryAddTransient<RelaySettler>();
+        services.TryAddSingleton<ParkedSweeper>();
         services.TryAddTransient<DeadLetterReplayer>();
         return services;
     }

@@ -13,33 +13,44 @@ public sealed class RelayFunction
     private readonly RelaySettler settler;
     private readonly IEventQueue queue;
     private readonly Func<ServiceBusReceiver>? deferred;
+    private readonly ParkedSweeper? sweeper;
+    private readonly TimeProvider? time;
 
     /// <summary>The worker activates function classes through their public constructors; the collaborators are
     /// internal, so it resolves them here.</summary>
     public RelayFunction(IServiceProvider services)
-        : this(services.GetRequiredService<RelaySettler>(), services.GetRequiredService<IEventQueue>(), services.GetService<DeferredReceiver>() is { } receiver ? () => receiver.Receiver : null)
+        : this(services.GetRequiredService<RelaySettler>(), services.GetRequiredService<IEventQueue>(), services.GetService<DeferredReceiver>() is { } receiver ? () => receiver.Receiver : null,
+            services.GetService<ParkedSweeper>(), services.GetService<TimeProvider>())
     {
     }
 
-    internal RelayFunction(RelaySettler settler, IEventQueue queue, Func<ServiceBusReceiver>? deferred = null)
+    internal RelayFunction(RelaySettler settler, IEventQueue queue, Func<ServiceBusReceiver>? deferred = null, ParkedSweeper? sweeper = null, TimeProvider? time = null)
     {
         this.settler = settler;
         this.queue = queue;
         this.deferred = deferred;
+        this.sweeper = sweeper;
+        this.time = time;
     }
 
     public const string Name = "Relay";
 
+    /// <remarks>After the batch, at most every <see cref="ParkedSweeper.Interval"/> per instance, parked messages no
+    /// tracker holds any more are driven again (a deferred message never expires on its own).</remarks>
     [Function(Name)]
-    public Task RunAsync(
+    public async Task RunAsync(
         [ServiceBusTrigger("%EventsQueueName%", Connection = MessageProperties.ConnectionName, AutoCompleteMessages = false, IsBatched = true)]
         ServiceBusReceivedMessage[] messages,
         ServiceBusMessageActions actions,
-        CancellationToken cancellationToken) =>
-        settler.RelayBatchAsync(
-            new ServiceBusSettlement(actions, queue, deferred),
-            messages.Select(ServiceBusSettlement.Delivery).ToList(),
-            cancellationToken);
+        CancellationToken cancellationToken)
+    {
+        var settlement = new ServiceBusSettlement(actions, queue, deferred, time);
+        await settler.RelayBatchAsync(settlement, messages.Select(ServiceBusSettlement.Delivery).ToList(), cancellationToken).ConfigureAwait(false);
+        if (sweeper is not null && deferred is not null)
+        {
+            await sweeper.SweepIfDueAsync(settlement, cancellationToken).ConfigureAwait(false);
+        }
+    }
 }
 
 /// <summary>The receiver that takes deferred messages back (an import job's tracker settles them): one per app, made on

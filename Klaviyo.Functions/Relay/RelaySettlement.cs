@@ -25,8 +25,17 @@ internal interface IRelaySettlement<TMessage>
     /// <summary>Park: kept, not handed out again, until settled later by whoever parked it.</summary>
     Task DeferAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
 
-    /// <summary>Takes parked messages back by sequence number, locked for settling; those already settled are absent.</summary>
+    /// <summary>Takes parked messages back by sequence number, locked for settling; those already settled are absent,
+    /// and so are those locked now (by another run, or one that died), as Service Bus answers <c>MessageNotFound</c> for
+    /// both. A failure part way releases what it took (parked again) before it throws.</summary>
     Task<IReadOnlyList<RelayDelivery<TMessage>>> ReceiveDeferredAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken);
+
+    /// <summary>Which of <paramref name="sequences"/> are still parked (locked or not): a tracker is done only when none is.</summary>
+    Task<IReadOnlySet<long>> StillParkedAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken);
+
+    /// <summary>Up to <paramref name="max"/> messages parked before <paramref name="before"/> and not locked now, oldest
+    /// first: what <see cref="ParkedSweeper"/> drives again once no tracker can still hold them.</summary>
+    Task<IReadOnlyList<long>> ParkedBeforeAsync(DateTimeOffset before, int max, CancellationToken cancellationToken);
 
     /// <summary>Puts a new message on the queue, visible at <paramref name="due"/> (an import job's tracker).</summary>
     Task SendLaterAsync(Queue.QueuedEvent message, DateTimeOffset due, CancellationToken cancellationToken);

@@ -111,8 +111,9 @@ internal sealed partial class RelaySettler(
     /// <summary>
     /// One tracker message (spec 8.3): asks Klaviyo about its job; while the job runs (or Klaviyo cannot answer now) a
     /// tracker for the next poll is queued before this one is completed; once it ended, its parked messages are taken
-    /// back and settled by the verdict of their profile, then the tracker is completed. A tracker that cannot be read is
-    /// dead-lettered (its parked messages, if any, come out at their time to live).
+    /// back and settled by the verdict of their profile; any still parked after that (locked elsewhere, or given back)
+    /// get a tracker of their own after the lock has run out; then the tracker is completed. A tracker that cannot be
+    /// read is dead-lettered, and the parked messages it still names are retried as a bug in the relay.
     /// </summary>
     private async Task<IReadOnlyList<RelayOutcome>> TrackAsync<TMessage>(IRelaySettlement<TMessage> settlement, RelayDelivery<TMessage> delivery, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
@@ -151,10 +152,27 @@ internal sealed partial class RelaySettler(
                     var parked = await settlement.ReceiveDeferredAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
                     var settled = parked.Select(d => (Delivery: d, Outcome: policy.Finish(policy.FromVerdict(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
                     outcomes = await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
+                    // Never done while one is still parked (locked elsewhere, or given back): a parked message nobody
+                    // holds the sequence number of stays in the queue for good.
+                    var left = await settlement.StillParkedAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
+                    if (left.Count > 0 && settle.Ticket is { } ticket)
+                    {
+                        var recheck = tracker.Recheck(ticket, left);
+                        LogStillParked(logger, ticket.JobId, left.Count, ImportJobTracker.AfterLock);
+                        await settlement.SendLaterAsync(recheck.Next, recheck.Due, bounded.Token).ConfigureAwait(false);
+                    }
                     break;
                 case TrackerStep.Unreadable unreadable:
-                    LogTrackerUnreadable(logger, unreadable.Reason);
-                    await settlement.DeadLetterAsync([delivery.Message], nameof(DeadLetterReason.MalformedMessage), "import job tracker: " + unreadable.Reason, bounded.Token).ConfigureAwait(false);
+                    LogTrackerUnreadable(logger, unreadable.Reason, unreadable.Sequences.Count);
+                    if (unreadable.Sequences.Count > 0)
+                    {
+                        // Not the messages' fault: retried as a bug in the relay (ProcessingFailed once attempts run out).
+                        var cause = "its import job tracker could not be read: " + unreadable.Reason;
+                        var taken = await settlement.ReceiveDeferredAsync(unreadable.Sequences, bounded.Token).ConfigureAwait(false);
+                        outcomes = await SettleEachAsync(settlement, taken.Select(d => (Delivery: d, Outcome: policy.Finish(policy.Bug(cause, d.Attempt), d.EventMessageId, d.Attempt))).ToList(), bounded.Token).ConfigureAwait(false);
+                    }
+                    await settlement.DeadLetterAsync([delivery.Message], nameof(DeadLetterReason.MalformedMessage),
+                        OutcomePolicy.Bounded($"import job tracker: {unreadable.Reason}; it names {unreadable.Sequences.Count} parked message(s), those still parked were taken back and retried"), bounded.Token).ConfigureAwait(false);
                     return outcomes;
             }
             await settlement.CompleteAsync([delivery.Message], bounded.Token).ConfigureAwait(false);
@@ -247,8 +265,11 @@ internal sealed partial class RelaySettler(
     [LoggerMessage(EventId = 3211, Level = LogLevel.Error, Message = "The tracker of import job {JobId} could not be queued ({ExceptionType}); its messages are retried instead of parked")]
     private static partial void LogTrackerFailed(ILogger logger, string jobId, string exceptionType);
 
-    [LoggerMessage(EventId = 3212, Level = LogLevel.Error, Message = "An import job tracker could not be read ({Reason}); it is dead-lettered")]
-    private static partial void LogTrackerUnreadable(ILogger logger, string reason);
+    [LoggerMessage(EventId = 3212, Level = LogLevel.Error, Message = "An import job tracker could not be read ({Reason}); it is dead-lettered and the {Count} parked message(s) it names are retried")]
+    private static partial void LogTrackerUnreadable(ILogger logger, string reason, int count);
+
+    [LoggerMessage(EventId = 3214, Level = LogLevel.Warning, Message = "Import job {JobId}: {Count} message(s) are still parked after settling (locked elsewhere, or given back); its tracker comes back for them in {Delay}")]
+    private static partial void LogStillParked(ILogger logger, string jobId, int count, TimeSpan delay);
 
     [LoggerMessage(EventId = 3213, Level = LogLevel.Warning, Message = "Could not give back {MessageId} ({ExceptionType}); it is delivered again when its lock lapses")]
     private static partial void LogGiveBackFailed(ILogger logger, string messageId, string exceptionType);

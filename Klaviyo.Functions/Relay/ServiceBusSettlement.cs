@@ -10,10 +10,20 @@ namespace Klaviyo.Functions.Relay;
 /// settled through it; every other message through the invocation's actions. Messages are settled in parallel (a
 /// batch has no lock renewal: settling a thousand one after another would eat the time the lock keeps for it).
 /// </summary>
-internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue, Func<ServiceBusReceiver>? deferredReceiver = null)
+internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue, Func<ServiceBusReceiver>? deferredReceiver = null, TimeProvider? time = null)
     : IRelaySettlement<ServiceBusReceivedMessage>
 {
     private const int Parallelism = 16;
+
+    /// <summary>Application property stamped on a message when it is parked (Unix milliseconds): how long it has waited,
+    /// whatever time it spent queued before (<see cref="ParkedBeforeAsync"/>).</summary>
+    public const string DeferredAtProperty = "deferredAt";
+
+    /// <summary>Most messages one peek returns.</summary>
+    private const int PeekPage = 250;
+
+    /// <summary>Most messages <see cref="ParkedBeforeAsync"/> peeks at in one sweep, from the queue's oldest.</summary>
+    public const int MaxSweepPeek = 5_000;
 
     private readonly HashSet<ServiceBusReceivedMessage> _fromReceiver = new(ReferenceEqualityComparer.Instance);
     private ServiceBusReceiver? _receiver;
@@ -50,34 +60,58 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
             ? Receiver.DeferMessageAsync(message, properties, token)
             : actions.AbandonMessageAsync(message, properties, token));
 
-    public Task DeferAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken) =>
-        EachAsync(messages, cancellationToken, (message, token) => IsDeferred(message)
+    public Task DeferAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
+    {
+        var stamp = new Dictionary<string, object> { [DeferredAtProperty] = (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds() };
+        return EachAsync(messages, cancellationToken, (message, token) => IsDeferred(message)
             ? Receiver.DeferMessageAsync(message, cancellationToken: token)
-            : actions.DeferMessageAsync(message, cancellationToken: token));
+            : actions.DeferMessageAsync(message, stamp, token));
+    }
 
     public async Task<IReadOnlyList<RelayDelivery<ServiceBusReceivedMessage>>> ReceiveDeferredAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken)
     {
         var received = new List<ServiceBusReceivedMessage>();
-        foreach (var chunk in sequences.Chunk(100))
+        try
         {
-            try
+            foreach (var chunk in sequences.Chunk(100))
             {
-                received.AddRange(await Receiver.ReceiveDeferredMessagesAsync(chunk, cancellationToken).ConfigureAwait(false));
-            }
-            catch (ServiceBusException ex) when (ex.Reason == ServiceBusFailureReason.MessageNotFound)
-            {
-                // Some of the chunk was settled already (an earlier run of this tracker): take them one by one.
-                foreach (var sequence in chunk)
+                try
                 {
-                    try
+                    received.AddRange(await Receiver.ReceiveDeferredMessagesAsync(chunk, cancellationToken).ConfigureAwait(false));
+                }
+                catch (ServiceBusException ex) when (ex.Reason == ServiceBusFailureReason.MessageNotFound)
+                {
+                    // Some of the chunk is settled already, or locked now (by a run that died, or another receiver): take
+                    // them one by one. A locked one is not settled: the tracker sees it still parked and comes back.
+                    foreach (var sequence in chunk)
                     {
-                        received.AddRange(await Receiver.ReceiveDeferredMessagesAsync([sequence], cancellationToken).ConfigureAwait(false));
-                    }
-                    catch (ServiceBusException one) when (one.Reason == ServiceBusFailureReason.MessageNotFound)
-                    {
+                        try
+                        {
+                            received.AddRange(await Receiver.ReceiveDeferredMessagesAsync([sequence], cancellationToken).ConfigureAwait(false));
+                        }
+                        catch (ServiceBusException one) when (one.Reason == ServiceBusFailureReason.MessageNotFound)
+                        {
+                        }
                     }
                 }
             }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // What this run took back is locked by the relay's own receiver: parked again now, it is there for the next run.
+            using var releasing = new CancellationTokenSource(RelaySettler.GiveBackTimeout);
+            foreach (var message in received)
+            {
+                try
+                {
+                    await Receiver.DeferMessageAsync(message, cancellationToken: releasing.Token).ConfigureAwait(false);
+                }
+                catch (Exception release) when (release is not OutOfMemoryException)
+                {
+                    // Its lock lapses on its own: parked again then.
+                }
+            }
+            throw;
         }
         lock (_fromReceiver)
         {
@@ -91,6 +125,56 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
 
     public Task SendLaterAsync(QueuedEvent message, DateTimeOffset due, CancellationToken cancellationToken) =>
         queue.ScheduleAsync(message, due, cancellationToken);
+
+    /// <summary>Peeks from the lowest sequence wanted: a peek shows deferred messages, locked or not, in sequence order,
+    /// so every wanted sequence up to the last one shown that is not shown deferred is gone.</summary>
+    public async Task<IReadOnlySet<long>> StillParkedAsync(IReadOnlyList<long> sequences, CancellationToken cancellationToken)
+    {
+        var parked = new HashSet<long>();
+        var wanted = new SortedSet<long>(sequences);
+        while (wanted.Count > 0)
+        {
+            var page = await Receiver.PeekMessagesAsync(PeekPage, wanted.Min, cancellationToken).ConfigureAwait(false);
+            if (page.Count == 0)
+            {
+                break;
+            }
+            foreach (var message in page)
+            {
+                if (wanted.Contains(message.SequenceNumber) && message.State == ServiceBusMessageState.Deferred)
+                {
+                    parked.Add(message.SequenceNumber);
+                }
+            }
+            wanted.RemoveWhere(s => s <= page[^1].SequenceNumber);
+        }
+        return parked;
+    }
+
+    /// <summary>Peeks the queue from its oldest message, at most <see cref="MaxSweepPeek"/>: a parked message nobody will
+    /// settle is never received, so everything older than it is consumed in time and it sinks to the front.</summary>
+    public async Task<IReadOnlyList<long>> ParkedBeforeAsync(DateTimeOffset before, int max, CancellationToken cancellationToken)
+    {
+        var found = new List<long>();
+        long from = 0;
+        for (var peeked = 0; peeked < MaxSweepPeek && found.Count < max;)
+        {
+            var page = await Receiver.PeekMessagesAsync(PeekPage, from, cancellationToken).ConfigureAwait(false);
+            if (page.Count == 0)
+            {
+                break;
+            }
+            peeked += page.Count;
+            found.AddRange(page.Where(m => m.State == ServiceBusMessageState.Deferred && DeferredAt(m) < before).Select(m => m.SequenceNumber));
+            from = page[^1].SequenceNumber + 1;
+        }
+        return found.Take(max).ToList();
+    }
+
+    private static DateTimeOffset DeferredAt(ServiceBusReceivedMessage message) =>
+        message.ApplicationProperties.TryGetValue(DeferredAtProperty, out var at) && at is long ms
+            ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+            : message.EnqueuedTime; // parked before the relay stamped it
 
     /// <summary>How the relay reads a received message.</summary>
     public static RelayDelivery<ServiceBusReceivedMessage> Delivery(ServiceBusReceivedMessage message) =>

@@ -19,11 +19,14 @@ internal static partial class Delivery
     public static async Task RunAsync(FakeKlaviyo fake, Dictionary<string, string> settings, Batch[] batches, int rate, TimeSpan duration, int processes, TimeSpan drainBound)
     {
         var apps = new List<LocalAppProcess>();
+        var databases = new List<string>();
         try
         {
             for (var p = 0; p < processes; p++)
             {
-                apps.Add(await LocalAppProcess.StartAsync(OwnFiles(settings)));
+                var own = OwnFiles(settings);
+                databases.Add(own["Local__DatabasePath"]);
+                apps.Add(await LocalAppProcess.StartAsync(own));
             }
             var clients = apps.Select(a => new HttpClient { BaseAddress = new Uri(a.BaseUrl) }).ToArray();
             Console.WriteLine($"delivery: {rate:N0} events/s for {duration.TotalSeconds:N0} s to {processes} app(s) (pids {string.Join(", ", apps.Select(a => a.ProcessId))}); "
@@ -76,6 +79,14 @@ internal static partial class Delivery
             Console.WriteLine($"accounting: offered {run.Accepted:N0} {(sum == run.Accepted ? "=" : "≠")} {delivered:N0} delivered + {skipped:N0} skipped + {dead:N0} dead-lettered + {queued:N0} still queued"
                 + (sum == run.Accepted ? " (exact)" : $" = {sum:N0} (off by {sum - run.Accepted:N0})") + $"; dead letters in the databases at the end: {backlog.DeadLettered:N0}");
             Console.WriteLine($"app peak RSS: {string.Join(", ", peakRss.Select(r => $"{r:N0} MB"))}");
+            if (fake.Hung > 0)
+            {
+                Console.WriteLine($"Klaviyo hung {fake.Hung:N0} call(s) in its window");
+            }
+            foreach (var database in databases)
+            {
+                Console.WriteLine(EndState(database));
+            }
 
             PrintEndpoints(fake, run.Accepted);
             await FloorAsync(fake.Samples, (delivered + skipped) / total.TotalSeconds);
@@ -87,6 +98,47 @@ internal static partial class Delivery
                 await app.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>Every message's end state as the stopped app's database holds it: dead letters by reason, what is still
+    /// queued, and every parked (deferred) event checked against the sequence numbers the waiting trackers carry.</summary>
+    private static string EndState(string database)
+    {
+        using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
+        db.Open();
+        List<(long, string)> Rows(string sql)
+        {
+            using var command = new Microsoft.Data.Sqlite.SqliteCommand(sql, db);
+            using var reader = command.ExecuteReader();
+            var rows = new List<(long, string)>();
+            while (reader.Read())
+            {
+                rows.Add((reader.GetInt64(0), reader.IsDBNull(1) ? "" : Convert.ToString(reader.GetValue(1), CultureInfo.InvariantCulture)!));
+            }
+            return rows;
+        }
+        var dead = Rows("SELECT COUNT(*), reason FROM messages WHERE state = 3 GROUP BY reason");
+        var waiting = Rows("SELECT COUNT(*), subject = 'import-job' FROM messages WHERE state IN (0, 1) GROUP BY 2");
+        var parked = Rows("SELECT id, '' FROM messages WHERE state = 2").Select(r => r.Item1).ToHashSet();
+        var tracked = new HashSet<long>();
+        using (var command = new Microsoft.Data.Sqlite.SqliteCommand("SELECT body FROM messages WHERE subject = 'import-job' AND state IN (0, 1)", db))
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                foreach (var item in JsonNode.Parse((byte[])reader.GetValue(0))?["items"]?.AsArray() ?? [])
+                {
+                    foreach (var sequence in item?["sequences"]?.AsArray() ?? [])
+                    {
+                        tracked.Add(sequence!.GetValue<long>());
+                    }
+                }
+            }
+        }
+        var orphans = parked.Count(p => !tracked.Contains(p));
+        return $"end state of {Path.GetFileName(database)}: dead-lettered {dead.Sum(d => d.Item1):N0} ({string.Join(", ", dead.Select(d => $"{d.Item2} {d.Item1:N0}"))}); "
+            + $"still queued: {waiting.Where(w => w.Item2 == "0").Sum(w => w.Item1):N0} events and {waiting.Where(w => w.Item2 == "1").Sum(w => w.Item1):N0} tracker(s) waiting or leased, "
+            + $"{parked.Count:N0} parked ({parked.Count - orphans:N0} named by a waiting tracker, {orphans:N0} by none)";
     }
 
     private static Dictionary<string, string> OwnFiles(Dictionary<string, string> settings)

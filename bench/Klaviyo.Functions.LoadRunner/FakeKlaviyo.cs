@@ -22,6 +22,21 @@ public sealed record FakeKlaviyoOptions
 
     /// <summary>Share of the profiles of each import job reported in its import errors (0–1), spread evenly.</summary>
     public double ImportErrorShare { get; init; }
+
+    /// <summary>From this long after start, for <see cref="HangFor"/>, every call hangs (answered only when the window
+    /// ends, long after the relay's timeout): Klaviyo unresponsive under load, then healthy again.</summary>
+    public TimeSpan HangAfter { get; init; }
+
+    /// <summary>How long calls hang; zero (the default) never.</summary>
+    public TimeSpan HangFor { get; init; }
+
+    /// <summary>After the hang, subscription jobs to <see cref="FailSubscriptionsList"/> answer 503 this much longer while
+    /// the rest is healthy: those subscribers retry while the import job that also carries the other list's subscribers
+    /// is accepted (the tickets that carried profiles without messages).</summary>
+    public TimeSpan FailSubscriptionsFor { get; init; }
+
+    /// <summary>The list whose subscription jobs <see cref="FailSubscriptionsFor"/> fails.</summary>
+    public string FailSubscriptionsList { get; init; } = "LIST2";
 }
 
 /// <summary>
@@ -44,6 +59,8 @@ public sealed class FakeKlaviyo : IAsyncDisposable
     private long _jobSequence;
     private long _bulkEvents;
     private long _importedProfiles;
+    private long _hung;
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
 
     private FakeKlaviyo(WebApplication app, FakeKlaviyoOptions options)
     {
@@ -57,6 +74,9 @@ public sealed class FakeKlaviyo : IAsyncDisposable
 
     /// <summary>Events received in accepted event bulk calls.</summary>
     public long BulkEvents => Interlocked.Read(ref _bulkEvents);
+
+    /// <summary>Calls that hung (<see cref="FakeKlaviyoOptions.HangFor"/>).</summary>
+    public long Hung => Interlocked.Read(ref _hung);
 
     /// <summary>Profiles received in accepted import jobs.</summary>
     public long ImportedProfiles => Interlocked.Read(ref _importedProfiles);
@@ -117,6 +137,19 @@ public sealed class FakeKlaviyo : IAsyncDisposable
     {
         var path = context.Request.Path.Value ?? "";
         var method = context.Request.Method;
+        var hangEnds = _started + _options.HangAfter + _options.HangFor;
+        if (_options.HangFor > TimeSpan.Zero && DateTimeOffset.UtcNow >= _started + _options.HangAfter && DateTimeOffset.UtcNow < hangEnds)
+        {
+            Interlocked.Increment(ref _hung);
+            try
+            {
+                await Task.Delay(hangEnds - DateTimeOffset.UtcNow, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the caller gave up, as against a hanging Klaviyo
+            }
+        }
         var (group, burst, steady) = LimitsFor(method, path);
         var counter = _counters.GetOrAdd(group, _ => new EndpointCounter(burst, steady));
         using var body = new MemoryStream();
@@ -128,6 +161,12 @@ public sealed class FakeKlaviyo : IAsyncDisposable
             context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
             context.Response.ContentType = "application/vnd.api+json";
             await context.Response.WriteAsync($$"""{"errors":[{"id":"x","status":429,"code":"throttled","title":"Request was throttled.","detail":"Request was throttled. Expected available in {{retryAfter}} second(s)."}]}""");
+            return;
+        }
+        if (group == "subscriptions" && _options.FailSubscriptionsFor > TimeSpan.Zero && now >= hangEnds && now < hangEnds + _options.FailSubscriptionsFor
+            && System.Text.Encoding.UTF8.GetString(body.ToArray()).Contains($"\"type\":\"list\",\"id\":\"{_options.FailSubscriptionsList}\"", StringComparison.Ordinal))
+        {
+            await Json(context, 503, """{"errors":[{"id":"x","status":503,"code":"service_unavailable","title":"Service unavailable.","detail":"Try again later."}]}""");
             return;
         }
         var bytes = body.ToArray();

@@ -19,6 +19,11 @@ using Klaviyo.Functions.Tests.TestSupport;
 //                                               enforcing Klaviyo's limits, waits up to S s for the backlog to drain, then
 //                                               reports delivered events/s, per-endpoint calls/items/429s, calls per 1,000
 //                                               events, exact accounting, peak RSS, and the fake's own capacity as floor
+//   --hang-after S --hang-for H (delivery): from S s after start, every Klaviyo call hangs for H s (then healthy), and the
+//                                               end state of every message is read from the databases: delivered,
+//                                               dead-lettered by reason, still queued, parked with or without a tracker;
+//                                               --fail-subscriptions-for F: after the hang, subscription jobs to LIST2 (the
+//                                               mix's group list) answer 503 F s more
 //   latency  [--events N] : N lone events per kind (track, identify) posted one at a time to an idle
 //                                               app; p50/p95 from the post to the fake's receipt, beside a direct post
 var mode = args.FirstOrDefault() ?? "ingest";
@@ -31,7 +36,13 @@ var batches = events.Chunk(100).Select(chunk => new Batch(Encoding.UTF8.GetBytes
 var baseline = args.SkipWhile(a => a != "--baseline").Skip(1).FirstOrDefault();
 Console.WriteLine($"mix: {events.Length} events, {batches.Length} batches of 100");
 
-await using var fake = await FakeKlaviyo.StartAsync(enforceLimits: mode is "delivery" or "latency");
+await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions
+{
+    EnforceLimits = mode is "delivery" or "latency",
+    HangAfter = TimeSpan.FromSeconds(IntArg("--hang-after", 0)),
+    HangFor = TimeSpan.FromSeconds(IntArg("--hang-for", 0)),
+    FailSubscriptionsFor = TimeSpan.FromSeconds(IntArg("--fail-subscriptions-for", 0)),
+});
 var settings = new Dictionary<string, string>
 {
     ["Klaviyo__PrivateApiKey"] = "pk_load_runner",

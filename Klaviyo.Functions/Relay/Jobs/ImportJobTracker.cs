@@ -11,11 +11,12 @@ internal abstract record TrackerStep
     /// <summary>The job still runs, or Klaviyo could not answer now: queue <paramref name="Next"/> for <paramref name="Due"/>.</summary>
     public sealed record PollAgain(QueuedEvent Next, DateTimeOffset Due) : TrackerStep;
 
-    /// <summary>The job ended: take the parked messages back and settle each by its verdict (by sequence number).</summary>
-    public sealed record Settle(IReadOnlyList<long> Sequences, IReadOnlyDictionary<long, BulkVerdict> Verdicts) : TrackerStep;
+    /// <summary>The job ended: take the parked messages back and settle each by its verdict (by sequence number); the
+    /// <paramref name="Ticket"/> comes back for those still parked afterwards.</summary>
+    public sealed record Settle(IReadOnlyList<long> Sequences, IReadOnlyDictionary<long, BulkVerdict> Verdicts, JobTicket? Ticket = null) : TrackerStep;
 
-    /// <summary>The tracker's body is not a ticket (never written by the relay).</summary>
-    public sealed record Unreadable(string Reason) : TrackerStep;
+    /// <summary>The tracker's body is not a ticket; <paramref name="Sequences"/> are the parked messages it still names.</summary>
+    public sealed record Unreadable(string Reason, IReadOnlyList<long> Sequences) : TrackerStep;
 }
 
 /// <summary>
@@ -37,6 +38,9 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
     public static readonly IReadOnlyList<TimeSpan> PollDelays =
         [TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(60)];
 
+    /// <summary>When a tracker comes back for messages still parked: a lock taken on them has run out by then.</summary>
+    public static readonly TimeSpan AfterLock = Settings.RelayOptions.MessageLockDuration + TimeSpan.FromSeconds(10);
+
     /// <summary>How long a job may run before its messages are retried in a new one.</summary>
     public static readonly TimeSpan MaxWait = TimeSpan.FromHours(6);
 
@@ -51,7 +55,7 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
     {
         if (!JobTicket.TryParse(body.Span, out var ticket, out var error))
         {
-            return new TrackerStep.Unreadable(error);
+            return new TrackerStep.Unreadable(error, JobTicket.Salvage(body.Span));
         }
         var check = await client.CheckAsync(ticket!, cancellationToken).ConfigureAwait(false);
         var waited = time.GetUtcNow() - ticket!.CreatedAt;
@@ -72,7 +76,13 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
     /// <summary>Not asking now (no time left in this invocation, or the relay is not ready): the same poll again after
     /// <paramref name="delay"/> (default the shortest poll interval), under a new id.</summary>
     public TrackerStep Postpone(ReadOnlyMemory<byte> body, TimeSpan? delay = null) =>
-        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, delay ?? PollDelays[0]) : new TrackerStep.Unreadable(error);
+        JobTicket.TryParse(body.Span, out var ticket, out var error) ? Again(ticket!, delay ?? PollDelays[0]) : new TrackerStep.Unreadable(error, JobTicket.Salvage(body.Span));
+
+    /// <summary>Some of the job's messages are still parked after it settled them (locked by a run that died or by
+    /// another receiver, or given back after a failed settlement): the same job again for those only, once their lock
+    /// has run out (<see cref="AfterLock"/>).</summary>
+    public TrackerStep.PollAgain Recheck(JobTicket ticket, IReadOnlySet<long> stillParked) =>
+        new(Tracker(ticket.Keeping(stillParked).Polled()), time.GetUtcNow() + AfterLock);
 
     private TrackerStep.PollAgain Again(JobTicket ticket, TimeSpan delay)
     {
@@ -90,7 +100,7 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
                 verdicts[sequence] = perItem[item];
             }
         }
-        return new TrackerStep.Settle(verdicts.Keys.ToList(), verdicts);
+        return new TrackerStep.Settle(verdicts.Keys.ToList(), verdicts, ticket);
     }
 
     private static TimeSpan Delay(int polls) => PollDelays[Math.Clamp(polls - 1, 0, PollDelays.Count - 1)];

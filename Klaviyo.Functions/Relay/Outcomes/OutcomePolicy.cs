@@ -93,7 +93,7 @@ internal sealed partial class OutcomePolicy(
         KlaviyoResponse.HeldBack held => new RelayOutcome.RetryLater(held.RetryAfter, attempt, held.Description),
         KlaviyoResponse.Unauthorized unauthorized => new RelayOutcome.DeadLetter(
             DeadLetterReason.KlaviyoUnauthorized,
-            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — check Klaviyo__PrivateApiKey and its scopes"),
+            Describe(request, unauthorized.StatusCode, unauthorized.Errors) + " — " + KlaviyoApi.UnauthorizedHint(request.Endpoint)),
         KlaviyoResponse.Rejected rejected => new RelayOutcome.DeadLetter(
             DeadLetterReason.KlaviyoRejected, Describe(request, rejected.StatusCode, rejected.Errors)),
         _ => throw new InvalidOperationException($"Unknown Klaviyo response {response.GetType().Name}."),
@@ -194,8 +194,11 @@ internal sealed partial class OutcomePolicy(
         return $"{ex.GetType().FullName}: {message}";
     }
 
-    private static RelayOutcome.DeadLetter Bounded(RelayOutcome.DeadLetter dead) =>
-        dead.Description.Length <= MaxDescriptionLength ? dead : dead with { Description = dead.Description[..(MaxDescriptionLength - 1)] + "…" };
+    private static RelayOutcome.DeadLetter Bounded(RelayOutcome.DeadLetter dead) => dead with { Description = Bounded(dead.Description) };
+
+    /// <summary>A dead-letter description within <see cref="MaxDescriptionLength"/>.</summary>
+    public static string Bounded(string description) =>
+        description.Length <= MaxDescriptionLength ? description : description[..(MaxDescriptionLength - 1)] + "…";
 
     private static string Describe(KlaviyoRequest request, int status, IReadOnlyList<KlaviyoError> errors) =>
         $"{request.Method} {request.Path} answered {status}" + (errors.Count == 0 ? "" : ": " + KlaviyoResponse.Describe(errors));
