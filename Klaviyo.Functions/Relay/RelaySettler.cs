@@ -128,7 +128,7 @@ internal sealed partial class RelaySettler(
         {
             step = policy.NotReady(delivery.Attempt) is RelayOutcome.RetryLater notReady
                 ? tracker.Postpone(delivery.Body, notReady.Delay) // no Klaviyo call with an unresolved key: a 401 would dead-letter the job's messages
-                : time.GetUtcNow() + (options.Value.CallTimeout * 2) > deadline
+                : !policy.CanStart(options.Value.CallTimeout * 2, deadline)
                     ? tracker.Postpone(delivery.Body)
                     : await tracker.CheckAsync(delivery.Body, asking.Token).ConfigureAwait(false);
         }
