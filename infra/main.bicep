@@ -72,7 +72,7 @@ param additionalAppSettings object = {}
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Always-ready instances kept warm for the Relay function; 0 (default) scales from zero. Each one is billed around the clock (README: Cost notes).')
+@description('Always-ready instances kept warm for the Relay function; 0 (default) scales from zero. Each one is billed around the clock (docs/operating-in-azure.md: Cost notes).')
 @minValue(0)
 @maxValue(10)
 param relayAlwaysReadyInstances int = 0
@@ -104,6 +104,25 @@ param keyVaultCreateMode string = 'default'
 
 @description('Tags for every resource.')
 param tags object = {}
+
+@description('Deploy the Azure Monitor workbook (backlog, delivery and dead letters by reason, Klaviyo requests and 429s by endpoint, import jobs).')
+param deployWorkbook bool = true
+
+@description('Alert rule: events dead-lettered (per reason).')
+param alertOnDeadLetters bool = true
+
+@description('Alert rule: the queue\'s backlog grew in every 5-minute step for 15 minutes (routes Service Bus metrics to Log Analytics).')
+param alertOnBacklogGrowing bool = true
+
+@description('A backlog smaller than this never counts as growing.')
+@minValue(1)
+param backlogGrowingMinimum int = 1000
+
+@description('Alert rule: Klaviyo answered 401 or 403 (a wrong key or a missing scope).')
+param alertOnKlaviyoUnauthorized bool = true
+
+@description('E-mail address the alerts notify; empty: the alerts only show in the portal.')
+param alertEmailAddress string = ''
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var allTags = union(tags, { 'azd-env-name': environmentName })
@@ -232,6 +251,29 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  params: {
+    location: location
+    tags: allTags
+    environmentName: environmentName
+    appInsightsName: names.appInsights
+    workspaceName: names.workspace
+    serviceBusNamespaceName: names.serviceBus
+    queueName: eventsQueueName
+    deployWorkbook: deployWorkbook
+    alertOnDeadLetters: alertOnDeadLetters
+    alertOnBacklogGrowing: alertOnBacklogGrowing
+    backlogGrowingMinimum: backlogGrowingMinimum
+    alertOnKlaviyoUnauthorized: alertOnKlaviyoUnauthorized
+    alertEmailAddress: alertEmailAddress
+  }
+  dependsOn: [
+    monitoring
+    serviceBus
+  ]
+}
+
 output AZURE_LOCATION string = location
 output ingestUrl string = 'https://${functionApp.outputs.defaultHostName}/api/events'
 output healthUrl string = 'https://${functionApp.outputs.defaultHostName}/api/health'
@@ -246,3 +288,5 @@ output appInsightsName string = monitoring.outputs.appInsightsName
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName
 output identityName string = identity.name
 output identityClientId string = identity.properties.clientId
+output workbookId string = operations.outputs.workbookId
+output alertRuleNames array = operations.outputs.alertNames

@@ -52,6 +52,35 @@ public sealed class LocalKeysTests
         Assert.IsFalse(keys.AllowsAdmin(Request(header: "api-key-0123456789")), "the ingest key is not the admin key");
     }
 
+    [TestMethod]
+    public void AllowsStatus_OnLoopbackWithoutKeys_OpenLikeTheIngest()
+    {
+        var keys = LocalKeys.For(new LocalOptions(), new IngestOptions(), "http://localhost:7071");
+
+        Assert.IsTrue(keys.AllowsStatus(Request()));
+    }
+
+    [TestMethod]
+    public void AllowsStatus_WithApiKey_TakesTheApiKeyOrTheAdminKeyAndRefusesOthers()
+    {
+        var keys = LocalKeys.For(new LocalOptions { ApiKey = "api-key-0123456789", AdminKey = "admin-key-0123456789" }, new IngestOptions(), "http://0.0.0.0:7071");
+
+        Assert.IsTrue(keys.AllowsStatus(Request(code: "api-key-0123456789")));
+        Assert.IsTrue(keys.AllowsStatus(Request(header: "admin-key-0123456789")));
+        Assert.IsFalse(keys.AllowsStatus(Request()));
+        Assert.IsFalse(keys.AllowsStatus(Request(header: "api-key-012345678")));
+    }
+
+    [TestMethod]
+    public void AllowsStatus_BeyondLoopbackWithSigningSecretOnly_RefusedThoughTheIngestIsOpenToSignedRequests()
+    {
+        var keys = LocalKeys.For(new LocalOptions(), new IngestOptions { SigningSecret = "signing-secret" }, "http://0.0.0.0:7071");
+
+        Assert.IsTrue(keys.AllowsIngest(Request()), "the signature guards the ingest");
+        Assert.IsFalse(keys.AllowsStatus(Request()), "a GET carries no signature: the dead letters on the status page stay closed");
+        Assert.IsFalse(keys.AllowsStatus(Request(header: "signing-secret")));
+    }
+
     private static HttpRequest Request(string? header = null, string? code = null)
     {
         var context = new DefaultHttpContext();

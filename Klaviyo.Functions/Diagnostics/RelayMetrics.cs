@@ -7,6 +7,9 @@ namespace Klaviyo.Functions.Diagnostics;
 internal sealed class RelayMetrics
 {
     public const string MeterName = "Klaviyo.Relay";
+    public const string DeliveredName = "klaviyo.relay.delivered";
+    public const string DeadLetteredName = "klaviyo.relay.dead_lettered";
+    public const string KlaviyoRequestsName = "klaviyo.relay.klaviyo.requests";
 
     private readonly Counter<long> _delivered;
     private readonly Counter<long> _skipped;
@@ -19,20 +22,22 @@ internal sealed class RelayMetrics
     private readonly Histogram<long> _eventsPerCall;
     private readonly Counter<long> _settlementFailed;
     private readonly Histogram<double> _importJobWait;
+    private readonly Counter<long> _klaviyoRequests;
 
     public RelayMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(MeterName);
-        _delivered = meter.CreateCounter<long>("klaviyo.relay.delivered", "{message}", "Messages whose every Klaviyo call answered 2xx.");
+        _delivered = meter.CreateCounter<long>(DeliveredName, "{message}", "Messages whose every Klaviyo call answered 2xx.");
         _skipped = meter.CreateCounter<long>("klaviyo.relay.skipped", "{message}", "Messages deliberately not sent (page without SendPageAsTrack, alias).");
         _retryScheduled = meter.CreateCounter<long>("klaviyo.relay.retry_scheduled", "{message}", "Messages scheduled for a later attempt after a transient failure.");
-        _deadLettered = meter.CreateCounter<long>("klaviyo.relay.dead_lettered", "{message}", "Messages dead-lettered, by reason.");
+        _deadLettered = meter.CreateCounter<long>(DeadLetteredName, "{message}", "Messages dead-lettered, by reason.");
         _inCallRetries = meter.CreateCounter<long>("klaviyo.relay.klaviyo.in_call_retries", "{retry}", "Extra HTTP tries within one Klaviyo call.");
         _replayed = meter.CreateCounter<long>("klaviyo.relay.replayed", "{message}", "Dead-lettered messages moved back to the queue.");
         _heldBack = meter.CreateCounter<long>("klaviyo.relay.klaviyo.held_back", "{call}", "Klaviyo calls the relay's own rate limiter held back (not sent), by endpoint.");
         _eventsPerCall = meter.CreateHistogram<long>("klaviyo.relay.klaviyo.events_per_call", "{event}", "Events (or profiles) carried by one bulk Klaviyo call, by endpoint.");
         _settlementFailed = meter.CreateCounter<long>("klaviyo.relay.settlement_failed", "{message}", "Messages given back because a settlement call (retry copy, complete, dead letter) failed, by action.");
         _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
+        _klaviyoRequests = meter.CreateCounter<long>(KlaviyoRequestsName, "{request}", "HTTP requests sent to Klaviyo (every try, in-call retries included), by endpoint and status code (none when no answer came).");
         _importJobWait = meter.CreateHistogram<double>("klaviyo.relay.import_job.wait", "s", "Time from an import job's creation to its settling, by the job's final state.");
     }
 
@@ -61,6 +66,15 @@ internal sealed class RelayMetrics
 
     public void HeldBack<TEndpoint>(TEndpoint endpoint)
         where TEndpoint : struct, Enum => _heldBack.Add(1, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
+
+    /// <summary>One try reached Klaviyo (or failed on the way): what the 429 share per endpoint is computed from.</summary>
+    /// <param name="statusCode">null when no answer came (timeout, connection failure).</param>
+    public void KlaviyoRequestSent<TEndpoint>(TEndpoint endpoint, int? statusCode)
+        where TEndpoint : struct, Enum =>
+        _klaviyoRequests.Add(
+            1,
+            new KeyValuePair<string, object?>("endpoint", endpoint.ToString()),
+            new KeyValuePair<string, object?>("http.response.status_code", statusCode));
 
     /// <param name="statusCode">null when no answer came (timeout, connection failure).</param>
     public void KlaviyoCallCompleted<TEndpoint>(TEndpoint endpoint, int? statusCode, TimeSpan elapsed)

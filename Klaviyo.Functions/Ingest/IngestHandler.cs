@@ -173,6 +173,7 @@ internal sealed partial class IngestHandler(
             messageIds[i] = events[i].MessageId;
         }
         LogAccepted(logger, events.Count);
+        metrics.Accepted(events.Count);
         return IngestResult.Accepted(messageIds);
     }
 

@@ -219,7 +219,7 @@ internal sealed class KlaviyoHeldBackException(KlaviyoEndpoint endpoint, TimeSpa
 /// (<see cref="KlaviyoHeldBackException"/>, a value for the caller), never sent and never made to look like Klaviyo's 429.
 /// Every answer's <c>RateLimit-*</c> headers feed <see cref="KlaviyoRateLimits.Observe"/>.
 /// </summary>
-internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProvider time) : DelegatingHandler
+internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProvider time, Diagnostics.RelayMetrics metrics) : DelegatingHandler
 {
     /// <summary>A wait this short is waited out in the call rather than held back.</summary>
     internal static readonly TimeSpan ShortPause = TimeSpan.FromSeconds(1);
@@ -263,7 +263,17 @@ internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProv
             throw new KlaviyoHeldBackException(endpoint, wait, "client-side limit reached");
         }
 
-        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        HttpResponseMessage response;
+        try
+        {
+            response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
+        {
+            metrics.KlaviyoRequestSent(endpoint, null);
+            throw;
+        }
+        metrics.KlaviyoRequestSent(endpoint, (int)response.StatusCode);
         if (response.StatusCode == HttpStatusCode.TooManyRequests)
         {
             var pause = RetryAfterHeader.Read(response, time) ?? ShortPause;

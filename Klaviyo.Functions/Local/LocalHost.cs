@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Klaviyo.Functions.Telemetry;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Health;
@@ -100,6 +99,9 @@ internal static partial class LocalHost
             LogLeasesReleased(app.Logger, queue.LeasesReleasedAtOpen, queue.Path);
         }
 
+        _ = app.Services.GetRequiredService<LocalActivity>(); // listens from the start, so the page's rates miss nothing
+        var localStatus = app.Services.GetRequiredService<LocalStatus>();
+        app.MapLocalStatus(keys);
         // The function app's routes, from the function classes' own constants.
         foreach (var (route, typeValue) in IngestFunction.Routes)
         {
@@ -109,15 +111,7 @@ internal static partial class LocalHost
         {
             var (status, body) = HealthFunction.Describe(context.RequestServices.GetRequiredService<ConfigurationHealth>().Check(includeServiceBus: false));
             var answer = JsonSerializer.SerializeToNode(body)!.AsObject();
-            var backlog = queue.Counts();
-            answer["backlog"] = new JsonObject
-            {
-                ["ready"] = backlog.Ready,
-                ["scheduled"] = backlog.Scheduled,
-                ["leased"] = backlog.Leased,
-                ["deferred"] = backlog.Deferred,
-                ["deadLettered"] = backlog.DeadLettered,
-            };
+            answer["backlog"] = LocalStatus.BacklogJson(localStatus.Backlog()); // the same numbers as /api/status
             context.Response.StatusCode = status;
             return context.Response.WriteAsJsonAsync(answer);
         });

@@ -18,9 +18,11 @@ internal sealed class LocalKeys
 
     private readonly byte[]? _api;
     private readonly byte[]? _admin;
+    private readonly bool _loopbackOnly;
 
-    private LocalKeys(string? api, string? admin)
+    private LocalKeys(string? api, string? admin, bool loopbackOnly)
     {
+        _loopbackOnly = loopbackOnly;
         _api = api is null ? null : Digest(api);
         _admin = admin is null ? null : Digest(admin);
         Admin = string.IsNullOrEmpty(admin) ? null : "set";
@@ -41,12 +43,18 @@ internal sealed class LocalKeys
                 $"Local__ApiKey is required when local mode listens beyond loopback ({string.Join(", ", open)}): set Local__ApiKey "
                 + "(sent as x-functions-key or ?code=) or Ingest__SigningSecret, or listen on http://localhost only.");
         }
-        return new LocalKeys(apiKey, string.IsNullOrEmpty(local.AdminKey) ? null : local.AdminKey.Trim());
+        return new LocalKeys(apiKey, string.IsNullOrEmpty(local.AdminKey) ? null : local.AdminKey.Trim(), open.Count == 0);
     }
 
     public bool AllowsIngest(HttpRequest request) => _api is null || Matches(request, _api);
 
     public bool AllowsAdmin(HttpRequest request) => _admin is not null && Matches(request, _admin);
+
+    /// <summary>The status page and <c>/api/status</c> (they show dead letters): like the ingest, open on loopback without
+    /// <c>Local:ApiKey</c> and needing it when set; the admin key opens them too. Beyond loopback without
+    /// <c>Local:ApiKey</c> (a signing secret guards the ingest but signs no GET) only the admin key does.</summary>
+    public bool AllowsStatus(HttpRequest request) =>
+        (_admin is not null && Matches(request, _admin)) || (_api is null ? _loopbackOnly : Matches(request, _api));
 
     public static Task WriteUnauthorizedAsync(HttpContext context)
     {

@@ -22,6 +22,8 @@ internal static class LocalServiceCollectionExtensions
         services.AddSingleton(sp => new DeadLetterFile(sp.GetRequiredService<IOptions<LocalOptions>>().Value.DeadLetterPath, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<LocalSettlement>();
         services.AddSingleton<LocalCounters>();
+        services.AddSingleton<LocalActivity>();
+        services.AddSingleton<LocalStatus>();
         services.AddHostedService<LocalRelayWorker>();
         services.AddOptions<HostOptions>().Configure<IOptions<LocalOptions>>((host, local) => host.ShutdownTimeout = local.Value.ShutdownGrace + TimeSpan.FromSeconds(15));
         services.AddHttpClient<KlaviyoClient>().AddHttpMessageHandler(sp => new DryRunKlaviyoHandler(sp.GetRequiredService<IOptions<KlaviyoOptions>>(), Console.Out));

@@ -148,7 +148,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   // The worker exports with OpenTelemetry (host.json telemetryMode) using this identity (ManagedIdentityCredential).
   AZURE_CLIENT_ID: identityClientId
-  // An extra exporter beside Azure Monitor (none, console, otlp); see README "Telemetry".
+  // An extra exporter beside Azure Monitor (none, console, otlp); see docs/operating-in-azure.md "Telemetry".
   Telemetry__Exporter: 'none'
 
   // Service Bus: the connection named "ServiceBus" (trigger, sender, replay), managed identity.
