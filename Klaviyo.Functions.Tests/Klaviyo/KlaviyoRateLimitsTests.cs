@@ -20,6 +20,9 @@ public sealed class KlaviyoRateLimitsTests
     [DataRow(KlaviyoEndpoint.SubscribeProfiles, 1, 75, 750)]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, 20, 1, 7)]
     [DataRow(KlaviyoEndpoint.AddProfilesToList, 1000, 1, 1)]
+    [DataRow(KlaviyoEndpoint.RequestDeletion, 1, 3, 60)]
+    [DataRow(KlaviyoEndpoint.RequestDeletion, 2, 1, 30)]
+    [DataRow(KlaviyoEndpoint.GetProfiles, 4, 18, 187)]
     public void InstanceShare_DividesPublishedLimitsByInstances(object endpointCase, int instances, int perSecond, int perMinute)
     {
         var endpoint = (KlaviyoEndpoint)endpointCase;
