@@ -4,7 +4,7 @@ namespace Klaviyo.Functions.Tests.Infra;
 
 /// <summary>Issue 18 item 8: after <c>azd down</c> without <c>--purge</c> the soft-deleted vault keeps its name, and the
 /// next <c>azd up</c> failed on it. The templates now take a create mode (recover) wired to an azd variable, and the
-/// README says how to purge or recover. (Azure cannot be reached here: the wiring is checked in the files.)</summary>
+/// docs/operating-in-azure.md (linked from README) says how to purge or recover. (Azure cannot be reached here: the wiring is checked in the files.)</summary>
 [TestClass]
 public sealed class KeyVaultRedeployTests
 {
@@ -29,7 +29,7 @@ public sealed class KeyVaultRedeployTests
     [TestMethod]
     public void Readme_SaysHowToTearDownAndDeployAgain()
     {
-        var readme = File.ReadAllText(Path.Combine(RepoRoot(), "README.md"));
+        var readme = File.ReadAllText(Path.Combine(RepoRoot(), "docs", "operating-in-azure.md"));
 
         Assert.Contains("azd down --purge", readme);
         Assert.Contains("az keyvault purge --name <keyVaultName>", readme);
