@@ -40,7 +40,8 @@ def status_kb(pid, key):
 def start():
     port = free_port()
     env = dict(os.environ, Klaviyo__PrivateApiKey="pk_bench_memory", Klaviyo__DryRun="true",
-               Local__DeadLetterPath=f"/tmp/ingest-memory-{port}.jsonl", Logging__LogLevel__Default="Warning")
+               Local__DeadLetterPath=f"/tmp/ingest-memory-{port}.jsonl", Local__DatabasePath=f"/tmp/ingest-memory-{port}.db",
+               Logging__LogLevel__Default="Warning")
     proc = subprocess.Popen(["dotnet", DLL, "--local", "--urls", f"http://127.0.0.1:{port}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):

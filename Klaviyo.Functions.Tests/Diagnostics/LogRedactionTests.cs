@@ -74,6 +74,20 @@ public sealed class LogRedactionTests
     }
 
     [TestMethod]
+    public void AddKeyRedactingLogs_Twice_WrapsTheFactoryOnce()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddKeyRedactingLogs();
+        services.AddKeyRedactingLogs();
+        using var provider = services.BuildServiceProvider();
+
+        var factory = provider.GetRequiredService<ILoggerFactory>();
+
+        var redacting = Assert.IsInstanceOfType<RedactingLoggerFactory>(factory);
+        Assert.IsInstanceOfType<LoggerFactory>(redacting.Inner, "one wrapper around the framework's factory, not two");
+    }
+
+    [TestMethod]
     [DataRow("code=abc", "code=abc")]
     [DataRow("?code=abc", "?code=***")]
     [DataRow("https://h/api?a=1&code=abc#f", "https://h/api?a=1&code=***#f")]

@@ -46,10 +46,11 @@ internal static partial class LogRedaction
     /// registration does not matter: <c>AddLogging</c> only adds a factory when none is registered).</summary>
     public static IServiceCollection AddKeyRedactingLogs(this IServiceCollection services)
     {
-        if (services.Any(d => d.ServiceType == typeof(ILoggerFactory) && d.ImplementationFactory?.Method.DeclaringType == typeof(LogRedaction)))
+        if (services.Any(d => d.ServiceType == typeof(RedactingLoggerFactory)))
         {
-            return services;
+            return services; // wrapped already
         }
+        services.AddSingleton<RedactingLoggerFactory>(sp => (RedactingLoggerFactory)sp.GetRequiredService<ILoggerFactory>());
         if (!services.Any(d => d.ServiceType == typeof(ILoggerFactory)))
         {
             services.AddLogging();
@@ -75,6 +76,9 @@ internal static partial class LogRedaction
 /// <summary>Hands out loggers that redact keys (<see cref="LogRedaction"/>) before any provider sees a line.</summary>
 internal sealed class RedactingLoggerFactory(ILoggerFactory inner, bool owned) : ILoggerFactory
 {
+    /// <summary>The framework's factory, which filters and hands lines to the providers.</summary>
+    internal ILoggerFactory Inner => inner;
+
     public ILogger CreateLogger(string categoryName) => new RedactingLogger(inner.CreateLogger(categoryName));
 
     public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
