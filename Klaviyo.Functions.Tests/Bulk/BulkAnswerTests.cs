@@ -101,7 +101,7 @@ public sealed class BulkAnswerTests
             .ToList();
         var call = ProfileImportJobBuilder.Build(null, profiles).Single();
         // Message (sequence) 1000 + k carried by profile k.
-        return JobTicket.ForJob(call.Request, "J1", call.Items.Select(k => (IReadOnlyList<long>)[1000L + k]).ToArray(), DateTimeOffset.UnixEpoch);
+        return JobTicket.ForJob(call.Request.Path, "J1", call.Items.Select(k => profiles[k].IdentityText).ToList(), call.Items.Select(k => (IReadOnlyList<long>)[1000L + k]).ToArray(), DateTimeOffset.UnixEpoch);
     }
 
     private static byte[] Utf8(string json) => Encoding.UTF8.GetBytes(json);

@@ -14,18 +14,18 @@ public sealed class JobTicketTests
 
     private static readonly DateTimeOffset Created = new(2026, 12, 1, 1, 2, 3, 456, TimeSpan.Zero);
 
+    /// <summary>The profiles of <paramref name="count"/> identifies (emails p{i}@example.com) as the transform writes them.</summary>
+    internal static IReadOnlyList<ProfilePart> Profiles(int count) => Enumerable.Range(0, count)
+        .Select(i => ((ProfileParts)((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Parts).Profile)
+        .ToList();
+
     /// <summary>An import job request of <paramref name="count"/> profiles (emails p{i}@example.com).</summary>
-    internal static KlaviyoRequest ImportJobRequest(int count)
-    {
-        var profiles = Enumerable.Range(0, count)
-            .Select(i => ((ProfileParts)((TransformResult.Planned)Transforms.Run($$$"""{"type":"identify","userId":"u-{{{i}}}","traits":{"email":"p{{{i}}}@example.com"}}""")).Parts).Profile)
-            .ToList();
-        return ProfileImportJobBuilder.Build(null, profiles).Single().Request;
-    }
+    internal static KlaviyoRequest ImportJobRequest(int count) => ProfileImportJobBuilder.Build(null, Profiles(count)).Single().Request;
 
     /// <summary>A ticket for a job of <paramref name="count"/> profiles, item k carrying sequences <paramref name="first"/> + 2k and + 2k + 1.</summary>
     internal static JobTicket Ticket(int count, string jobId = "01JOB", long first = 1000) =>
-        JobTicket.ForJob(ImportJobRequest(count), jobId, Enumerable.Range(0, count).Select(k => (IReadOnlyList<long>)[first + (2 * k), first + (2 * k) + 1]).ToArray(), Created);
+        JobTicket.ForJob(KlaviyoApi.BulkImportProfilesPath, jobId, Profiles(count).Select(p => p.IdentityText).ToList(),
+            Enumerable.Range(0, count).Select(k => (IReadOnlyList<long>)[first + (2 * k), first + (2 * k) + 1]).ToArray(), Created);
 
     [TestMethod]
     public void Ticket_SerializedThenParsed_RoundTripsEveryField()
@@ -48,12 +48,15 @@ public sealed class JobTicketTests
     [TestMethod]
     public void ForJob_Profiles_ItemsInBodyOrderIdentifiedByHashesWithoutTheirEmails()
     {
-        var request = ImportJobRequest(3);
-        var ticket = JobTicket.ForJob(request, "J", [[7], [8, 9], [10]], Created);
+        // The ticket hashes the identities the transform carried; the job body read back (as Klaviyo's import errors
+        // echo it) must give the same hashes, or errors could not be matched to their profiles.
+        var profiles = Profiles(3);
+        var request = ProfileImportJobBuilder.Build(null, profiles).Single().Request;
+        var ticket = JobTicket.ForJob(request.Path, "J", profiles.Select(p => p.IdentityText).ToList(), [[7], [8, 9], [10]], Created);
 
         using var body = JsonDocument.Parse(request.Body);
-        var profiles = body.RootElement.GetProperty("data").GetProperty("attributes").GetProperty("profiles").GetProperty("data").EnumerateArray().ToList();
-        Assert.AreSequenceEqual(profiles.Select(p => JobTicket.IdentityHash(BulkJson.IdentityKey(p))).ToArray(), ticket.Items.Select(i => i.Identity).ToArray());
+        var written = body.RootElement.GetProperty("data").GetProperty("attributes").GetProperty("profiles").GetProperty("data").EnumerateArray().ToList();
+        Assert.AreSequenceEqual(written.Select(p => JobTicket.IdentityHash(BulkJson.IdentityKey(p))).ToArray(), ticket.Items.Select(i => i.Identity).ToArray());
         Assert.IsTrue(ticket.Items.All(i => i.Identity.Length == 12));
         Assert.HasCount(3, ticket.Items.Select(i => i.Identity).Distinct());
         Assert.AreSequenceEqual(new long[] { 8, 9 }, ticket.Items[1].Sequences.ToArray());
@@ -63,9 +66,28 @@ public sealed class JobTicketTests
     }
 
     [TestMethod]
+    public void IdentityText_OfEveryProfileOfTheMixAndOddIdentities_IsWhatTheProfileObjectReadsAs()
+    {
+        var events = BulkBuildersTests.MixLines().Concat(
+        [
+            """{"type":"identify","userId":"u-1","traits":{"email":"a@example.com","phone":"+1 (415) 555-2671","_kx":"kx\\"q\u00e9"}}""",
+            """{"type":"identify","anonymousId":"anon-1","context":{"externalId":[{"type":"klaviyo-profileId","id":"01KPROFILE"}]}}""",
+            """{"type":"group","userId":42,"groupId":"G1","traits":{"email":"b@example.com"}}""",
+        ]);
+        var profiles = events.Select(e => Transforms.Run(e)).OfType<TransformResult.Planned>().Select(p => p.Parts).OfType<ProfileParts>().Select(p => p.Profile).ToList();
+        Assert.IsGreaterThan(10, profiles.Count);
+
+        foreach (var profile in profiles)
+        {
+            using var data = JsonDocument.Parse(profile.Data);
+            Assert.AreEqual(BulkJson.IdentityKey(data.RootElement), profile.IdentityText, Encoding.UTF8.GetString(profile.Data.Span));
+        }
+    }
+
+    [TestMethod]
     public void ForJob_SequenceListsNotOnePerProfile_Throws()
     {
-        Assert.ThrowsExactly<ArgumentException>(() => JobTicket.ForJob(ImportJobRequest(3), "J", [[1], [2]], Created));
+        Assert.ThrowsExactly<ArgumentException>(() => JobTicket.ForJob(KlaviyoApi.BulkImportProfilesPath, "J", Profiles(3).Select(p => p.IdentityText).ToList(), [[1], [2]], Created));
     }
 
     [TestMethod]

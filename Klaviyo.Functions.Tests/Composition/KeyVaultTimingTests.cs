@@ -125,9 +125,8 @@ public sealed class KeyVaultTimingTests
         using var klaviyo = FakeKlaviyo.Start();
         var (host, queue) = await StartAsync(klaviyo.BaseUrl, TestContext.CancellationToken);
         using var _ = host;
-        var job = new global::Klaviyo.Functions.Klaviyo.KlaviyoRequest(global::Klaviyo.Functions.Klaviyo.KlaviyoEndpoint.BulkImportProfiles, "/api/profile-bulk-import-jobs",
-            Encoding.UTF8.GetBytes("""{"data":{"type":"profile-bulk-import-job","attributes":{"profiles":{"data":[{"type":"profile","attributes":{"email":"a@example.com"}}]}}}}"""));
-        var ticket = global::Klaviyo.Functions.Bulk.JobTicket.ForJob(job, "job-kv", [[41]], DateTimeOffset.UtcNow);
+        // One profile, email a@example.com (identifiers: id, email, phone, external_id, anonymous_id, _kx).
+        var ticket = global::Klaviyo.Functions.Bulk.JobTicket.ForJob("/api/profile-bulk-import-jobs", "job-kv", ["\u001fa@example.com\u001f\u001f\u001f\u001f"], [[41]], DateTimeOffset.UtcNow);
         var tracker = RelayTestHost.Message(Encoding.UTF8.GetString(ticket.Serialize()), RelayMessage.TrackerMessageId("job-kv", 41, 1), subject: RelayMessage.ImportJobSubject);
         var actions = new RecordingMessageActions();
 

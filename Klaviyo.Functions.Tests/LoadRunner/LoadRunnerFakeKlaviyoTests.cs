@@ -85,7 +85,7 @@ public sealed class LoadRunnerFakeKlaviyoTests
         Assert.AreEqual(HttpStatusCode.Accepted, created.StatusCode);
         Assert.IsInstanceOfType<ImportJobState.Running>(early);
         Assert.AreEqual(2, Assert.IsInstanceOfType<ImportJobState.Complete>(late).FailedCount);
-        var ticket = JobTicket.ForJob(job.Request, id!, job.ItemMessages.Select(m => (IReadOnlyList<long>)m.Select(x => (long)x).ToArray()).ToArray(), DateTimeOffset.UnixEpoch);
+        var ticket = JobTicket.ForJob(job.Request.Path, id!, job.ItemIdentities!, job.ItemMessages.Select(m => (IReadOnlyList<long>)m.Select(x => (long)x).ToArray()).ToArray(), DateTimeOffset.UnixEpoch);
         var verdicts = ImportJobAnswer.Settle(ticket, late, errors.Errors);
         Assert.AreEqual(2, verdicts.Count(v => v is BulkVerdict.DeadLetter));
         Assert.AreEqual(498, verdicts.Count(v => v is BulkVerdict.Delivered));
@@ -182,6 +182,6 @@ public sealed class LoadRunnerFakeKlaviyoTests
             .Select(i => ((ProfileParts)((TransformResult.Planned)Transforms.Run("{\"type\":\"identify\",\"userId\":\"u-" + i + "\",\"traits\":{\"email\":\"p" + i + "@example.com\"}}")).Parts).Profile)
             .ToList();
         var call = ProfileImportJobBuilder.Build(null, profiles).Single();
-        return new CarriedCall(call.Request, call.Items.Select(k => (IReadOnlyList<int>)[k]).ToArray());
+        return new CarriedCall(call.Request, call.Items.Select(k => (IReadOnlyList<int>)[k]).ToArray(), call.Items.Select(k => profiles[k].IdentityText).ToArray());
     }
 }

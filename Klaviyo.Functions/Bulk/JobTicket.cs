@@ -32,27 +32,22 @@ internal sealed record JobTicket(string JobId, string Path, DateTimeOffset Creat
     private const int IdentityLength = 12;
     private const int MaxTextLength = 1024;
 
-    /// <summary>The ticket for the job Klaviyo created (id <paramref name="jobId"/>) from <paramref name="job"/>, whose
-    /// <c>profiles.data[k]</c> carries the messages <paramref name="sequencesPerItem"/>[k].</summary>
-    /// <exception cref="ArgumentException">The request is not a profile import job, or the counts differ (a bug).</exception>
-    public static JobTicket ForJob(KlaviyoRequest job, string jobId, IReadOnlyList<IReadOnlyList<long>> sequencesPerItem, DateTimeOffset createdAt)
+    /// <summary>The ticket for the job Klaviyo created (id <paramref name="jobId"/>) by a POST to <paramref name="path"/>,
+    /// whose <c>profiles.data[k]</c> has the identifiers <paramref name="identityKeys"/>[k] (as the transform wrote them,
+    /// <see cref="Transform.ProfilePart.IdentityText"/>) and carries the messages <paramref name="sequencesPerItem"/>[k].</summary>
+    /// <exception cref="ArgumentException">The counts differ, or an identity is missing (a bug).</exception>
+    public static JobTicket ForJob(string path, string jobId, IReadOnlyList<string?> identityKeys, IReadOnlyList<IReadOnlyList<long>> sequencesPerItem, DateTimeOffset createdAt)
     {
-        if (job.Endpoint != KlaviyoEndpoint.BulkImportProfiles)
-        {
-            throw new ArgumentException($"A job ticket is for {KlaviyoEndpoint.BulkImportProfiles}, not {job.Endpoint}.", nameof(job));
-        }
         ArgumentException.ThrowIfNullOrEmpty(jobId);
-        using var document = JsonDocument.Parse(job.Body);
-        var profiles = document.RootElement.GetProperty("data").GetProperty("attributes").GetProperty("profiles").GetProperty("data");
-        if (profiles.GetArrayLength() != sequencesPerItem.Count)
+        if (identityKeys.Count != sequencesPerItem.Count)
         {
             throw new ArgumentException(
-                $"The job carries {profiles.GetArrayLength()} profiles but {sequencesPerItem.Count} sequence lists were given.", nameof(sequencesPerItem));
+                $"The job carries {identityKeys.Count} profiles but {sequencesPerItem.Count} sequence lists were given.", nameof(sequencesPerItem));
         }
-        var items = profiles.EnumerateArray()
-            .Select((profile, k) => new JobTicketItem(IdentityHash(BulkJson.IdentityKey(profile)), sequencesPerItem[k].ToArray()))
+        var items = identityKeys
+            .Select((key, k) => new JobTicketItem(IdentityHash(key ?? throw new ArgumentException($"Profile {k} of the job has no identity.", nameof(identityKeys))), sequencesPerItem[k].ToArray()))
             .ToArray();
-        return new JobTicket(jobId, job.Path, createdAt, 0, items);
+        return new JobTicket(jobId, path, createdAt, 0, items);
     }
 
     /// <summary>The first 12 base64url characters (72 bits) of the SHA-256 of <see cref="BulkJson.IdentityKey"/>: stable,

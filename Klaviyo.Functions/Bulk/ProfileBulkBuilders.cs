@@ -5,7 +5,8 @@ using Klaviyo.Functions.Transform;
 namespace Klaviyo.Functions.Bulk;
 
 /// <summary>A bulk call and, per item of its body (a profile, a subscription), the batch messages that item carries.</summary>
-internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages)
+/// <param name="ItemIdentities">For an import job, each profile item's identifiers as text (<see cref="ProfilePart.IdentityText"/>).</param>
+internal sealed record CarriedCall(KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages, IReadOnlyList<string?>? ItemIdentities = null)
 {
     public IEnumerable<int> Messages => ItemMessages.SelectMany(m => m);
 }

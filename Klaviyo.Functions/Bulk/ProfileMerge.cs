@@ -37,7 +37,7 @@ internal static class ProfileMerge
         }
         // The merged object keeps the oldest update's key order, so its identifiers still come first.
         var bytes = JsonSerializer.SerializeToUtf8Bytes(merged, s_options);
-        return new ProfilePart(bytes, IdentityLength(bytes, oldestFirst[^1]));
+        return new ProfilePart(bytes, IdentityLength(bytes, oldestFirst[^1])) { IdentityText = oldestFirst[0].IdentityText };
     }
 
     private static readonly JsonSerializerOptions s_options = new() { Encoder = BodyBuffers.WriterOptions.Encoder };

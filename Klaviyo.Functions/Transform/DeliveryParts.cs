@@ -31,6 +31,12 @@ internal sealed record ProfilePart(ReadOnlyMemory<byte> Data, int IdentityLength
 {
     /// <summary>The bytes that identify the profile: equal for two updates of the same person, and only then.</summary>
     public ReadOnlyMemory<byte> IdentityKey => Data[..IdentityLength];
+
+    /// <summary>
+    /// The identifiers as text, in the form Klaviyo's import errors are matched by (<see cref="Identity.KeyText"/>):
+    /// set on a profile-import's profile, so an import job's tracker can hash them without reading the job body back.
+    /// </summary>
+    public string? IdentityText { get; init; }
 }
 
 /// <summary>

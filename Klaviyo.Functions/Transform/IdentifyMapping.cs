@@ -40,7 +40,7 @@ internal static class ProfileImport
         {
             return error;
         }
-        var profile = new ProfilePart(BodyBuffers.ToArray(writer), identityEnd);
+        var profile = new ProfilePart(BodyBuffers.ToArray(writer), identityEnd) { IdentityText = view.Identity.KeyText(forEvent: false) };
         // Several updates of one profile in a batch are merged oldest first (spec 8.3); a time that does not resolve
         // sorts first (a bad time is not an identify's permanent error).
         var time = EventTime.Resolve(view, now, out var utc) is null && utc is { } resolved ? resolved : DateTime.MinValue;

@@ -116,6 +116,17 @@ internal sealed class Identity
         return null;
     }
 
+    /// <summary>
+    /// The identifiers the profile is written with, as one text: Klaviyo's id, email, phone_number, external_id,
+    /// anonymous_id (events only) and _kx's JSON, joined by U+001F. The same form <c>Bulk.BulkJson.IdentityKey</c>
+    /// reads from a profile object, so Klaviyo's import errors (which echo the profile) match it.
+    /// </summary>
+    public string KeyText(bool forEvent) => string.Join('\u001f',
+        KlaviyoProfileId, Email.ToString(), Phone.ToString(), ExternalId.ToString(), forEvent ? AnonymousId.ToString() : null,
+        Kx.ValueKind == JsonValueKind.String ? System.Text.Json.JsonSerializer.Serialize(Kx.GetString(), s_kxOptions) : null);
+
+    private static readonly System.Text.Json.JsonSerializerOptions s_kxOptions = new() { Encoder = BodyBuffers.WriterOptions.Encoder };
+
     /// <summary>Drops the references into the event (see <see cref="EventView.Release"/>).</summary>
     public void Release()
     {

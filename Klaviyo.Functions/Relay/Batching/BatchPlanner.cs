@@ -217,7 +217,7 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
             }
             foreach (var call in ProfileImportJobBuilder.Build(listGroup.Key.Length == 0 ? null : listGroup.Key, merged))
             {
-                imports.Add(new CarriedCall(call.Request, call.Items.Select(i => carried[i]).ToArray()));
+                imports.Add(new CarriedCall(call.Request, call.Items.Select(i => carried[i]).ToArray(), call.Items.Select(i => merged[i].IdentityText).ToArray()));
             }
         }
 

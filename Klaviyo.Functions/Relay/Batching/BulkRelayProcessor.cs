@@ -10,7 +10,8 @@ namespace Klaviyo.Functions.Relay;
 
 /// <summary>An import job Klaviyo accepted: its id, the POST that started it, and per profile item the batch messages
 /// it carries (only those now <see cref="RelayOutcome.AwaitingJob"/>; an item with none is not tracked).</summary>
-internal sealed record StartedJob(string JobId, KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages);
+/// <param name="ItemIdentities">Each profile item's identifiers as text, for the job's ticket (no read of the body back).</param>
+internal sealed record StartedJob(string JobId, KlaviyoRequest Request, IReadOnlyList<IReadOnlyList<int>> ItemMessages, IReadOnlyList<string?> ItemIdentities);
 
 /// <summary>One outcome per message of a batch, in batch order, and the import jobs whose messages wait for them.</summary>
 internal sealed record BatchDecision(IReadOnlyList<RelayOutcome> Outcomes, IReadOnlyList<StartedJob> Jobs);
@@ -167,7 +168,8 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
                     continue;
                 }
                 open.ForEach(m => outcomes[m] = new RelayOutcome.AwaitingJob(jobId));
-                jobs.Add(new StartedJob(jobId, call.Request, call.ItemMessages.Select(item => (IReadOnlyList<int>)item.Where(open.Contains).ToArray()).ToArray()));
+                jobs.Add(new StartedJob(jobId, call.Request, call.ItemMessages.Select(item => (IReadOnlyList<int>)item.Where(open.Contains).ToArray()).ToArray(),
+                    call.ItemIdentities ?? throw new InvalidOperationException("An import job is planned with its profiles' identities.")));
                 continue;
             }
             foreach (var (message, verdict) in ProfilesBulkAnswer.Interpret(call, response))

@@ -47,7 +47,7 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
     /// <summary>The first tracker of a job Klaviyo just accepted, and when it is due.</summary>
     public (QueuedEvent Tracker, DateTimeOffset Due) Start(StartedJob job, IReadOnlyList<IReadOnlyList<long>> sequencesPerItem)
     {
-        var ticket = JobTicket.ForJob(job.Request, job.JobId, sequencesPerItem, time.GetUtcNow());
+        var ticket = JobTicket.ForJob(job.Request.Path, job.JobId, job.ItemIdentities, sequencesPerItem, time.GetUtcNow());
         return (Tracker(ticket), time.GetUtcNow() + FirstPoll);
     }
 
