@@ -14,6 +14,11 @@ if (args.Contains("--quick"))
     Console.WriteLine($"floor (System.Text.Json parse + write): {floor.EventsPerSecond:N0} events/s on one thread, {floor.BytesPerEvent:N0} bytes allocated per event");
     Console.WriteLine($"transform (every request body built):   {transform.EventsPerSecond:N0} events/s on one thread, {transform.BytesPerEvent:N0} bytes allocated per event");
     Console.WriteLine($"transform / floor: {transform.EventsPerSecond / floor.EventsPerSecond:N2} ({30 * events.Length:N0} events each, alternating rounds, {Environment.ProcessorCount} cores, .NET {Environment.Version})");
+    if (args.Contains("--parts"))
+    {
+        var (parts, floor2) = Quick.Compare(events.Length, () => TransformBenchmarks.TransformToParts(transformer, events), () => JsonFloor.ParseAndWriteAll(events));
+        Console.WriteLine($"transform to parts only (the batch path): {parts.EventsPerSecond:N0} events/s, {parts.BytesPerEvent:N0} bytes per event; floor {floor2.EventsPerSecond:N0} events/s, {floor2.BytesPerEvent:N0} bytes; parts / floor: {parts.EventsPerSecond / floor2.EventsPerSecond:N2}");
+    }
     return;
 }
 
