@@ -32,6 +32,15 @@ internal sealed class LocalAppProcess : IAsyncDisposable
         return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
     }
 
+    /// <summary>CPU time the app has used so far (Linux <c>/proc/&lt;pid&gt;/stat</c> utime + stime), in seconds.</summary>
+    public double CpuSeconds()
+    {
+        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // After the command name: state is field 3, so utime (14) and stime (15) are at 11 and 12 here; 100 ticks a second.
+        return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
+    }
+
     /// <summary><c>kill -9</c>: no shutdown code runs.</summary>
     public async Task KillAsync()
     {

@@ -244,7 +244,8 @@ internal static partial class Delivery
                 var calls = fake.Counters.Values.Sum(c => c.AcceptedCount + c.ThrottledCount);
                 var throttled = fake.Counters.Values.Sum(c => c.ThrottledCount);
                 Console.WriteLine($"  {watch.Elapsed.TotalSeconds,5:N0} s: offered {Interlocked.Read(ref run.Accepted),9:N0}, waiting {backlog.Waiting,7:N0} ({backlog}), dead {backlog.DeadLettered:N0}; "
-                    + $"Klaviyo calls {calls:N0} ({throttled:N0} 429); RSS {string.Join("/", apps.Select(a => { try { return a.ResidentMegabytes().ToString("N0", CultureInfo.InvariantCulture); } catch (IOException) { return "-"; } }))} MB");
+                    + $"Klaviyo calls {calls:N0} ({throttled:N0} 429); RSS {string.Join("/", apps.Select(a => { try { return a.ResidentMegabytes().ToString("N0", CultureInfo.InvariantCulture); } catch (IOException) { return "-"; } }))} MB; "
+                    + $"CPU {string.Join("/", apps.Select(a => { try { return a.CpuSeconds().ToString("N1", CultureInfo.InvariantCulture); } catch (IOException) { return "-"; } }))} s");
             }
         }
     }

@@ -35,6 +35,13 @@ public sealed record FakeKlaviyoOptions
     /// is accepted (the tickets that carried profiles without messages).</summary>
     public TimeSpan FailSubscriptionsFor { get; init; }
 
+    /// <summary>From this long after start, for <see cref="ThrottleFor"/>, every call is answered 429 with
+    /// <c>Retry-After: 1</c>: a Klaviyo that throttles everything for a while.</summary>
+    public TimeSpan ThrottleAfter { get; init; }
+
+    /// <summary>How long every call is throttled; zero (the default) never.</summary>
+    public TimeSpan ThrottleFor { get; init; }
+
     /// <summary>The list whose subscription jobs <see cref="FailSubscriptionsFor"/> fails.</summary>
     public string FailSubscriptionsList { get; init; } = "LIST2";
 }
@@ -155,7 +162,9 @@ public sealed class FakeKlaviyo : IAsyncDisposable
         using var body = new MemoryStream();
         await context.Request.Body.CopyToAsync(body);
         var now = DateTimeOffset.UtcNow;
-        if (_options.EnforceLimits && !counter.TryAdmit(now, out var retryAfter))
+        var throttled = _options.ThrottleFor > TimeSpan.Zero && now >= _started + _options.ThrottleAfter && now < _started + _options.ThrottleAfter + _options.ThrottleFor;
+        var retryAfter = 1;
+        if (throttled ? counter.Throttle() : _options.EnforceLimits && !counter.TryAdmit(now, out retryAfter))
         {
             context.Response.StatusCode = 429;
             context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
@@ -382,6 +391,16 @@ public sealed class EndpointCounter(int burst, int steady)
         {
             return _perMinute.Values.ToList();
         }
+    }
+
+    /// <summary>Counts a call refused by a throttling Klaviyo; always true (the caller answers 429).</summary>
+    public bool Throttle()
+    {
+        lock (_gate)
+        {
+            _throttled++;
+        }
+        return true;
     }
 
     public bool TryAdmit(DateTimeOffset now, out int retryAfterSeconds)
