@@ -18,6 +18,13 @@ param klaviyoPrivateApiKey string
 @secure()
 param ingestSigningSecret string = ''
 
+@description('Ingest__SignatureScheme: how X-Signature is written, sha256 (sha256=<hex HMAC-SHA256 of the body>) or segment-sha1 (Segment webhooks: <hex HMAC-SHA1>).')
+@allowed([
+  'sha256'
+  'segment-sha1'
+])
+param ingestSignatureScheme string = 'sha256'
+
 @description('Klaviyo__PublicApiKey: accepted for RudderStack parity; cloud mode does not use it.')
 param klaviyoPublicApiKey string = ''
 
@@ -227,6 +234,7 @@ module functionApp 'modules/functionapp.bicep' = {
     eventsQueueName: serviceBus.outputs.queueName
     klaviyoPrivateApiKeySecretUri: keyVault.outputs.klaviyoPrivateApiKeySecretUri
     ingestSigningSecretUri: keyVault.outputs.ingestSigningSecretUri
+    ingestSignatureScheme: ingestSignatureScheme
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     relayAlwaysReadyInstances: relayAlwaysReadyInstances

@@ -49,6 +49,13 @@ param klaviyoPrivateApiKeySecretUri string
 @description('Version-less Key Vault secret URI of the ingest signing secret; empty when no signing secret is used.')
 param ingestSigningSecretUri string
 
+@description('Ingest__SignatureScheme: how X-Signature is written, sha256 (default) or segment-sha1 (Segment webhooks).')
+@allowed([
+  'sha256'
+  'segment-sha1'
+])
+param ingestSignatureScheme string
+
 @description('Memory per instance in MB.')
 @allowed([
   512
@@ -185,6 +192,7 @@ var appSettings = {
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)
+  Ingest__SignatureScheme: ingestSignatureScheme
   Ingest__MaxRequestBytes: '4194304'
   Ingest__MaxEventBytes: '32768'
   Ingest__MaxEventsPerRequest: '10000'
