@@ -44,6 +44,14 @@ param klaviyoSmsConsent bool = false
 ])
 param klaviyoOnSubscribeFalse string = 'unsubscribe'
 
+@description('Klaviyo__GroupMode: what a group does, list (groupId is a Klaviyo list, RudderStack\'s meaning), profile (profile update only) or skip (Segment sources: groupId is an account).')
+@allowed([
+  'list'
+  'profile'
+  'skip'
+])
+param klaviyoGroupMode string = 'list'
+
 @description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
 @maxLength(255)
 param klaviyoCustomSource string = ''
@@ -243,6 +251,7 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoConsent: klaviyoConsent
     klaviyoSmsConsent: klaviyoSmsConsent
     klaviyoOnSubscribeFalse: klaviyoOnSubscribeFalse
+    klaviyoGroupMode: klaviyoGroupMode
     klaviyoCustomSource: klaviyoCustomSource
     klaviyoEnforceEmailAsPrimary: klaviyoEnforceEmailAsPrimary
     klaviyoSendPageAsTrack: klaviyoSendPageAsTrack

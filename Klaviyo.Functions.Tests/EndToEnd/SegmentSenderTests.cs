@@ -69,6 +69,39 @@ public sealed class SegmentSenderTests
     }
 
     [TestMethod]
+    public async Task GroupModeSkip_SegmentGroup_ReachesKlaviyoNotAtAllAndIsCountedSkipped()
+    {
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/events", 202)
+            .Answer("/api/profile-import", 200, FakeKlaviyo.ProfileAnswer("01HSEGMENT"));
+        await using var app = await StartAsync(klaviyo.BaseUrl, new() { ["Klaviyo__GroupMode"] = "skip" });
+        var body = Encoding.UTF8.GetBytes("""
+            [{"type":"group","messageId":"seg-group-1","userId":"u-1","groupId":"acct-42","traits":{"name":"Acme Inc","email":"billing@acme.example"}},
+             {"type":"track","messageId":"seg-track-1","userId":"u-1","event":"Signed Up"}]
+            """);
+
+        using var response = await PostAsync(app, body, null);
+        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode, await response.Content.ReadAsStringAsync(TestContext.CancellationToken));
+
+        // The track is the witness that the queue was worked: once it arrived, the group (queued first) was decided too.
+        var received = await WaitForAsync(klaviyo, 1);
+        await app.WaitForBacklogAsync(backlog => (int)backlog["deferred"]! + (int)backlog["ready"]! + (int)backlog["scheduled"]! + (int)backlog["leased"]! == 0, Patience, TestContext.CancellationToken);
+        Assert.AreEqual(0, await app.StopAsync(Patience));
+        Assert.AreEqual("/api/events", Assert.ContainsSingle(klaviyo.Received).Path);
+        Assert.AreEqual("seg-track-1", (string?)JsonNode.Parse(received[0].Body)!["data"]!["attributes"]!["unique_id"]);
+        Assert.Contains("1 delivered, 1 skipped, 0 dead-lettered, 0 still queued", app.Output);
+    }
+
+    [TestMethod]
+    public async Task UnknownGroupMode_FailsStartUpNamingTheSetting()
+    {
+        using var klaviyo = FakeKlaviyo.Start();
+        var failure = await Assert.ThrowsExactlyAsync<InvalidOperationException>(() => StartAsync(klaviyo.BaseUrl, new() { ["Klaviyo__GroupMode"] = "account" }));
+
+        Assert.Contains("Klaviyo__GroupMode", failure.Message);
+    }
+
+    [TestMethod]
     public async Task UnknownSignatureScheme_FailsStartUpNamingTheSetting()
     {
         using var klaviyo = FakeKlaviyo.Start();

@@ -91,6 +91,14 @@ param klaviyoSmsConsent bool
 ])
 param klaviyoOnSubscribeFalse string
 
+@description('Klaviyo__GroupMode: what a group does, list (default), profile (profile update only) or skip (Segment sources).')
+@allowed([
+  'list'
+  'profile'
+  'skip'
+])
+param klaviyoGroupMode string
+
 @description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
 @maxLength(255)
 param klaviyoCustomSource string
@@ -171,6 +179,7 @@ var appSettings = {
   Klaviyo__Consent: klaviyoConsent
   Klaviyo__SmsConsent: toLower(string(klaviyoSmsConsent))
   Klaviyo__OnSubscribeFalse: klaviyoOnSubscribeFalse
+  Klaviyo__GroupMode: klaviyoGroupMode
   Klaviyo__CustomSource: klaviyoCustomSource
   Klaviyo__EnforceEmailAsPrimary: toLower(string(klaviyoEnforceEmailAsPrimary))
   Klaviyo__SendPageAsTrack: toLower(string(klaviyoSendPageAsTrack))
