@@ -18,6 +18,13 @@ param klaviyoPrivateApiKey string
 @secure()
 param ingestSigningSecret string = ''
 
+@description('Ingest__SignatureScheme: how X-Signature is written, sha256 (sha256=<hex HMAC-SHA256 of the body>) or segment-sha1 (Segment webhooks: <hex HMAC-SHA1>).')
+@allowed([
+  'sha256'
+  'segment-sha1'
+])
+param ingestSignatureScheme string = 'sha256'
+
 @description('Klaviyo__PublicApiKey: accepted for RudderStack parity; cloud mode does not use it.')
 param klaviyoPublicApiKey string = ''
 
@@ -36,6 +43,14 @@ param klaviyoSmsConsent bool = false
   'addToList'
 ])
 param klaviyoOnSubscribeFalse string = 'unsubscribe'
+
+@description('Klaviyo__GroupMode: what a group does, list (groupId is a Klaviyo list, RudderStack\'s meaning), profile (profile update only) or skip (Segment sources: groupId is an account).')
+@allowed([
+  'list'
+  'profile'
+  'skip'
+])
+param klaviyoGroupMode string = 'list'
 
 @description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
 @maxLength(255)
@@ -227,6 +242,7 @@ module functionApp 'modules/functionapp.bicep' = {
     eventsQueueName: serviceBus.outputs.queueName
     klaviyoPrivateApiKeySecretUri: keyVault.outputs.klaviyoPrivateApiKeySecretUri
     ingestSigningSecretUri: keyVault.outputs.ingestSigningSecretUri
+    ingestSignatureScheme: ingestSignatureScheme
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     relayAlwaysReadyInstances: relayAlwaysReadyInstances
@@ -235,6 +251,7 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoConsent: klaviyoConsent
     klaviyoSmsConsent: klaviyoSmsConsent
     klaviyoOnSubscribeFalse: klaviyoOnSubscribeFalse
+    klaviyoGroupMode: klaviyoGroupMode
     klaviyoCustomSource: klaviyoCustomSource
     klaviyoEnforceEmailAsPrimary: klaviyoEnforceEmailAsPrimary
     klaviyoSendPageAsTrack: klaviyoSendPageAsTrack

@@ -64,6 +64,30 @@ public sealed class IngestOptionsValidatorTests
     }
 
     [TestMethod]
+    [DataRow("sha1")]
+    [DataRow("segment")]
+    [DataRow("")]
+    public void Validate_UnknownSignatureScheme_FailsNamingTheSetting(string scheme)
+    {
+        var failure = Failures(new IngestOptions { SignatureScheme = scheme }).Single();
+
+        Assert.StartsWith("Ingest__SignatureScheme", failure);
+        Assert.Contains("sha256, segment-sha1", failure);
+    }
+
+    [TestMethod]
+    [DataRow("sha256", false)]
+    [DataRow("segment-sha1", true)]
+    [DataRow("Segment-SHA1", true)]
+    public void Validate_KnownSignatureScheme_Passes(string scheme, bool segment)
+    {
+        var options = new IngestOptions { SignatureScheme = scheme };
+
+        Assert.IsEmpty(Failures(options));
+        Assert.AreEqual(segment, options.UsesSegmentSignatures);
+    }
+
+    [TestMethod]
     public void Validate_UnresolvedKeyVaultSigningSecret_LetsTheAppStart()
     {
         // As for Klaviyo__PrivateApiKey: a first provision starts before references resolve (KeyVaultTimingTests).

@@ -36,6 +36,31 @@ public sealed class KlaviyoOptionsValidatorTests
     }
 
     [TestMethod]
+    [DataRow("account")]
+    [DataRow("")]
+    public void Validate_WithUnknownGroupMode_NamesTheSettingAndTheChoices(string mode)
+    {
+        var options = Valid();
+        options.GroupMode = mode;
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+
+        Assert.IsTrue(result.Failed);
+        Assert.Contains($"Klaviyo__GroupMode: '{mode}' is not one of list, profile, skip", result.FailureMessage);
+    }
+
+    [TestMethod]
+    [DataRow("list")]
+    [DataRow("profile")]
+    [DataRow("Skip")]
+    public void Validate_WithKnownGroupMode_Succeeds(string mode)
+    {
+        var options = Valid();
+        options.GroupMode = mode;
+
+        Assert.IsTrue(new KlaviyoOptionsValidator().Validate(null, options).Succeeded);
+    }
+
+    [TestMethod]
     public void Validate_WithLegacyConsentValues_SucceedsAndIgnoresThem()
     {
         var options = Valid();

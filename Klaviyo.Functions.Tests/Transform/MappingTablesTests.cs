@@ -81,11 +81,12 @@ public sealed class MappingTablesTests
             "image", "avatar", "street", "street2", "address", "city", "region", "state", "country", "zip", "postalCode",
             "postalcode", "timezone", "email", "phone", "userId", "anonymousId", "_kx", "subscribe", "consent", "smsConsent", "listId",
             "removeFromList", "consentedAt",
+            "phoneNumber", // Segment's name for phone (spec 4), read after it and consumed like it
         ];
 
         Assert.AreSequenceEqual(Sorted(spec), Sorted(Mappings.Default.ConsumedTraitKeys.Keys));
         Assert.AreSequenceEqual(Sorted(["listId", "subscribe", "consent", "smsConsent", "removeFromList", "consentedAt"]), Sorted(Mappings.Default.ConsumedControlKeys.Keys));
-        Assert.AreSequenceEqual(Sorted(["email", "phone", "revenue", "value", "total", "currency"]), Sorted(Mappings.Default.ConsumedEventProperties.Keys));
+        Assert.AreSequenceEqual(Sorted(["email", "phone", "phoneNumber", "revenue", "value", "total", "currency"]), Sorted(Mappings.Default.ConsumedEventProperties.Keys));
     }
 
     private static string[] Sorted(IEnumerable<string> keys) => [.. keys.Order(StringComparer.Ordinal)];

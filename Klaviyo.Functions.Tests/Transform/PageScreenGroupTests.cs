@@ -203,4 +203,50 @@ public sealed class GroupMappingTests
         Assert.AreEqual("groupId", invalid.Field);
         Assert.AreEqual(rule, invalid.Rule);
     }
+
+    private const string SegmentGroup = """
+        {"type":"group","userId":"u-1","groupId":"acct-42","traits":{"name":"Acme Inc","industry":"retail","subscribe":true,"removeFromList":"maybe"},
+         "context":{"traits":{"email":"e@example.com","firstName":"Jane","plan":"pro"}}}
+        """;
+
+    [TestMethod]
+    public void Group_SegmentAccountIdUnderDefaultListMode_IsInvalidNamingGroupId()
+    {
+        // What GroupMode=skip and profile exist for: a Segment groupId is an account, not a Klaviyo list.
+        Assert.AreEqual("groupId", Invalid(Transforms.Run(SegmentGroup.Replace("\"maybe\"", "false", StringComparison.Ordinal))).Field);
+    }
+
+    [TestMethod]
+    public void Group_UnderGroupModeSkip_IsSkippedNamingTheSetting()
+    {
+        var result = Transforms.Run(SegmentGroup, o => o.GroupMode = "skip");
+
+        Assert.IsInstanceOfType<TransformResult.Skipped>(result);
+        Assert.Contains("Klaviyo__GroupMode=skip", ((TransformResult.Skipped)result).Reason);
+    }
+
+    [TestMethod]
+    public void Group_WithoutAnyIdentifierUnderGroupModeSkip_IsSkippedNotInvalid()
+    {
+        Assert.IsInstanceOfType<TransformResult.Skipped>(Transforms.Run("""{"type":"group","groupId":"acct-42"}""", o => o.GroupMode = "SKIP"));
+    }
+
+    [TestMethod]
+    public void Group_UnderGroupModeProfile_ImportsTheProfileAloneIgnoringGroupIdAndListControls()
+    {
+        var requests = Requests(Transforms.Run(SegmentGroup, o => { o.GroupMode = "profile"; o.ListId = "DEFAULTLIST"; }));
+
+        var import = Assert.ContainsSingle(requests);
+        Assert.AreEqual(KlaviyoEndpoint.ProfileImport, import.Endpoint);
+        var profile = Attributes(import);
+        Assert.AreEqual("e@example.com", (string?)profile["email"]);
+        Assert.AreEqual("Jane", (string?)profile["first_name"]);
+        Assert.IsTrue(JsonNode.DeepEquals(JsonNode.Parse("""{"plan":"pro"}"""), profile["properties"]));
+    }
+
+    [TestMethod]
+    public void Group_UnderGroupModeProfile_WithoutIdentifier_IsStillInvalid()
+    {
+        Assert.IsInstanceOfType<TransformResult.Invalid>(Transforms.Run("""{"type":"group","groupId":"acct-42"}""", o => o.GroupMode = "profile"));
+    }
 }

@@ -97,7 +97,7 @@ internal sealed partial class IngestHandler(
         if (!signatures.Verify(body.Memory.Span, request.Signature))
         {
             LogRefused(logger, 401, 0);
-            return IngestResult.Problem(ValidationProblem.BadSignature(missing: string.IsNullOrWhiteSpace(request.Signature)));
+            return IngestResult.Problem(ValidationProblem.BadSignature(missing: string.IsNullOrWhiteSpace(request.Signature), signatures.ExpectedForm));
         }
 
         if (!ContentTypes.IsJson(request.ContentType))

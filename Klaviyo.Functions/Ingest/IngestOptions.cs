@@ -25,6 +25,17 @@ internal sealed class IngestOptions
     /// keyed with this secret's UTF-8 bytes. Default empty (no signature required). Never logged.</summary>
     public string SigningSecret { get; set; } = "";
 
+    /// <summary>How <c>X-Signature</c> is written (spec section 7): <see cref="SignatureSchemeSha256"/> (default,
+    /// <c>sha256=&lt;hex HMAC-SHA256 of the raw body&gt;</c>) or <see cref="SignatureSchemeSegmentSha1"/> (Segment's
+    /// webhooks: <c>&lt;hex HMAC-SHA1&gt;</c> of the raw body or, for an array, of its first element).</summary>
+    public string SignatureScheme { get; set; } = SignatureSchemeSha256;
+
+    public const string SignatureSchemeSha256 = "sha256";
+    public const string SignatureSchemeSegmentSha1 = "segment-sha1";
+
+    /// <summary>True when <see cref="SignatureScheme"/> is Segment's.</summary>
+    public bool UsesSegmentSignatures => string.Equals(SignatureScheme?.Trim(), SignatureSchemeSegmentSha1, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>Largest request body in bytes; larger is 413. Default 4 MB (4,194,304); 1,024 to 104,857,600.</summary>
     public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
 
@@ -73,7 +84,7 @@ internal sealed class IngestOptions
     public bool SigningSecretUnresolved => KeyVaultReference.IsUnresolved(SigningSecret);
 
     public override string ToString() =>
-        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxEventsPerRequest = {MaxEventsPerRequest}, MinBodyBytesPerSecond = {MinBodyBytesPerSecond}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
+        $"IngestOptions {{ MaxRequestBytes = {MaxRequestBytes}, MaxEventBytes = {MaxEventBytes}, MaxEventsPerRequest = {MaxEventsPerRequest}, MinBodyBytesPerSecond = {MinBodyBytesPerSecond}, MaxInFlightBodyBytes = {MaxInFlightBodyBytes}, SendTimeout = {SendTimeout}, RetryAfter = {RetryAfter}, SignatureScheme = {SignatureScheme}, SigningSecret = {(RequiresSignature ? "***" : "(none)")} }}";
 }
 
 /// <summary>Validates <see cref="IngestOptions"/> at start-up; messages name the setting as an operator writes it.</summary>
@@ -89,6 +100,12 @@ internal sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
         if (!string.IsNullOrEmpty(options.SigningSecret) && string.IsNullOrWhiteSpace(options.SigningSecret))
         {
             failures.Add($"{Prefix}{nameof(IngestOptions.SigningSecret)} must not be blank (leave it unset to accept unsigned requests)");
+        }
+
+        if (!string.Equals(options.SignatureScheme?.Trim(), IngestOptions.SignatureSchemeSha256, StringComparison.OrdinalIgnoreCase)
+            && !options.UsesSegmentSignatures)
+        {
+            failures.Add($"{Prefix}{nameof(IngestOptions.SignatureScheme)}: '{options.SignatureScheme}' is not one of {IngestOptions.SignatureSchemeSha256}, {IngestOptions.SignatureSchemeSegmentSha1}");
         }
 
         SettingRules.Range(failures, IngestOptions.SectionName, nameof(IngestOptions.MaxRequestBytes), options.MaxRequestBytes, IngestOptions.MinBytes, IngestOptions.MaxRequestBytesCeiling);

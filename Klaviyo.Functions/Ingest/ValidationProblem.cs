@@ -92,11 +92,11 @@ internal sealed record ValidationProblem(
         TypePrefix + "unsupported-media-type", "Unsupported content type", 415,
         $"Content-Type '{contentType}' is not accepted: send application/json (or application/*+json, text/plain).", []);
 
-    public static ValidationProblem BadSignature(bool missing) => new(
+    public static ValidationProblem BadSignature(bool missing, string expectedForm) => new(
         TypePrefix + "bad-signature", "The request signature is missing or wrong", 401,
         missing
-            ? $"The {SignatureVerifier.HeaderName} header is required: sha256=<hex HMAC-SHA256 of the raw body>."
-            : $"The {SignatureVerifier.HeaderName} header does not match the body: expected sha256=<hex HMAC-SHA256 of the raw body>.",
+            ? $"The {SignatureVerifier.HeaderName} header is required: {expectedForm}."
+            : $"The {SignatureVerifier.HeaderName} header does not match the body: expected {expectedForm}.",
         []);
 
     public static ValidationProblem UnknownRoute(string type) => new(

@@ -62,6 +62,20 @@ internal sealed class KlaviyoOptions
     public const string OnSubscribeFalseUnsubscribe = "unsubscribe";
     public const string OnSubscribeFalseAddToList = "addToList";
 
+    /// <summary>What a group event does (spec 5): <c>list</c> (default: <c>groupId</c> is a Klaviyo list, RudderStack's
+    /// meaning), <c>profile</c> (the profile-import alone) or <c>skip</c> (skipped: Segment's <c>groupId</c> is an
+    /// account, not a list).</summary>
+    public string GroupMode { get; set; } = GroupModeList;
+
+    public const string GroupModeList = "list";
+    public const string GroupModeProfile = "profile";
+    public const string GroupModeSkip = "skip";
+
+    /// <summary>The accepted <see cref="GroupMode"/> values, for start-up messages.</summary>
+    public static readonly string[] GroupModes = [GroupModeList, GroupModeProfile, GroupModeSkip];
+
+    public bool GroupModeIs(string mode) => string.Equals(GroupMode?.Trim(), mode, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>True when <c>subscribe: false</c> unsubscribes (<see cref="OnSubscribeFalse"/>).</summary>
     public bool UnsubscribesOnFalse => string.Equals(OnSubscribeFalse, OnSubscribeFalseUnsubscribe, StringComparison.OrdinalIgnoreCase);
 

@@ -39,6 +39,10 @@ internal sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
         {
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.OnSubscribeFalse)}: '{options.OnSubscribeFalse}' is not one of {KlaviyoOptions.OnSubscribeFalseUnsubscribe}, {KlaviyoOptions.OnSubscribeFalseAddToList}");
         }
+        if (!KlaviyoOptions.GroupModes.Any(options.GroupModeIs))
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.GroupMode)}: '{options.GroupMode}' is not one of {string.Join(", ", KlaviyoOptions.GroupModes)}");
+        }
         if (options.CustomSource.Length > 255)
         {
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.CustomSource)}: must be at most 255 characters");

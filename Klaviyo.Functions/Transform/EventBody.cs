@@ -262,12 +262,11 @@ internal static class EventBody
                     continue;
                 }
                 var index = ecommerce.Properties.SourceIndex(property);
-                if (index >= 0)
+                if (index >= 0 && !ecommerce.Properties.IsOutranked(properties, index))
                 {
                     if (writer is not null)
                     {
-                        writer.WritePropertyName(ecommerce.Properties.Target(index));
-                        property.Value.WriteTo(writer);
+                        ecommerce.Properties.WriteMapped(writer, index, property.Value);
                     }
                 }
                 else if (!ecommerce.Properties.IsShadowed(properties, property)
@@ -315,15 +314,14 @@ internal static class EventBody
                 continue;
             }
             writer.WriteStartObject();
-            var hasTotal = JsonRead.Get(item, "total"u8).IsPresent();
             foreach (var property in item.EnumerateObject())
             {
                 var source = EcommerceEvent.ItemTable.SourceIndex(property);
-                // total and row_total both feed RowTotal; total wins and row_total is then kept as sent.
-                if (source >= 0 && !(hasTotal && property.NameEquals("row_total"u8)))
+                // Several sources feed one target (total and row_total, product_id, productId and id): the first present
+                // wins and the others are kept as sent.
+                if (source >= 0 && !EcommerceEvent.ItemTable.IsOutranked(item, source))
                 {
-                    writer.WritePropertyName(EcommerceEvent.ItemTable.Target(source));
-                    property.Value.WriteTo(writer);
+                    EcommerceEvent.ItemTable.WriteMapped(writer, source, property.Value);
                 }
                 else if (!EcommerceEvent.ItemTable.IsShadowed(item, property))
                 {

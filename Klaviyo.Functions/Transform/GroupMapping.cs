@@ -7,11 +7,16 @@ namespace Klaviyo.Functions.Transform;
 /// group (spec 5): the list is <c>groupId</c>. Profile-import (identity per spec 4.1, attributes from
 /// <c>context.traits</c>), then subscribe when
 /// <c>traits.subscribe == true</c>, else add to the list. Consent and SMS consent: traits, then context.traits, then settings.
+/// Under <c>GroupMode=profile</c> the profile-import alone (<c>skip</c> never gets here: the transformer skips).
 /// </summary>
 internal static class GroupMapping
 {
     public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
     {
+        if (options.GroupModeIs(KlaviyoOptions.GroupModeProfile))
+        {
+            return ProfileImport.Plan(view, options, null, now);
+        }
         var tables = view.Mappings.Tables;
         var groupId = tables.GroupListId.First(view, out var groupIdField);
         var error = ListMembership.ReadListId(groupId, groupIdField, out var listId);

@@ -14,6 +14,8 @@ internal sealed class KlaviyoTransformer
 {
     public const string AliasSkipReason = "alias events are not sent: Klaviyo has no alias call";
 
+    public const string GroupSkipReason = "group events are not sent under Klaviyo__GroupMode=skip (the groupId is an account, not a Klaviyo list)";
+
     /// <summary>The field the ingest stamps with the time it received the event (spec section 7).</summary>
     public const string ReceivedAtField = "receivedAt";
 
@@ -186,6 +188,10 @@ internal sealed class KlaviyoTransformer
         if (type == EventType.Alias)
         {
             return new TransformResult.Skipped(AliasSkipReason);
+        }
+        if (type == EventType.Group && Options.GroupModeIs(KlaviyoOptions.GroupModeSkip))
+        {
+            return new TransformResult.Skipped(GroupSkipReason);
         }
         if (type == EventType.Page && !Options.SendPageAsTrack)
         {

@@ -11,8 +11,9 @@ namespace Klaviyo.Functions.Transform;
 /// A source is a path: a key at the event's top level (<c>userId</c>) or under a scope: <c>traits.</c>,
 /// <c>context.traits.</c>, <c>properties.</c>, <c>context.</c>, <c>context.location.</c>, <c>traitObject.</c> (spec 4.2's
 /// trait object: identify's <c>traits</c> over <c>context.traits</c>, the others' <c>context.traits</c>),
-/// <c>traitObject.address.</c>, <c>traitObject.company.</c>, and <c>control.</c> (identify's <c>traits.properties</c>
-/// over <c>context.traits.properties</c>).
+/// <c>traitObject.address.</c>, <c>traitObject.company.</c>, <c>control.</c> (identify's <c>traits.properties</c>
+/// over <c>context.traits.properties</c>) and <c>integrations.Klaviyo.</c> (Segment's per-destination options).
+/// Segment's names (spec 4) follow RudderStack's in each rule, so they count only when RudderStack's are absent.
 /// </remarks>
 internal sealed record MappingTables
 {
@@ -22,7 +23,8 @@ internal sealed record MappingTables
     public SourceList UserId { get; init; } = new("userId", "traits.userId", "context.traits.userId");
     public SourceList AnonymousId { get; init; } = new("anonymousId");
     public SourceList Email { get; init; } = new("traits.email", "context.traits.email", "properties.email");
-    public SourceList Phone { get; init; } = new("traits.phone", "context.traits.phone", "properties.phone");
+    public SourceList Phone { get; init; } = new("traits.phone", "context.traits.phone", "properties.phone",
+        "traits.phoneNumber", "context.traits.phoneNumber", "properties.phoneNumber");
     public SourceList Kx { get; init; } = new("traits._kx", "context.traits._kx");
 
     // Spec 4.2, profile attributes.
@@ -56,7 +58,7 @@ internal sealed record MappingTables
     public string[] AlsoConsumedTraits { get; init; } = ["anonymousId"];
 
     // Spec 5, identify: list and consent controls.
-    public SourceList IdentifyListId { get; init; } = new("control.listId", "properties.listId");
+    public SourceList IdentifyListId { get; init; } = new("control.listId", "properties.listId", "integrations.Klaviyo.listId");
     public SourceList IdentifySubscribe { get; init; } = new("control.subscribe");
     public SourceList IdentifyConsent { get; init; } = new("control.consent");
     public SourceList IdentifySmsConsent { get; init; } = new("control.smsConsent");
@@ -82,7 +84,7 @@ internal sealed record MappingTables
     public SourceList Time { get; init; } = new("timestamp", "originalTimestamp", "receivedAt");
     public SourceList Value { get; init; } = new("properties.revenue", "properties.value", "properties.total");
     public SourceList Currency { get; init; } = new("properties.currency");
-    public SourceList CheckoutUniqueId { get; init; } = new("properties.order_id");
+    public SourceList CheckoutUniqueId { get; init; } = new("properties.order_id", "properties.orderId");
     public SourceList UniqueId { get; init; } = new("messageId");
 
     /// <summary>Incoming track names (compared case-insensitively, trimmed) and the e-commerce event they become.</summary>

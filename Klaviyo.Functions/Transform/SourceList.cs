@@ -25,6 +25,10 @@ internal enum Scope : byte
 
     /// <summary>identify's control object: <c>traits.properties</c> over <c>context.traits.properties</c>.</summary>
     Control,
+
+    /// <summary>Segment's <c>integrations.Klaviyo</c> object (absent when it is not an object: Segment also sends
+    /// <c>"Klaviyo": true</c>).</summary>
+    KlaviyoIntegration,
 }
 
 /// <summary>One source of a rule: a key in a <see cref="Scope"/>, with the field names an error reports.</summary>
@@ -36,6 +40,7 @@ internal sealed class Source
         ("traitObject.company.", Scope.TraitCompany),
         ("traitObject.", Scope.TraitObject),
         ("control.", Scope.Control),
+        ("integrations.Klaviyo.", Scope.KlaviyoIntegration),
         ("context.traits.", Scope.ContextTraits),
         ("context.location.", Scope.Location),
         ("context.", Scope.Context),
@@ -73,6 +78,7 @@ internal sealed class Source
             Scope.TraitObject => ("traits." + Key, "context.traits." + Key),
             Scope.TraitAddress => ("traits.address." + Key, "context.traits.address." + Key),
             Scope.TraitCompany => ("traits.company." + Key, "context.traits.company." + Key),
+            Scope.KlaviyoIntegration => ("integrations.Klaviyo." + Key, "integrations.Klaviyo." + Key),
             _ => ("traits.properties." + Key, "context.traits.properties." + Key),
         };
     }
@@ -192,6 +198,7 @@ internal ref struct Candidates
                 Scope.TraitObject => (_view.TraitPrimary, _view.TraitPrimaryIsTraits),
                 Scope.TraitAddress => (_view.TraitObjectChild(isAddress: true, out var fromTraits), fromTraits),
                 Scope.TraitCompany => (_view.TraitObjectChild(isAddress: false, out var fromTraits), fromTraits),
+                Scope.KlaviyoIntegration => (JsonRead.Get(JsonRead.Get(_view.Root, "integrations"u8), "Klaviyo"u8), true),
                 _ => (_view.ControlProperties, true),
             };
             _lowerNext = next.Scope is Scope.TraitObject or Scope.Control;

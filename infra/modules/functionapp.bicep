@@ -49,6 +49,13 @@ param klaviyoPrivateApiKeySecretUri string
 @description('Version-less Key Vault secret URI of the ingest signing secret; empty when no signing secret is used.')
 param ingestSigningSecretUri string
 
+@description('Ingest__SignatureScheme: how X-Signature is written, sha256 (default) or segment-sha1 (Segment webhooks).')
+@allowed([
+  'sha256'
+  'segment-sha1'
+])
+param ingestSignatureScheme string
+
 @description('Memory per instance in MB.')
 @allowed([
   512
@@ -83,6 +90,14 @@ param klaviyoSmsConsent bool
   'addToList'
 ])
 param klaviyoOnSubscribeFalse string
+
+@description('Klaviyo__GroupMode: what a group does, list (default), profile (profile update only) or skip (Segment sources).')
+@allowed([
+  'list'
+  'profile'
+  'skip'
+])
+param klaviyoGroupMode string
 
 @description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
 @maxLength(255)
@@ -164,6 +179,7 @@ var appSettings = {
   Klaviyo__Consent: klaviyoConsent
   Klaviyo__SmsConsent: toLower(string(klaviyoSmsConsent))
   Klaviyo__OnSubscribeFalse: klaviyoOnSubscribeFalse
+  Klaviyo__GroupMode: klaviyoGroupMode
   Klaviyo__CustomSource: klaviyoCustomSource
   Klaviyo__EnforceEmailAsPrimary: toLower(string(klaviyoEnforceEmailAsPrimary))
   Klaviyo__SendPageAsTrack: toLower(string(klaviyoSendPageAsTrack))
@@ -185,6 +201,7 @@ var appSettings = {
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)
+  Ingest__SignatureScheme: ingestSignatureScheme
   Ingest__MaxRequestBytes: '4194304'
   Ingest__MaxEventBytes: '32768'
   Ingest__MaxEventsPerRequest: '10000'
