@@ -42,6 +42,9 @@ public sealed record FakeKlaviyoOptions
     /// <summary>How long every call is throttled; zero (the default) never.</summary>
     public TimeSpan ThrottleFor { get; init; }
 
+    /// <summary>The <c>Retry-After</c> (seconds) of those 429s.</summary>
+    public int ThrottleRetryAfter { get; init; } = 1;
+
     /// <summary>The list whose subscription jobs <see cref="FailSubscriptionsFor"/> fails.</summary>
     public string FailSubscriptionsList { get; init; } = "LIST2";
 }
@@ -163,7 +166,7 @@ public sealed class FakeKlaviyo : IAsyncDisposable
         await context.Request.Body.CopyToAsync(body);
         var now = DateTimeOffset.UtcNow;
         var throttled = _options.ThrottleFor > TimeSpan.Zero && now >= _started + _options.ThrottleAfter && now < _started + _options.ThrottleAfter + _options.ThrottleFor;
-        var retryAfter = 1;
+        var retryAfter = _options.ThrottleRetryAfter;
         if (throttled ? counter.Throttle() : _options.EnforceLimits && !counter.TryAdmit(now, out retryAfter))
         {
             context.Response.StatusCode = 429;

@@ -25,7 +25,8 @@ using Klaviyo.Functions.Tests.TestSupport;
 //                                               --fail-subscriptions-for F: after the hang, subscription jobs to LIST2 (the
 //                                               mix's group list) answer 503 F s more
 //   --throttle-after S --throttle-for T (delivery): from S s after start, every Klaviyo call is answered 429 with
-//                                               Retry-After: 1 for T s; the status lines carry each app's CPU seconds so far
+//                                               Retry-After: 1 (--throttle-retry-after R) for T s; the status lines carry
+//                                               each app's CPU seconds so far
 //   latency  [--events N] : N lone events per kind (track, identify) posted one at a time to an idle
 //                                               app; p50/p95 from the post to the fake's receipt, beside a direct post
 var mode = args.FirstOrDefault() ?? "ingest";
@@ -46,6 +47,7 @@ await using var fake = await FakeKlaviyo.StartAsync(new FakeKlaviyoOptions
     FailSubscriptionsFor = TimeSpan.FromSeconds(IntArg("--fail-subscriptions-for", 0)),
     ThrottleAfter = TimeSpan.FromSeconds(IntArg("--throttle-after", 0)),
     ThrottleFor = TimeSpan.FromSeconds(IntArg("--throttle-for", 0)),
+    ThrottleRetryAfter = IntArg("--throttle-retry-after", 1),
 });
 var settings = new Dictionary<string, string>
 {
