@@ -70,14 +70,15 @@ internal static class SubscriptionBulkBuilder
 
     public static IReadOnlyList<BulkCall> Build(string listId, IReadOnlyList<SubscriberPart> subscribers,
         int maxProfiles = BulkLimits.MaxProfilesPerSubscriptionJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
-        ProfileImportJobBuilder.Chunk(subscribers.Count, i => SubscriberBytes + (subscribers[i].Email?.Length ?? 0) + (subscribers[i].Phone?.Length ?? 0), 240 + listId.Length, maxProfiles, maxBytes)
-            .Select(items => new BulkCall(KlaviyoCalls.Subscribe(listId, items.Select(i => subscribers[i]).ToList()), items))
-            .ToList();
+        Pack(listId, subscribers, maxProfiles, maxBytes, chunk => KlaviyoCalls.Subscribe(listId, chunk));
 
     public static IReadOnlyList<BulkCall> BuildUnsubscribe(string listId, IReadOnlyList<SubscriberPart> subscribers,
         int maxProfiles = BulkLimits.MaxProfilesPerUnsubscribeJob, int maxBytes = BulkLimits.MaxBodyBytes) =>
+        Pack(listId, subscribers, maxProfiles, maxBytes, chunk => KlaviyoCalls.Unsubscribe(listId, chunk));
+
+    private static List<BulkCall> Pack(string listId, IReadOnlyList<SubscriberPart> subscribers, int maxProfiles, int maxBytes, Func<IReadOnlyList<SubscriberPart>, KlaviyoRequest> write) =>
         ProfileImportJobBuilder.Chunk(subscribers.Count, i => SubscriberBytes + (subscribers[i].Email?.Length ?? 0) + (subscribers[i].Phone?.Length ?? 0), 240 + listId.Length, maxProfiles, maxBytes)
-            .Select(items => new BulkCall(KlaviyoCalls.Unsubscribe(listId, items.Select(i => subscribers[i]).ToList()), items))
+            .Select(items => new BulkCall(write(items.Select(i => subscribers[i]).ToList()), items))
             .ToList();
 }
 
