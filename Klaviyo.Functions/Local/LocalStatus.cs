@@ -16,8 +16,6 @@ internal sealed class LocalStatus(SqliteEventQueue queue, LocalActivity activity
     /// <summary>A sample event longer than this is cut (the dead-letter file and replay keep it whole).</summary>
     public const int MaxSampleChars = 2000;
 
-    private const int Dead = 3; // SqliteEventQueue's state of a dead letter
-
     private readonly Lock _gate = new();
     private SqliteConnection? _reader;
 
@@ -87,7 +85,7 @@ internal sealed class LocalStatus(SqliteEventQueue queue, LocalActivity activity
         {
             _reader ??= OpenReader(queue.Path);
             var latest = new List<(string Reason, long Count, long Id)>();
-            using (var command = new SqliteCommand($"SELECT COALESCE(reason, ''), COUNT(*), MAX(id) FROM messages WHERE state = {Dead} GROUP BY reason ORDER BY COUNT(*) DESC, reason", _reader))
+            using (var command = new SqliteCommand($"SELECT COALESCE(reason, ''), COUNT(*), MAX(id) FROM messages WHERE state = {SqliteEventQueue.Dead} GROUP BY reason ORDER BY COUNT(*) DESC, reason", _reader))
             using (var reader = command.ExecuteReader())
             {
                 while (reader.Read())

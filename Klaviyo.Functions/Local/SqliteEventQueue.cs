@@ -30,7 +30,7 @@ internal sealed record BacklogCounts(long Ready, long Scheduled, long Leased, lo
 /// </summary>
 internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposable
 {
-    private const int Waiting = 0, Leased = 1, Deferred = 2, Dead = 3;
+    internal const int Waiting = 0, Leased = 1, Deferred = 2, Dead = 3;
 
     /// <summary>Meter <c>Klaviyo.Relay.Local</c>: the group commit's timings, for load runs (<c>dotnet-counters</c>).</summary>
     public const string MeterName = "Klaviyo.Relay.Local";
