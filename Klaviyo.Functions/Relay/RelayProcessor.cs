@@ -25,7 +25,7 @@ internal sealed class RelayProcessor(KlaviyoTransformer transformer, KlaviyoClie
         {
             result = transformer.Transform(body.Span);
         }
-        catch (Exception ex) when (IsBug(ex, cancellationToken))
+        catch (Exception ex) when (OutcomePolicy.IsBug(ex, cancellationToken))
         {
             return Task.FromResult(policy.Finish(policy.Bug(ex, messageId, attempt), messageId, attempt));
         }
@@ -57,7 +57,7 @@ internal sealed class RelayProcessor(KlaviyoTransformer transformer, KlaviyoClie
         {
             return policy.Finish(await RunPlanAsync(plan, messageId, attempt, cancellationToken).ConfigureAwait(false), messageId, attempt);
         }
-        catch (Exception ex) when (IsBug(ex, cancellationToken))
+        catch (Exception ex) when (OutcomePolicy.IsBug(ex, cancellationToken))
         {
             return policy.Finish(policy.Bug(ex, messageId, attempt), messageId, attempt);
         }
@@ -92,8 +92,4 @@ internal sealed class RelayProcessor(KlaviyoTransformer transformer, KlaviyoClie
         var response = await klaviyo.SendAsync(request, cancellationToken).ConfigureAwait(false);
         return (policy.FromAnswer(request, response, attempt, step.YieldsProfileId), (response as KlaviyoResponse.Success)?.DataId);
     }
-
-    // Cancellation of this delivery (the host is stopping) is not a bug: the message stays locked and comes back.
-    private static bool IsBug(Exception ex, CancellationToken cancellationToken) =>
-        !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested) && ex is not OutOfMemoryException;
 }

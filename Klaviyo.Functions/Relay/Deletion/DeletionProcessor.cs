@@ -48,7 +48,7 @@ internal sealed partial class DeletionProcessor(
         {
             outcome = await RunAsync(parts, messageId, attempt, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (!(ex is OperationCanceledException && cancellationToken.IsCancellationRequested) && ex is not OutOfMemoryException)
+        catch (Exception ex) when (OutcomePolicy.IsBug(ex, cancellationToken))
         {
             outcome = policy.Bug(ex, messageId, attempt);
         }

@@ -67,6 +67,11 @@ internal sealed partial class OutcomePolicy(
             : new RelayOutcome.RetryLater(schedule.DelayAfter(attempt, null), attempt + 1, "a bug in the relay: " + description);
     }
 
+    /// <summary>True when <paramref name="ex"/> is a bug in the relay's own code; the cancellation of this delivery (the
+    /// host is stopping: the message stays locked and comes back) is not, nor is running out of memory.</summary>
+    public static bool IsBug(Exception ex, CancellationToken cancellationToken) =>
+        !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested) && ex is not OutOfMemoryException;
+
     /// <summary>Put off without spending the attempt (held back, out of lock time, resent): back no sooner than
     /// <see cref="PutOffFloor"/>, or <paramref name="after"/> when later.</summary>
     public static RelayOutcome.RetryLater PutOff(int attempt, string cause, TimeSpan? after = null) =>
