@@ -20,11 +20,11 @@ public sealed class BulkRelayProcessorTests
 
     public TestContext TestContext { get; set; } = null!;
 
-    private static BulkRelayProcessor Processor(RelayTestHost host) => new(
+    internal static BulkRelayProcessor Processor(RelayTestHost host) => new(
         new BatchPlanner(host.Services.GetRequiredService<KlaviyoTransformer>(), host.Services.GetRequiredService<IOptions<RelayOptions>>()),
         host.Processor, host.Client, host.Services.GetRequiredService<OutcomePolicy>(), host.Services.GetRequiredService<RelayMetrics>(), host.Services.GetRequiredService<IOptions<RelayOptions>>());
 
-    private static DateTimeOffset Deadline(RelayTestHost host) => host.Services.GetRequiredService<TimeProvider>().GetUtcNow() + TimeSpan.FromMinutes(1);
+    internal static DateTimeOffset Deadline(RelayTestHost host) => host.Services.GetRequiredService<TimeProvider>().GetUtcNow() + TimeSpan.FromMinutes(1);
 
     private static List<BatchMessage> TenUsers(int attempt = 1) =>
         Enumerable.Range(0, 10).Select(i => BatchPlannerTests.Track($"m-{i}", $"u-{i}") with { Attempt = attempt }).ToList();

@@ -1,14 +1,10 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Klaviyo.Functions.Bulk;
-using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Relay;
-using Klaviyo.Functions.Settings;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Transform;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Tests.Bulk;
 
@@ -22,11 +18,9 @@ public sealed class ConsentBatchTests
 
     public TestContext TestContext { get; set; } = null!;
 
-    private static BulkRelayProcessor Processor(RelayTestHost host) => new(
-        new BatchPlanner(host.Services.GetRequiredService<KlaviyoTransformer>(), host.Services.GetRequiredService<IOptions<RelayOptions>>()),
-        host.Processor, host.Client, host.Services.GetRequiredService<OutcomePolicy>(), host.Services.GetRequiredService<RelayMetrics>(), host.Services.GetRequiredService<IOptions<RelayOptions>>());
+    private static BulkRelayProcessor Processor(RelayTestHost host) => BulkRelayProcessorTests.Processor(host);
 
-    private static DateTimeOffset Deadline(RelayTestHost host) => host.Services.GetRequiredService<TimeProvider>().GetUtcNow() + TimeSpan.FromMinutes(1);
+    private static DateTimeOffset Deadline(RelayTestHost host) => BulkRelayProcessorTests.Deadline(host);
 
     private static BatchMessage Identify(int i, string control, string timestamp = "2026-11-20T10:00:00Z") => BatchPlannerTests.Message($"p-{i}",
         "{\"type\":\"identify\",\"messageId\":\"p-" + i + "\",\"userId\":\"p-" + i + "\",\"timestamp\":\"" + timestamp + "\",\"traits\":{\"email\":\"p" + i + "@example.com\",\"properties\":{" + control + "}}}");
