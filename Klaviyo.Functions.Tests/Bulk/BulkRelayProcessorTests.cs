@@ -22,7 +22,8 @@ public sealed class BulkRelayProcessorTests
 
     internal static BulkRelayProcessor Processor(RelayTestHost host) => new(
         new BatchPlanner(host.Services.GetRequiredService<KlaviyoTransformer>(), host.Services.GetRequiredService<IOptions<RelayOptions>>()),
-        host.Processor, host.Client, host.Services.GetRequiredService<OutcomePolicy>(), host.Services.GetRequiredService<RelayMetrics>(), host.Services.GetRequiredService<IOptions<RelayOptions>>());
+        host.Processor, host.Client, host.Services.GetRequiredService<OutcomePolicy>(), host.Services.GetRequiredService<RelayMetrics>(), host.Services.GetRequiredService<IOptions<RelayOptions>>(),
+        host.Services.GetRequiredService<TimeProvider>());
 
     internal static DateTimeOffset Deadline(RelayTestHost host) => host.Services.GetRequiredService<TimeProvider>().GetUtcNow() + TimeSpan.FromMinutes(1);
 

@@ -23,6 +23,7 @@ internal sealed class RelayMetrics
     private readonly Counter<long> _settlementFailed;
     private readonly Histogram<double> _importJobWait;
     private readonly Counter<long> _klaviyoRequests;
+    private readonly Counter<long> _gathered;
 
     public RelayMetrics(IMeterFactory meterFactory)
     {
@@ -38,6 +39,7 @@ internal sealed class RelayMetrics
         _settlementFailed = meter.CreateCounter<long>("klaviyo.relay.settlement_failed", "{message}", "Messages given back because a settlement call (retry copy, complete, dead letter) failed, by action.");
         _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
         _klaviyoRequests = meter.CreateCounter<long>(KlaviyoRequestsName, "{request}", "HTTP requests sent to Klaviyo (every try, in-call retries included), by endpoint and status code (none when no answer came).");
+        _gathered = meter.CreateCounter<long>("klaviyo.relay.gathered", "{message}", "Messages held back for a fuller bulk call with the next batch (Relay__GatherWindow).");
         _importJobWait = meter.CreateHistogram<double>("klaviyo.relay.import_job.wait", "s", "Time from an import job's creation to its settling, by the job's final state.");
     }
 
@@ -57,6 +59,14 @@ internal sealed class RelayMetrics
 
     public void BulkCallSent<TEndpoint>(TEndpoint endpoint, int items)
         where TEndpoint : struct, Enum => _eventsPerCall.Record(items, new KeyValuePair<string, object?>("endpoint", endpoint.ToString()));
+
+    public void Gathered(int messages)
+    {
+        if (messages > 0)
+        {
+            _gathered.Add(messages);
+        }
+    }
 
     public void SettlementFailed(string action) => _settlementFailed.Add(1, new KeyValuePair<string, object?>("action", action));
 

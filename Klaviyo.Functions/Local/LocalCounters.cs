@@ -26,8 +26,8 @@ internal sealed class LocalCounters
             case RelayOutcome.RetryLater:
                 Interlocked.Increment(ref _retried);
                 break;
-            case RelayOutcome.AwaitingJob:
-                break; // counted when its job's tracker settles it
+            case RelayOutcome.AwaitingJob or RelayOutcome.Gathered:
+                break; // counted when its job's tracker settles it, or when the fuller call it waits for does
             default:
                 Interlocked.Increment(ref _deadLettered);
                 break;

@@ -1,4 +1,5 @@
 using Klaviyo.Functions.Relay;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -81,7 +82,13 @@ internal sealed partial class LocalRelayWorker(
                 }
                 continue;
             }
-            await RelayAsync(batch).ConfigureAwait(false);
+            await RelayAsync(batch, gather: !_stopping.IsCancellationRequested).ConfigureAwait(false);
+        }
+        // What waited for a fuller call goes now, full or not, within the shutdown grace.
+        var gathered = settlement.Gathered.TakeAll();
+        if (gathered.Count > 0)
+        {
+            await RelayAsync(gathered, gather: false).ConfigureAwait(false);
         }
     }
 
@@ -101,15 +108,28 @@ internal sealed partial class LocalRelayWorker(
         {
             var size = options.Value.BatchSize;
             batch.AddRange(await queue.LeaseAsync(size, options.Value.LeaseDuration).ConfigureAwait(false));
-            // Waiting fills batches under load (fewer, fuller bulk calls: the import-job endpoint allows 150 a minute);
-            // when the last batch was small the relay is idle and a lone event goes at once (spec 8.1).
-            var busy = Interlocked.Exchange(ref _lastBatchSize, batch.Count) >= BusyBatchSize || batch.Count >= BusyBatchSize;
-            var waitUntil = time.GetUtcNow() + (busy ? options.Value.BatchWait : TimeSpan.Zero);
-            while (batch.Count > 0 && batch.Count < Math.Min(options.Value.MinBatchSize, size) && time.GetUtcNow() < waitUntil && !_stopping.IsCancellationRequested)
+            DateTimeOffset until;
+            int enough;
+            if (settlement.Gathered.Oldest is { } oldest)
+            {
+                // Events wait for fuller calls: relay them with a full batch of new ones, or once the longest-waiting
+                // has waited its window (then its call goes, full or not); never sooner, so waiting costs no re-planning.
+                until = Min(time.GetUtcNow() + options.Value.BatchWait, oldest + services.GetRequiredService<IOptions<RelayOptions>>().Value.GatherWindow);
+                enough = size;
+            }
+            else
+            {
+                // Waiting fills batches under load (fewer, fuller bulk calls); when the last batch was small the relay
+                // is idle and a lone event goes at once (spec 8.1).
+                var busy = Interlocked.Exchange(ref _lastBatchSize, batch.Count) >= BusyBatchSize || batch.Count >= BusyBatchSize;
+                until = time.GetUtcNow() + (busy ? options.Value.BatchWait : TimeSpan.Zero);
+                enough = batch.Count == 0 ? 0 : Math.Min(options.Value.MinBatchSize, size);
+            }
+            while (batch.Count < enough && time.GetUtcNow() < until && !_stopping.IsCancellationRequested)
             {
                 try
                 {
-                    await queue.WaitForEventsAsync(waitUntil - time.GetUtcNow(), _stopping.Token).ConfigureAwait(false);
+                    await queue.WaitForEventsAsync(until - time.GetUtcNow(), _stopping.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -117,6 +137,7 @@ internal sealed partial class LocalRelayWorker(
                 }
                 batch.AddRange(await queue.LeaseAsync(size - batch.Count, options.Value.LeaseDuration).ConfigureAwait(false));
             }
+            batch.InsertRange(0, settlement.Gathered.TakeAll());
             Interlocked.Exchange(ref _lastBatchSize, batch.Count);
             if (time.GetElapsedTime(Interlocked.Read(ref _lastPrune)) > PruneInterval)
             {
@@ -138,13 +159,15 @@ internal sealed partial class LocalRelayWorker(
         return batch;
     }
 
-    private async Task RelayAsync(List<LeasedEvent> batch)
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    private async Task RelayAsync(List<LeasedEvent> batch, bool gather)
     {
         try
         {
             // Per batch, as the Functions host creates the function per invocation: the typed Klaviyo client is transient.
             var settler = services.GetRequiredService<RelaySettler>();
-            foreach (var outcome in await settler.RelayBatchAsync(settlement, batch.Select(LocalSettlement.Delivery).ToList(), _abort.Token).ConfigureAwait(false))
+            foreach (var outcome in await settler.RelayBatchAsync(settlement, batch.Select(LocalSettlement.Delivery).ToList(), _abort.Token, gather).ConfigureAwait(false))
             {
                 counters.Add(outcome);
             }

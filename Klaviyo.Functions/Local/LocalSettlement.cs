@@ -5,8 +5,12 @@ namespace Klaviyo.Functions.Local;
 
 /// <summary>Settlement on the local SQLite queue: each call one commit; dead letters are also appended to the
 /// dead-letter file once committed (the database stays the record if the file cannot be written).</summary>
-internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger) : IRelaySettlement<LeasedEvent>
+internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger,
+    GatheredEvents? gathered = null, Microsoft.Extensions.Options.IOptions<LocalOptions>? options = null) : IRelaySettlement<LeasedEvent>
 {
+    /// <summary>Events kept leased for the next batch; a consumer takes them with its next lease.</summary>
+    public GatheredEvents Gathered { get; } = gathered ?? new GatheredEvents();
+
     public async Task CompleteAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
         Report(messages, await queue.CompleteAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
 
@@ -36,6 +40,16 @@ internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetter
     /// same attempt: the database just refused a write, so a longer wait beats another one now. No delivery limit applies.</summary>
     public Task GiveBackAsync(IReadOnlyList<LeasedEvent> messages, IDictionary<string, object> properties, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Renews their leases (so a batch relayed later still fits them) and keeps them for the next batch; one whose
+    /// lease was lost is another consumer's now and is not kept.</summary>
+    public async Task GatherAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken)
+    {
+        var held = await queue.RenewLeasesAsync(messages, (options?.Value ?? new LocalOptions()).LeaseDuration).WaitAsync(cancellationToken).ConfigureAwait(false);
+        Report(messages, held.Count);
+        var now = time.GetUtcNow();
+        Gathered.Add(held.Select(leased => leased with { WaitingSince = leased.WaitingSince ?? now }));
+    }
+
     public async Task DeferAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
         Report(messages, await queue.DeferAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
 
@@ -53,7 +67,7 @@ internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetter
 
     /// <summary>How the relay reads a leased event.</summary>
     public static RelayDelivery<LeasedEvent> Delivery(LeasedEvent leased) =>
-        new(leased, leased.EventMessageId, leased.Body, leased.Attempt, leased.Sequence, leased.Subject);
+        new(leased, leased.EventMessageId, leased.Body, leased.Attempt, leased.Sequence, leased.Subject, leased.WaitingSince);
 
     private void Report(IReadOnlyList<LeasedEvent> messages, int settled)
     {

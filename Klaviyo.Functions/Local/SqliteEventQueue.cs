@@ -10,7 +10,11 @@ namespace Klaviyo.Functions.Local;
 /// <param name="Sequence">The row id (the dead letter's sequence number for a replay).</param>
 /// <param name="LeaseToken">Settlement applies only while this lease holds the row.</param>
 /// <param name="MessageId">The queue's id: the event's messageId, or that of a retry or replay copy.</param>
-internal sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt);
+internal sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt)
+{
+    /// <summary>When the relay first held it back for a fuller call (kept leased for the next batch); null when it never did.</summary>
+    public DateTimeOffset? WaitingSince { get; init; }
+}
 
 /// <summary>The backlog as <c>/api/health</c> reports it.</summary>
 internal sealed record BacklogCounts(long Ready, long Scheduled, long Leased, long Deferred, long DeadLettered)
@@ -301,6 +305,15 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     public Task<List<LeasedEvent>> DeadLetterAsync(IReadOnlyList<LeasedEvent> events, string reason, string? description) => SettleAsync(events, (transaction, leased) =>
         Command(transaction, $"UPDATE messages SET state = {Dead}, reason = $reason, description = $description, dead_lettered_at = $now, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
             ("$reason", reason), ("$description", (object?)description ?? DBNull.Value), ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true);
+
+    /// <summary>Renews the leases of events kept for the next batch (gathered for a fuller call): still held by this
+    /// process, for another <paramref name="leaseFor"/> from now; returns those still held.</summary>
+    public async Task<List<LeasedEvent>> RenewLeasesAsync(IReadOnlyList<LeasedEvent> events, TimeSpan leaseFor)
+    {
+        var until = Now() + (long)leaseFor.TotalMilliseconds;
+        return await SettleAsync(events, (transaction, leased) =>
+            Command(transaction, $"UPDATE messages SET due = $until WHERE id = $id AND lease = $token AND state = {Leased}", ("$until", until), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false);
+    }
 
     /// <summary>Parks leased events: not handed out again, not lapsing, until settled with their token.</summary>
     public async Task<int> DeferAsync(IReadOnlyList<LeasedEvent> events) => (await SettleAsync(events, (transaction, leased) =>

@@ -25,6 +25,10 @@ internal interface IRelaySettlement<TMessage>
     /// <summary>Park: kept, not handed out again, until settled later by whoever parked it.</summary>
     Task DeferAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
 
+    /// <summary>Keep for the caller's next batch (<see cref="RelayOutcome.Gathered"/>): still held, its lock renewed;
+    /// a queue that cannot keep messages between batches does not offer gathering.</summary>
+    Task GatherAsync(IReadOnlyList<TMessage> messages, CancellationToken cancellationToken);
+
     /// <summary>Takes parked messages back by sequence number, locked for settling; those already settled are absent,
     /// and so are those locked now (by another run, or one that died), as Service Bus answers <c>MessageNotFound</c> for
     /// both. A failure part way releases what it took (parked again) before it throws.</summary>
@@ -47,4 +51,5 @@ internal interface IRelaySettlement<TMessage>
 /// <param name="Attempt">1-based attempt of this delivery.</param>
 /// <param name="Sequence">The queue's sequence number of the message (to take it back once parked).</param>
 /// <param name="Subject">The message's subject: the event type, or <see cref="RelayMessage.ImportJobSubject"/> for a tracker.</param>
-internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt, long Sequence = 0, string Subject = "");
+/// <param name="WaitingSince">When it was first held back for a fuller call; null when it never was.</param>
+internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt, long Sequence = 0, string Subject = "", DateTimeOffset? WaitingSince = null);

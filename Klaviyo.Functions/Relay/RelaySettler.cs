@@ -44,7 +44,10 @@ internal sealed partial class RelaySettler(
     /// </summary>
     /// <returns>The outcome of every event message settled: those of the batch (a tracker is the relay's own and has
     /// none), then those an ended job's tracker took back.</returns>
-    public async Task<IReadOnlyList<RelayOutcome>> RelayBatchAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, CancellationToken cancellationToken)
+    /// <param name="gather">The caller keeps <see cref="RelayOutcome.Gathered"/> messages (its settlement's
+    /// <see cref="IRelaySettlement{TMessage}.GatherAsync"/>) and hands them back with its next batch.</param>
+    public async Task<IReadOnlyList<RelayOutcome>> RelayBatchAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<RelayDelivery<TMessage>> deliveries, CancellationToken cancellationToken,
+        bool gather = false)
     {
         // No lock renewal in batch mode: everything must be settled within the lock taken when the batch was received.
         var deadline = policy.BatchDeadline();
@@ -54,7 +57,7 @@ internal sealed partial class RelaySettler(
 
         if (events.Count > 0)
         {
-            var decision = await DecideAsync(events.Select(i => deliveries[i]).ToList(), deadline, cancellationToken).ConfigureAwait(false);
+            var decision = await DecideAsync(events.Select(i => deliveries[i]).ToList(), deadline, gather, cancellationToken).ConfigureAwait(false);
             var settled = events.Select((index, k) => (Delivery: deliveries[index], Outcome: decision.Outcomes[k])).ToList();
             using (var bounded = new CancellationTokenSource(SettlementTimeout, time))
             {
@@ -87,11 +90,11 @@ internal sealed partial class RelaySettler(
         return results;
     }
 
-    private async Task<BatchDecision> DecideAsync<TMessage>(IReadOnlyList<RelayDelivery<TMessage>> events, DateTimeOffset deadline, CancellationToken cancellationToken)
+    private async Task<BatchDecision> DecideAsync<TMessage>(IReadOnlyList<RelayDelivery<TMessage>> events, DateTimeOffset deadline, bool gather, CancellationToken cancellationToken)
     {
         try
         {
-            return await bulk.ProcessAsync(events.Select(d => new BatchMessage(d.EventMessageId, d.Body, d.Attempt)).ToList(), deadline, cancellationToken).ConfigureAwait(false);
+            return await bulk.ProcessAsync(events.Select(d => new BatchMessage(d.EventMessageId, d.Body, d.Attempt, d.WaitingSince)).ToList(), deadline, cancellationToken, gather).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -217,6 +220,7 @@ internal sealed partial class RelaySettler(
         RelayOutcome.RetryLater retry => (retry.NextAttempt, retry.Delay),
         RelayOutcome.DeadLetter dead => (dead.Reason, dead.Description),
         RelayOutcome.AwaitingJob => "defer",
+        RelayOutcome.Gathered => "gather",
         _ => outcome,
     };
 
@@ -254,6 +258,7 @@ internal sealed partial class RelaySettler(
         RelayOutcome.Delivered or RelayOutcome.Skipped => "complete",
         RelayOutcome.RetryLater => "retry",
         RelayOutcome.AwaitingJob => "defer",
+        RelayOutcome.Gathered => "gather",
         _ => "dead-letter",
     };
 

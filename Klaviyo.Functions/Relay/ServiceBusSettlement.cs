@@ -60,6 +60,10 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
             ? Receiver.DeferMessageAsync(message, properties, token)
             : actions.AbandonMessageAsync(message, properties, token));
 
+    /// <summary>The Relay function does not gather: a Service Bus batch ends with its invocation.</summary>
+    public Task GatherAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken) =>
+        throw new InvalidOperationException("Service Bus batches are relayed without gathering.");
+
     public Task DeferAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
     {
         var stamp = new Dictionary<string, object> { [DeferredAtProperty] = (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds() };

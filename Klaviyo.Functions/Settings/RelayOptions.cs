@@ -43,6 +43,12 @@ internal sealed class RelayOptions
     /// below it the single-call endpoints (lowest latency). Spec 8.1. Default 10, 1–10000.</summary>
     public int BulkThreshold { get; set; } = 10;
 
+    /// <summary>How long a bulk call that is not full may wait for the next batches to fill it (spec 8): events up to
+    /// 1,000 a call, a list's profiles up to one import job, so busy batches share calls instead of each sending its
+    /// own part-full ones. A message waits at most this long (then its call goes, full or not); calls below
+    /// <see cref="BulkThreshold"/> never wait, so a lone event on an idle relay goes at once. Default 1 s, 0 (off)–5 s.</summary>
+    public TimeSpan GatherWindow { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
     public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
 
@@ -68,6 +74,7 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.BulkThreshold), options.BulkThreshold, 1, 10_000);
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.GatherWindow), options.GatherWindow, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
         if (failures.Count == 0 && options.LongestDelivery > RelayOptions.MessageLockDuration)
         {

@@ -7,7 +7,8 @@ using Klaviyo.Functions.Bulk;
 namespace Klaviyo.Functions.Relay;
 
 /// <summary>One queue message of a batch: its messageId, body (the event as UTF-8 JSON) and 1-based attempt.</summary>
-internal sealed record BatchMessage(string MessageId, ReadOnlyMemory<byte> Body, int Attempt);
+/// <param name="WaitingSince">When it was first held back for a fuller call (<see cref="RelayOutcome.Gathered"/>); null when it never was.</param>
+internal sealed record BatchMessage(string MessageId, ReadOnlyMemory<byte> Body, int Attempt, DateTimeOffset? WaitingSince = null);
 
 /// <summary>A message sent on its own (below <c>Relay__BulkThreshold</c>): its parts, for its single calls.</summary>
 internal sealed record SingleDelivery(int Message, DeliveryParts Parts);

@@ -25,12 +25,17 @@ internal sealed record BatchDecision(IReadOnlyList<RelayOutcome> Outcomes, IRead
 /// </summary>
 /// <remarks>A batch has no lock renewal: a call is started only while its longest run still ends before
 /// <c>deadline</c>; what cannot start is put off (same attempt) and comes back in a later batch.</remarks>
-internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, OutcomePolicy policy, RelayMetrics metrics, IOptions<RelayOptions> options)
+internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, OutcomePolicy policy, RelayMetrics metrics, IOptions<RelayOptions> options,
+    TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     /// <summary>Single deliveries of a batch run side by side; the rate limiter still paces each endpoint.</summary>
     private const int SingleParallelism = 8;
 
-    public async Task<BatchDecision> ProcessAsync(IReadOnlyList<BatchMessage> batch, DateTimeOffset deadline, CancellationToken cancellationToken = default)
+    /// <param name="gather">True when the caller keeps <see cref="RelayOutcome.Gathered"/> messages for its next batch:
+    /// a part-full call whose messages have all waited less than <c>Relay__GatherWindow</c> is then held back instead of sent.</param>
+    public async Task<BatchDecision> ProcessAsync(IReadOnlyList<BatchMessage> batch, DateTimeOffset deadline, CancellationToken cancellationToken = default, bool gather = false)
     {
         var outcomes = new RelayOutcome?[batch.Count];
         if (batch.Count > 0 && policy.NotReady(batch[0].Attempt) is not null)
@@ -46,6 +51,15 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         foreach (var (message, outcome) in plan.Decided)
         {
             outcomes[message] = Finish(outcome, batch[message]);
+        }
+        if (gather)
+        {
+            var held = Gather(plan, batch);
+            foreach (var message in held)
+            {
+                outcomes[message] = new RelayOutcome.Gathered();
+            }
+            metrics.Gathered(held.Count);
         }
 
         var singly = new List<int>();
@@ -94,9 +108,38 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         }).ToList());
     }
 
+    /// <summary>
+    /// What waits for the next batch (spec 8, <c>Relay__GatherWindow</c>): the last event call when it is part-full
+    /// (the others are full by construction), and the batch's bulk profiles as a whole (their import jobs and the
+    /// subscription jobs riding with them) while no import job is full. Only while every message concerned has waited
+    /// less than the window: then the call goes, full or not, so no message waits much longer than the window.
+    /// </summary>
+    private HashSet<int> Gather(BatchPlan plan, IReadOnlyList<BatchMessage> batch)
+    {
+        var held = new HashSet<int>();
+        var window = options.Value.GatherWindow;
+        if (window <= TimeSpan.Zero)
+        {
+            return held;
+        }
+        var now = _time.GetUtcNow();
+        bool Young(int message) => batch[message].WaitingSince is not { } since || now - since < window;
+
+        if (plan.EventCalls.Count > 0 && plan.EventCalls[^1] is { EventCount: < BulkLimits.MaxEventsPerCall } last && last.Pieces.All(Young))
+        {
+            held.UnionWith(last.Pieces);
+        }
+        var profiles = plan.ImportJobs.SelectMany(job => job.Messages).ToHashSet();
+        if (profiles.Count > 0 && plan.ImportJobs.All(job => job.ItemMessages.Count < BulkLimits.MaxProfilesPerImportJob) && profiles.All(Young))
+        {
+            held.UnionWith(profiles);
+        }
+        return held;
+    }
+
     private async Task SendEventsAsync(BatchPlan plan, IReadOnlyList<BatchMessage> batch, RelayOutcome?[] outcomes, List<int> singly, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        var pending = new Queue<EventsBulkCall>(plan.EventCalls);
+        var pending = new Queue<EventsBulkCall>(plan.EventCalls.Where(call => call.Pieces.Any(m => outcomes[m] is null)));
         while (pending.Count > 0)
         {
             var call = pending.Dequeue();

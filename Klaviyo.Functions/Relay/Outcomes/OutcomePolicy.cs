@@ -154,7 +154,7 @@ internal sealed partial class OutcomePolicy(
                 metrics.RetryScheduled(retry.NextAttempt);
                 Log.RetryLater(logger, messageId, attempt, retry.NextAttempt, retry.Delay, retry.Cause);
                 return outcome;
-            case RelayOutcome.AwaitingJob:
+            case RelayOutcome.AwaitingJob or RelayOutcome.Gathered:
                 return outcome;
             case RelayOutcome.DeadLetter dead:
                 var bounded = Bounded(dead);
@@ -182,6 +182,7 @@ internal sealed partial class OutcomePolicy(
         RelayOutcome.RetryLater retry => settlement.RetryAsync(messages, retry.NextAttempt, time.GetUtcNow() + retry.Delay, cancellationToken),
         RelayOutcome.DeadLetter dead => settlement.DeadLetterAsync(messages, dead.Reason.ToString(), Bounded(dead).Description, cancellationToken),
         RelayOutcome.AwaitingJob => settlement.DeferAsync(messages, cancellationToken),
+        RelayOutcome.Gathered => settlement.GatherAsync(messages, cancellationToken),
         _ => throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}; the message is left to its lock."),
     };
 

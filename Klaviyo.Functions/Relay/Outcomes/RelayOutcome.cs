@@ -36,6 +36,10 @@ internal abstract record RelayOutcome
     /// until the job's tracker settles it.</summary>
     public sealed record AwaitingJob(string JobId) : RelayOutcome;
 
+    /// <summary>Held back for a fuller bulk call (spec 8): kept (leased locally, deferred on Service Bus) and relayed
+    /// again with the next batch, its attempt unspent; see <c>Relay__GatherWindow</c>.</summary>
+    public sealed record Gathered : RelayOutcome;
+
     /// <summary>Cannot be delivered as it is: dead-letter with the reason and a description a person can act on.</summary>
     public sealed record DeadLetter(DeadLetterReason Reason, string Description) : RelayOutcome;
 }
