@@ -252,4 +252,52 @@ public sealed class BatchRelayTests
         Assert.AreEqual(10, receiver.Calls.Count(c => c.Action == "Complete"));
         Assert.AreEqual(0, receiver.StillDeferred, "nothing left parked");
     }
+
+    [TestMethod]
+    public async Task Gathering_PartFullCallParkedUnderAMarker_NextBatchFillsTheCallAndTheMarkerFlushesTheRest()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 202).Answer("/api/events", 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl);
+        var receiver = new RecordingReceiver();
+        var parking = new GatheredParking(Microsoft.Extensions.Options.Options.Create(new global::Klaviyo.Functions.Settings.RelayOptions()));
+        RelayFunction Function() => new(host.Settler, host.Queue, () => receiver, time: host.Time, parking: parking);
+        int EventsIn(ReceivedRequest request) => JsonNode.Parse(request.Body)!["data"]!["attributes"]!["events-bulk-create"]!["data"]!.AsArray().Count;
+
+        // 500 events: a part-full call, so they wait, parked under a marker due when their window ends.
+        var first = new RecordingMessageActions();
+        await Function().RunAsync([.. Enumerable.Range(0, 500).Select(i => Track($"a-{i}", $"a-{i}"))], first, TestContext.CancellationToken);
+        Assert.IsEmpty(klaviyo.Received);
+        Assert.AreEqual(500, first.Calls.Count(c => c.Action == "Defer"));
+        Assert.IsTrue(first.DeferredWith.All(p => p!.ContainsKey(ServiceBusSettlement.GatheredAtProperty)));
+        var (marker, due) = host.Queue.Scheduled.Single(s => s.Event.Subject == RelayMessage.GatheredSubject);
+        Assert.AreEqual(host.Time!.GetUtcNow() + TimeSpan.FromSeconds(1), due);
+        receiver.Hold(first.Deferred);
+
+        // The next batch takes them back: 1,100 events, one full call; the last 100 wait under a marker of their own.
+        var second = new RecordingMessageActions();
+        await Function().RunAsync([.. Enumerable.Range(0, 600).Select(i => Track($"b-{i}", $"b-{i}"))], second, TestContext.CancellationToken);
+        Assert.AreEqual("1000", string.Join(",", klaviyo.Received.Select(EventsIn)));
+        Assert.AreEqual(100, second.Calls.Count(c => c.Action == "Defer") + receiver.Calls.Count(c => c.Action == "Defer"));
+        receiver.Hold(second.Deferred);
+
+        // Nothing else arrives here: the markers come due, on another instance (or after a restart), and flush what is
+        // still parked, part-full or not.
+        host.Time.Advance(TimeSpan.FromSeconds(1));
+        var markers = host.Queue.Scheduled.Where(s => s.Event.Subject == RelayMessage.GatheredSubject).Select(s => AsReceived(s.Event)).ToList();
+        Assert.HasCount(2, markers);
+        var flushing = new RecordingMessageActions();
+        var otherInstance = new GatheredParking(Microsoft.Extensions.Options.Options.Create(new global::Klaviyo.Functions.Settings.RelayOptions()));
+        await new RelayFunction(host.Settler, host.Queue, () => receiver, time: host.Time, parking: otherInstance).RunAsync([.. markers], flushing, TestContext.CancellationToken);
+
+        Assert.AreEqual("1000,100", string.Join(",", klaviyo.Received.Select(EventsIn)));
+        Assert.AreEqual(2, flushing.Calls.Count(c => c.Action == "Complete"), "both markers done");
+        var completed = first.Calls.Concat(second.Calls).Concat(receiver.Calls).Where(c => c.Action == "Complete").Select(c => c.MessageId).ToHashSet();
+        Assert.HasCount(1100, completed, "every event completed once it was delivered");
+        Assert.AreEqual(1100, first.Calls.Concat(second.Calls).Concat(receiver.Calls).Count(c => c.Action == "Complete"), "and only once");
+        Assert.StartsWith("[", System.Text.Encoding.UTF8.GetString(marker.Body.Span));
+
+        // The first instance's next batch finds them settled: nothing is sent twice.
+        await Function().RunAsync([Track("c-0", "c-0")], new RecordingMessageActions(), TestContext.CancellationToken);
+        Assert.AreEqual("1000,100", string.Join(",", klaviyo.Received.Where(r => r.Path == "/api/event-bulk-create-jobs").Select(EventsIn)));
+    }
 }

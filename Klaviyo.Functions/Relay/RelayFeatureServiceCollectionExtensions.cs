@@ -21,6 +21,7 @@ internal static class RelayFeatureServiceCollectionExtensions
         services.AddRelayProcessing();
         services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
             sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
+        services.TryAddSingleton<GatheredParking>();
         services.TryAddSingleton(sp => new DeferredReceiver(
             sp.GetRequiredService<ServiceBusClient>, sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         return services;

@@ -27,6 +27,9 @@ internal static class RelayMessage
     /// <summary>Subject of an import job's tracker message (spec 8.3): the ingest only ever sets an event type.</summary>
     public const string ImportJobSubject = "import-job";
 
+    /// <summary>Subject of the marker that takes back messages parked for a fuller call (<see cref="GatheredParking"/>).</summary>
+    public const string GatheredSubject = "gathered";
+
     private const string AttemptPart = "attempt-";
     private const string ReplayPart = "replay-";
     private const string HashPart = "sha256:";
@@ -104,6 +107,11 @@ internal static class RelayMessage
     public static string TrackerMessageId(string jobId, long firstSequence, int poll) =>
         $"{Separator}job-{Root(jobId)}" +
         $"{Separator}{firstSequence.ToString(CultureInfo.InvariantCulture)}{Separator}poll-{poll.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The id of a gathering marker: starts with <see cref="Separator"/> like a tracker's, and is keyed on the
+    /// lowest sequence number it names and the time it was queued, so two markers never share an id.</summary>
+    public static string GatheredMessageId(long firstSequence, DateTimeOffset at) =>
+        $"{Separator}gathered-{firstSequence.ToString(CultureInfo.InvariantCulture)}{Separator}{at.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>The event's id as the start of a copy's id: as it is when short enough, else <c>␟sha256:&lt;hex&gt;</c>
     /// (which starts with the separator, so it cannot be mistaken for a short id either).</summary>

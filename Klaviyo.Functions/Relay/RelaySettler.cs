@@ -52,6 +52,19 @@ internal sealed partial class RelaySettler(
         // No lock renewal in batch mode: everything must be settled within the lock taken when the batch was received.
         var deadline = policy.BatchDeadline();
         var results = new List<RelayOutcome>();
+        var markers = deliveries.Where(d => d.Subject == RelayMessage.GatheredSubject).ToList();
+        if (markers.Count > 0)
+        {
+            // A gathering marker's messages have waited their window: they go with this batch, full call or not.
+            var taken = new List<RelayDelivery<TMessage>>();
+            foreach (var marker in markers)
+            {
+                var back = GatheredParking.ReadMarker(marker.Body) is { } sequences ? await TakeBackAsync(settlement, sequences, cancellationToken).ConfigureAwait(false) : [];
+                // Due by the marker's own time, whatever stamp the message kept.
+                taken.AddRange(back.Select(d => d with { WaitingSince = DateTimeOffset.UnixEpoch }));
+            }
+            deliveries = [.. deliveries.Where(d => d.Subject != RelayMessage.GatheredSubject), .. taken];
+        }
         var events = Enumerable.Range(0, deliveries.Count).Where(i => deliveries[i].Subject != RelayMessage.ImportJobSubject).ToList();
         var trackers = Enumerable.Range(0, deliveries.Count).Where(i => deliveries[i].Subject == RelayMessage.ImportJobSubject).ToList();
 
@@ -87,7 +100,37 @@ internal sealed partial class RelaySettler(
         {
             results.AddRange(await TrackAsync(settlement, deliveries[index], deadline, cancellationToken).ConfigureAwait(false));
         }
+        if (markers.Count > 0)
+        {
+            // Done once what it named is settled (or held again by this batch, under a marker of its own).
+            using var bounded = new CancellationTokenSource(SettlementTimeout, time);
+            try
+            {
+                await settlement.CompleteAsync(markers.Select(m => m.Message).ToList(), bounded.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                await GiveBackEachAsync(settlement, markers, "complete", ex).ConfigureAwait(false);
+            }
+        }
         return results;
+    }
+
+    /// <summary>Takes messages parked for a fuller call back; those gone (settled) or locked elsewhere are absent, and a
+    /// failed receive leaves them parked for their marker (logged, never thrown: the batch goes on without them).</summary>
+    public async Task<IReadOnlyList<RelayDelivery<TMessage>>> TakeBackAsync<TMessage>(IRelaySettlement<TMessage> settlement, IReadOnlyList<long> sequences, CancellationToken cancellationToken)
+    {
+        using var bounded = new CancellationTokenSource(SettlementTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, bounded.Token);
+        try
+        {
+            return await settlement.ReceiveDeferredAsync(sequences, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
+        {
+            LogTakeBackFailed(logger, sequences.Count, ex.GetType().Name);
+            return [];
+        }
     }
 
     private async Task<BatchDecision> DecideAsync<TMessage>(IReadOnlyList<RelayDelivery<TMessage>> events, DateTimeOffset deadline, bool gather, CancellationToken cancellationToken)
@@ -278,6 +321,9 @@ internal sealed partial class RelaySettler(
 
     [LoggerMessage(EventId = 3213, Level = LogLevel.Warning, Message = "Could not give back {MessageId} ({ExceptionType}); it is delivered again when its lock lapses")]
     private static partial void LogGiveBackFailed(ILogger logger, string messageId, string exceptionType);
+
+    [LoggerMessage(EventId = 3230, Level = LogLevel.Warning, Message = "{Count} message(s) parked for a fuller call could not be taken back ({ExceptionType}); their marker takes them back")]
+    private static partial void LogTakeBackFailed(ILogger logger, int count, string exceptionType);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "A batch of {Count} message(s) was interrupted by a host stop; their retries are scheduled")]
     private static partial void LogInterrupted(ILogger logger, int count);

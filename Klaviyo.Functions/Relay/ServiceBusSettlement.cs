@@ -10,9 +10,16 @@ namespace Klaviyo.Functions.Relay;
 /// settled through it; every other message through the invocation's actions. Messages are settled in parallel (a
 /// batch has no lock renewal: settling a thousand one after another would eat the time the lock keeps for it).
 /// </summary>
-internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue, Func<ServiceBusReceiver>? deferredReceiver = null, TimeProvider? time = null)
+internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEventQueue queue, Func<ServiceBusReceiver>? deferredReceiver = null, TimeProvider? time = null,
+    GatheredParking? parking = null)
     : IRelaySettlement<ServiceBusReceivedMessage>
 {
+    /// <summary>Application property stamped on a message when it is first held back for a fuller call (Unix milliseconds).</summary>
+    public const string GatheredAtProperty = "gatheredAt";
+
+    /// <summary>True when this settlement can keep messages for the next batch (<see cref="GatherAsync"/>).</summary>
+    public bool CanGather => parking is not null && deferredReceiver is not null && parking.Window > TimeSpan.Zero;
+
     private const int Parallelism = 16;
 
     /// <summary>Application property stamped on a message when it is parked (Unix milliseconds): how long it has waited,
@@ -60,9 +67,36 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
             ? Receiver.DeferMessageAsync(message, properties, token)
             : actions.AbandonMessageAsync(message, properties, token));
 
-    /// <summary>The Relay function does not gather: a Service Bus batch ends with its invocation.</summary>
-    public Task GatherAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken) =>
-        throw new InvalidOperationException("Service Bus batches are relayed without gathering.");
+    /// <summary>
+    /// Parks the messages for this instance's next batch (<see cref="GatheredParking"/>): first the marker that takes
+    /// them back once the longest-waiting has waited the window (a parked message without one would wait for the
+    /// sweeper), then each message deferred with the time it first waited (<see cref="GatheredAtProperty"/>).
+    /// </summary>
+    public async Task GatherAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
+    {
+        if (!CanGather)
+        {
+            throw new InvalidOperationException("This Service Bus settlement does not gather.");
+        }
+        var now = (time ?? TimeProvider.System).GetUtcNow();
+        var sequences = messages.Select(m => m.SequenceNumber).ToList();
+        var oldest = messages.Select(m => GatheredAt(m) ?? now).Min();
+        var marker = new QueuedEvent(RelayMessage.GatheredMessageId(sequences.Min(), now), RelayMessage.GatheredSubject, GatheredParking.MarkerBody(sequences), 1, "gathered");
+        await queue.ScheduleAsync(marker, oldest + parking!.Window, cancellationToken).ConfigureAwait(false);
+        await EachAsync(messages, cancellationToken, (message, token) =>
+        {
+            var stamp = new Dictionary<string, object>
+            {
+                [GatheredAtProperty] = (GatheredAt(message) ?? now).ToUnixTimeMilliseconds(),
+                [DeferredAtProperty] = now.ToUnixTimeMilliseconds(),
+            };
+            return IsDeferred(message) ? Receiver.DeferMessageAsync(message, stamp, token) : actions.DeferMessageAsync(message, stamp, token);
+        }).ConfigureAwait(false);
+        parking.Add(sequences);
+    }
+
+    private static DateTimeOffset? GatheredAt(ServiceBusReceivedMessage message) =>
+        message.ApplicationProperties.TryGetValue(GatheredAtProperty, out var at) && at is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
 
     public Task DeferAsync(IReadOnlyList<ServiceBusReceivedMessage> messages, CancellationToken cancellationToken)
     {
@@ -182,7 +216,7 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
 
     /// <summary>How the relay reads a received message.</summary>
     public static RelayDelivery<ServiceBusReceivedMessage> Delivery(ServiceBusReceivedMessage message) =>
-        new(message, RelayMessage.EventMessageId(message), message.Body.ToMemory(), RelayMessage.Attempt(message), message.SequenceNumber, message.Subject ?? "");
+        new(message, RelayMessage.EventMessageId(message), message.Body.ToMemory(), RelayMessage.Attempt(message), message.SequenceNumber, message.Subject ?? "", GatheredAt(message));
 
     private ServiceBusReceiver Receiver => _receiver ??= deferredReceiver?.Invoke()
         ?? throw new InvalidOperationException("No Service Bus receiver for deferred messages is configured.");

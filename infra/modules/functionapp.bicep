@@ -198,6 +198,7 @@ var appSettings = {
   Relay__InCallRetryDelay: '00:00:00.5'
   Relay__AttemptTimeout: '00:00:10'
   Relay__BulkThreshold: '10'
+  Relay__GatherWindow: '00:00:01'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)
