@@ -1,54 +1,25 @@
+using Klaviyo.Functions.Relay;
+
 namespace Klaviyo.Functions.Local;
 
 /// <summary>
-/// Events the relay held back for a fuller bulk call (<see cref="Relay.RelayOutcome.Gathered"/>): still leased in the
+/// Events the relay held back for a fuller bulk call (<see cref="RelayOutcome.Gathered"/>): still leased in the
 /// database (so a restart hands them out again), kept here until a consumer takes them with its next batch.
 /// </summary>
 internal sealed class GatheredEvents
 {
-    private readonly object _gate = new();
-    private List<LeasedEvent> _events = [];
-
-    public int Count
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _events.Count;
-            }
-        }
-    }
+    private readonly NextBatch<LeasedEvent> _events = new();
 
     /// <summary>When the longest-waiting event started waiting; null when none waits.</summary>
-    public DateTimeOffset? Oldest
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _events.Count == 0 ? null : _events.Min(e => e.WaitingSince);
-            }
-        }
-    }
+    public DateTimeOffset? Oldest => _events.Min(e => e.WaitingSince);
 
-    public void Add(IEnumerable<LeasedEvent> events)
-    {
-        lock (_gate)
-        {
-            _events.AddRange(events);
-        }
-    }
+    public void Add(IEnumerable<LeasedEvent> events) => _events.Add(events);
 
-    /// <summary>All of them, in the order they were first leased (the queue's sequence), leaving none.</summary>
+    /// <summary>All of them, in the order they were first queued, leaving none.</summary>
     public List<LeasedEvent> TakeAll()
     {
-        lock (_gate)
-        {
-            var taken = _events;
-            _events = [];
-            taken.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
-            return taken;
-        }
+        var taken = _events.TakeAll();
+        taken.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        return taken;
     }
 }

@@ -13,28 +13,13 @@ namespace Klaviyo.Functions.Relay;
 /// </summary>
 internal sealed class GatheredParking(IOptions<RelayOptions> options)
 {
-    private readonly object _gate = new();
-    private List<long> _sequences = [];
+    private readonly NextBatch<long> _sequences = new();
 
     public TimeSpan Window => options.Value.GatherWindow;
 
-    public void Add(IEnumerable<long> sequences)
-    {
-        lock (_gate)
-        {
-            _sequences.AddRange(sequences);
-        }
-    }
+    public void Add(IEnumerable<long> sequences) => _sequences.Add(sequences);
 
-    public IReadOnlyList<long> TakeAll()
-    {
-        lock (_gate)
-        {
-            var taken = _sequences;
-            _sequences = [];
-            return taken;
-        }
-    }
+    public IReadOnlyList<long> TakeAll() => _sequences.TakeAll();
 
     /// <summary>The marker's body: the sequence numbers it takes back.</summary>
     public static byte[] MarkerBody(IReadOnlyList<long> sequences) => JsonSerializer.SerializeToUtf8Bytes(sequences);
