@@ -43,6 +43,12 @@ internal sealed class RelayOptions
     /// below it the single-call endpoints (lowest latency). Spec 8.1. Default 10, 1–10000.</summary>
     public int BulkThreshold { get; set; } = 10;
 
+    /// <summary>Most items one order may carry under <c>Klaviyo__OrderCompleted=placedOrder</c> (spec 5): one Placed Order
+    /// plus one Ordered Product each must fit one event bulk call of 1,000 events. Default 500, 1–999.</summary>
+    public int MaxItemsPerOrder { get; set; } = DefaultMaxItemsPerOrder;
+
+    public const int DefaultMaxItemsPerOrder = 500;
+
     /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
     public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
 
@@ -68,6 +74,7 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryBudget), options.InCallRetryBudget, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.BulkThreshold), options.BulkThreshold, 1, 10_000);
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.MaxItemsPerOrder), options.MaxItemsPerOrder, 1, Bulk.BulkLimits.MaxEventsPerCall - 1);
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
         if (failures.Count == 0 && options.LongestDelivery > RelayOptions.MessageLockDuration)
         {
