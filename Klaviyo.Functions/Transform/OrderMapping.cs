@@ -365,7 +365,7 @@ internal static class OrderMapping
         foreach (var property in item.EnumerateObject())
         {
             if ((price.IsPresent() && property.NameEquals(OrderEvents.ItemPrice))
-                || (property.NameEquals(OrderEvents.RowTotal) && RowTotal(item, out _) is not null))
+                || (property.NameEquals(OrderEvents.RowTotal) && RowTotal(item, out _) == RowTotalSource.Computed))
             {
                 continue;
             }
@@ -384,10 +384,11 @@ internal static class OrderMapping
             writer.WritePropertyName(s_itemPrice);
             price.WriteTo(writer);
         }
-        if (RowTotal(item, out var rowTotal) is { } total)
+        // A row total as sent is written by the item table (total, row_total → RowTotal).
+        if (RowTotal(item, out var rowTotal) == RowTotalSource.Computed)
         {
             writer.WritePropertyName(s_rowTotal);
-            WriteRowTotal(writer, total, rowTotal);
+            WriteRowTotal(writer, RowTotalSource.Computed, rowTotal);
         }
         writer.WriteEndObject();
     }
