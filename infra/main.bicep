@@ -52,6 +52,23 @@ param klaviyoOnSubscribeFalse string = 'unsubscribe'
 ])
 param klaviyoGroupMode string = 'list'
 
+@description('Klaviyo__OrderCompleted: what an Order Completed track becomes, orderCompleted (a custom metric of that name, RudderStack\'s behaviour) or placedOrder (Placed Order plus one Ordered Product per item, Klaviyo\'s revenue metrics).')
+@allowed([
+  'orderCompleted'
+  'placedOrder'
+])
+param klaviyoOrderCompleted string = 'orderCompleted'
+
+@description('Klaviyo__PlacedOrderMetric: the order\'s metric name under placedOrder; under 128 characters, distinct from the item metric.')
+@minLength(1)
+@maxLength(127)
+param klaviyoPlacedOrderMetric string = 'Placed Order'
+
+@description('Klaviyo__OrderedProductMetric: each item\'s metric name under placedOrder; under 128 characters, distinct from the order metric.')
+@minLength(1)
+@maxLength(127)
+param klaviyoOrderedProductMetric string = 'Ordered Product'
+
 @description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
 @maxLength(255)
 param klaviyoCustomSource string = ''
@@ -252,6 +269,9 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoSmsConsent: klaviyoSmsConsent
     klaviyoOnSubscribeFalse: klaviyoOnSubscribeFalse
     klaviyoGroupMode: klaviyoGroupMode
+    klaviyoOrderCompleted: klaviyoOrderCompleted
+    klaviyoPlacedOrderMetric: klaviyoPlacedOrderMetric
+    klaviyoOrderedProductMetric: klaviyoOrderedProductMetric
     klaviyoCustomSource: klaviyoCustomSource
     klaviyoEnforceEmailAsPrimary: klaviyoEnforceEmailAsPrimary
     klaviyoSendPageAsTrack: klaviyoSendPageAsTrack

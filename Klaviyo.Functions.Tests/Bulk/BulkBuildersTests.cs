@@ -18,7 +18,7 @@ public sealed class BulkBuildersTests
     private static DeliveryParts Parts(string json) =>
         Transforms.Run(json) is TransformResult.Planned planned ? planned.Parts : throw new AssertFailedException($"not planned: {json}");
 
-    private static EventPart EventOf(string json) => ((EventParts)Parts(json)).Event;
+    private static EventPart EventOf(string json) => ((EventParts)Parts(json)).Events.Single();
 
     private static ProfilePart ProfileOf(string json) => ((ProfileParts)Parts(json)).Profile;
 
@@ -40,7 +40,7 @@ public sealed class BulkBuildersTests
     public void EventsBulk_StandardMixEvents_BodiesMatchEventsBulkCreateJobSchema()
     {
         var pieces = MixLines().Select(l => Transforms.Run(l)).OfType<TransformResult.Planned>()
-            .Select(p => p.Parts).OfType<EventParts>().Select(p => p.Event).ToList();
+            .Select(p => p.Parts).OfType<EventParts>().Select(p => p.Events.Single()).ToList();
         Assert.IsGreaterThan(50, pieces.Count);
 
         var calls = EventsBulkBuilder.Build(pieces);

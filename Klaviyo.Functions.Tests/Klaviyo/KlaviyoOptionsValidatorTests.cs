@@ -108,4 +108,62 @@ public sealed class KlaviyoOptionsValidatorTests
         var options = Valid();
         Assert.IsFalse(options.ToString().Contains("pk_test_123", StringComparison.Ordinal));
     }
+    [TestMethod]
+    [DataRow("placedOrder")]
+    [DataRow("orderCompleted")]
+    [DataRow("event")]
+    [DataRow("PlacedOrder")]
+    public void Validate_WithKnownOrderCompleted_Succeeds(string mode)
+    {
+        var options = Valid();
+        options.OrderCompleted = mode;
+
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+
+        Assert.IsTrue(result.Succeeded, result.FailureMessage);
+    }
+
+    [TestMethod]
+    public void Validate_WithUnknownOrderCompleted_NamesTheSettingAndTheChoices()
+    {
+        var options = Valid();
+        options.OrderCompleted = "orders";
+
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+
+        Assert.Contains("Klaviyo__OrderCompleted: 'orders' is not one of orderCompleted, placedOrder", result.Failures!.ToList());
+    }
+
+    [TestMethod]
+    [DataRow("PlacedOrderMetric", "", "Klaviyo__PlacedOrderMetric must not be empty")]
+    [DataRow("OrderedProductMetric", "   ", "Klaviyo__OrderedProductMetric must not be empty")]
+    [DataRow("PlacedOrderMetric", "128", "Klaviyo__PlacedOrderMetric: must be shorter than 128 characters (it has 128)")]
+    [DataRow("OrderedProductMetric", "placed order", "Klaviyo__OrderedProductMetric: 'placed order' must differ from Klaviyo__PlacedOrderMetric")]
+    public void Validate_WithBadMetricName_NamesTheSetting(string setting, string value, string expected)
+    {
+        var options = Valid();
+        var name = value == "128" ? new string('x', 128) : value;
+        if (setting == nameof(KlaviyoOptions.PlacedOrderMetric))
+        {
+            options.PlacedOrderMetric = name;
+        }
+        else
+        {
+            options.OrderedProductMetric = name;
+        }
+
+        var result = new KlaviyoOptionsValidator().Validate(null, options);
+
+        Assert.IsTrue(result.Failed);
+        Assert.Contains(expected, result.Failures!.ToList());
+    }
+
+    [TestMethod]
+    public void Validate_WithMetricNameOf127Characters_Succeeds()
+    {
+        var options = Valid();
+        options.PlacedOrderMetric = new string('x', 127);
+
+        Assert.IsTrue(new KlaviyoOptionsValidator().Validate(null, options).Succeeded);
+    }
 }

@@ -171,7 +171,7 @@ public sealed class LoadRunnerFakeKlaviyoTests
     private static string BulkBody(int events)
     {
         var pieces = Enumerable.Range(0, events)
-            .Select(i => ((EventParts)((TransformResult.Planned)Transforms.Run($$"""{"type":"track","messageId":"m-{{i}}","userId":"u-1","event":"Clicked"}""")).Parts).Event)
+            .Select(i => ((EventParts)((TransformResult.Planned)Transforms.Run($$"""{"type":"track","messageId":"m-{{i}}","userId":"u-1","event":"Clicked"}""")).Parts).Events.Single())
             .ToList();
         return Encoding.UTF8.GetString(EventsBulkBuilder.Build(pieces).Single().Request.Body.Span);
     }

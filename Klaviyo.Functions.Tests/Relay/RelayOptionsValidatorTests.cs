@@ -138,4 +138,19 @@ public sealed class RelayOptionsValidatorTests
         var error = Assert.ThrowsExactly<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<RelayOptions>>().Value);
         Assert.Contains("Relay__MaxAttempts: 500 is not between 1 and 100", error.Failures.ToList());
     }
+    [TestMethod]
+    [DataRow(0, false)]
+    [DataRow(1, true)]
+    [DataRow(999, true)]
+    [DataRow(1000, false)]
+    public void Validate_MaxItemsPerOrder_FitsOneBulkCallWithItsPlacedOrder(int items, bool valid)
+    {
+        var result = new RelayOptionsValidator().Validate(null, new RelayOptions { MaxItemsPerOrder = items });
+
+        Assert.AreEqual(valid, result.Succeeded, result.FailureMessage);
+        if (!valid)
+        {
+            Assert.Contains("Relay__MaxItemsPerOrder", result.FailureMessage!);
+        }
+    }
 }

@@ -21,7 +21,9 @@ internal static class KlaviyoCalls
     /// an event's create-event; a profile's profile-import, then its list step with the id that import answers.</summary>
     public static RequestPlan SinglePlan(DeliveryParts parts) => parts switch
     {
-        EventParts e => new RequestPlan([PlanStep.Fixed(CreateEvent(e.Event))], e.Warnings),
+        // An order's events in order, Placed Order first; each carries its unique_id, so a retry re-sends them all
+        // and Klaviyo keeps one of each.
+        EventParts e => new RequestPlan([.. e.Events.Select(ev => PlanStep.Fixed(CreateEvent(ev)))], e.Warnings),
         ProfileParts { List: null } p => new RequestPlan([PlanStep.Fixed(ProfileImport(p.Profile), yieldsProfileId: true)], p.Warnings),
         ProfileParts { List: { } list } p => new RequestPlan(
             [PlanStep.Fixed(ProfileImport(p.Profile), yieldsProfileId: true), ListStep(list)], p.Warnings),

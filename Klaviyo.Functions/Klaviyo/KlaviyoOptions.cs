@@ -76,6 +76,32 @@ internal sealed class KlaviyoOptions
 
     public bool GroupModeIs(string mode) => string.Equals(GroupMode?.Trim(), mode, StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>What an "Order Completed" track becomes (spec 5): <c>orderCompleted</c> (default: a custom metric of
+    /// that name, as RudderStack sends it; the spec's <c>event</c> means the same) or <c>placedOrder</c> (Placed Order
+    /// plus one Ordered Product per item, the metrics Klaviyo's revenue reporting reads).</summary>
+    public string OrderCompleted { get; set; } = OrderCompletedAsEvent;
+
+    public const string OrderCompletedAsEvent = "orderCompleted";
+    public const string OrderCompletedAsPlacedOrder = "placedOrder";
+
+    /// <summary>The spec's name (version 4, section 3) for <see cref="OrderCompletedAsEvent"/>.</summary>
+    public const string OrderCompletedAsEventAlias = "event";
+
+    /// <summary>Metric of the order event under <c>placedOrder</c>. Default <c>Placed Order</c>; under 128 characters.</summary>
+    public string PlacedOrderMetric { get; set; } = "Placed Order";
+
+    /// <summary>Metric of each ordered item under <c>placedOrder</c>. Default <c>Ordered Product</c>; under 128
+    /// characters, distinct from <see cref="PlacedOrderMetric"/>.</summary>
+    public string OrderedProductMetric { get; set; } = "Ordered Product";
+
+    /// <summary>True when Order Completed becomes Placed Order + Ordered Product (<see cref="OrderCompleted"/>).</summary>
+    public bool PlacesOrders => string.Equals(OrderCompleted?.Trim(), OrderCompletedAsPlacedOrder, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>True when <see cref="OrderCompleted"/> names a known mode.</summary>
+    public bool OrderCompletedIsKnown => PlacesOrders
+        || string.Equals(OrderCompleted?.Trim(), OrderCompletedAsEvent, StringComparison.OrdinalIgnoreCase)
+        || string.Equals(OrderCompleted?.Trim(), OrderCompletedAsEventAlias, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>True when <c>subscribe: false</c> unsubscribes (<see cref="OnSubscribeFalse"/>).</summary>
     public bool UnsubscribesOnFalse => string.Equals(OnSubscribeFalse, OnSubscribeFalseUnsubscribe, StringComparison.OrdinalIgnoreCase);
 

@@ -43,6 +43,17 @@ internal sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
         {
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.GroupMode)}: '{options.GroupMode}' is not one of {string.Join(", ", KlaviyoOptions.GroupModes)}");
         }
+        if (!options.OrderCompletedIsKnown)
+        {
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.OrderCompleted)}: '{options.OrderCompleted}' is not one of {KlaviyoOptions.OrderCompletedAsEvent}, {KlaviyoOptions.OrderCompletedAsPlacedOrder}");
+        }
+        CheckMetricName(failures, nameof(KlaviyoOptions.PlacedOrderMetric), options.PlacedOrderMetric);
+        CheckMetricName(failures, nameof(KlaviyoOptions.OrderedProductMetric), options.OrderedProductMetric);
+        if (string.Equals(options.PlacedOrderMetric?.Trim(), options.OrderedProductMetric?.Trim(), StringComparison.OrdinalIgnoreCase))
+        {
+            // Klaviyo matches metric names case-insensitively: equal names would merge the order and its items into one metric.
+            failures.Add($"{Prefix}{nameof(KlaviyoOptions.OrderedProductMetric)}: '{options.OrderedProductMetric}' must differ from {Prefix}{nameof(KlaviyoOptions.PlacedOrderMetric)}");
+        }
         if (options.CustomSource.Length > 255)
         {
             failures.Add($"{Prefix}{nameof(KlaviyoOptions.CustomSource)}: must be at most 255 characters");
@@ -64,6 +75,20 @@ internal sealed class KlaviyoOptionsValidator : IValidateOptions<KlaviyoOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    // Klaviyo's rule for a metric name (spec 5, track): not empty, under 128 characters.
+    private static void CheckMetricName(List<string> failures, string setting, string? value)
+    {
+        var name = value?.Trim() ?? "";
+        if (name.Length == 0)
+        {
+            failures.Add($"{Prefix}{setting} must not be empty");
+        }
+        else if (name.Length > Transform.EventBody.MaxMetricNameLength)
+        {
+            failures.Add($"{Prefix}{setting}: must be shorter than 128 characters (it has {name.Length})");
+        }
     }
 
     private static bool IsRevision(string value)

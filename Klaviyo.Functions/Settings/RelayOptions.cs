@@ -48,6 +48,11 @@ internal sealed class RelayOptions
     /// own part-full ones. A message waits at most this long (then its call goes, full or not); calls below
     /// <see cref="BulkThreshold"/> never wait, so a lone event on an idle relay goes at once. Default 1 s, 0 (off)–5 s.</summary>
     public TimeSpan GatherWindow { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>Most items one order may carry under <c>Klaviyo__OrderCompleted=placedOrder</c> (spec 5): one Placed Order
+    /// plus one Ordered Product each must fit one event bulk call of 1,000 events. Default 500, 1–999.</summary>
+    public int MaxItemsPerOrder { get; set; } = DefaultMaxItemsPerOrder;
+
+    public const int DefaultMaxItemsPerOrder = 500;
 
     /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
     public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
@@ -75,6 +80,7 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.InCallRetryDelay), options.InCallRetryDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.BulkThreshold), options.BulkThreshold, 1, 10_000);
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.GatherWindow), options.GatherWindow, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.MaxItemsPerOrder), options.MaxItemsPerOrder, 1, Bulk.BulkLimits.MaxEventsPerCall - 1);
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
         if (failures.Count == 0 && options.LongestDelivery > RelayOptions.MessageLockDuration)
         {

@@ -13,8 +13,18 @@ internal abstract record DeliveryParts
     public IReadOnlyList<string> Warnings { get; }
 }
 
-/// <summary>track, screen, page: one event for one profile.</summary>
-internal sealed record EventParts(EventPart Event, IReadOnlyList<string>? Warnings = null) : DeliveryParts(Warnings);
+/// <summary>
+/// track, screen, page: the events of one message for one profile. One event, except an Order Completed under
+/// <c>Klaviyo__OrderCompleted=placedOrder</c>: Placed Order, then one Ordered Product per item (spec 5). They travel
+/// together: one message, one outcome, never split across bulk calls.
+/// </summary>
+internal sealed record EventParts(IReadOnlyList<EventPart> Events, IReadOnlyList<string>? Warnings = null) : DeliveryParts(Warnings)
+{
+    public EventParts(EventPart single, IReadOnlyList<string>? warnings = null)
+        : this([single], warnings)
+    {
+    }
+}
 
 /// <summary>identify, group: a profile update (profile-import), then the list step when there is a list.</summary>
 /// <param name="Time">The event's time (for merging several updates of one profile oldest first, spec 8.3);

@@ -51,6 +51,39 @@ internal sealed class EcommerceEvent
         ("categories", "ProductCategories"), new Rename("category", "ProductCategories", WrapStringInList: true));
 }
 
+/// <summary>
+/// The tables of Order Completed under <c>Klaviyo__OrderCompleted=placedOrder</c> (spec 5, track): Placed Order's
+/// properties and item lists, and each Ordered Product's fields. Klaviyo's own names for its revenue metrics.
+/// </summary>
+internal static class OrderEvents
+{
+    /// <summary>Placed Order: properties renamed; every other property is kept as sent.</summary>
+    public static readonly RenameTable PlacedOrderProperties = new(
+        ("order_id", "OrderId"), ("orderId", "OrderId"), ("coupon", "DiscountCode"), ("discount", "DiscountValue"));
+
+    /// <summary>Placed Order's <c>Items</c>: each item through <see cref="EcommerceEvent.ItemTable"/>, plus these.</summary>
+    public const string ItemPrice = "ItemPrice";
+    public const string RowTotal = "RowTotal";
+
+    /// <summary>Placed Order's lists gathered over the items (distinct values, in item order): name and item keys read.</summary>
+    public static readonly (string Name, string[] ItemKeys)[] ItemLists =
+    [
+        ("ItemNames", ["name"]),
+        ("Categories", ["categories", "category"]),
+        ("Brands", ["brand"]),
+    ];
+
+    /// <summary>Ordered Product: one item's fields (its other keys are kept as sent).</summary>
+    public static readonly RenameTable OrderedProduct = new(
+        ("product_id", "ProductID"), ("productId", "ProductID"), ("id", "ProductID"), ("sku", "SKU"), ("name", "ProductName"),
+        ("quantity", "Quantity"), ("price", ItemPrice), ("total", RowTotal), ("row_total", RowTotal),
+        ("url", "ProductURL"), ("productUrl", "ProductURL"), ("image_url", "ImageURL"), ("imageUrl", "ImageURL"),
+        ("categories", "Categories"), new Rename("category", "Categories", WrapStringInList: true), ("brand", "ProductBrand"));
+
+    /// <summary>The item keys of a row total as sent, first present wins; else <c>price × quantity</c>.</summary>
+    public static readonly string[] RowTotalKeys = ["total", "row_total"];
+}
+
 /// <summary>One source key and the Klaviyo name it is written under; <paramref name="WrapStringInList"/>: a string
 /// value is written as a one-element list (Segment's <c>category</c> where Klaviyo expects categories).</summary>
 internal readonly record struct Rename(string From, string To, bool WrapStringInList = false)

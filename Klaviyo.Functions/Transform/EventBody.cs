@@ -156,7 +156,7 @@ internal static class EventBody
 
     // value: revenue ?? value ?? total; a JSON number or an invariant-culture numeric string (spec 5). Read from the
     // properties the event sends (page without AdditionalPageInfo sends none).
-    private static TransformResult.Invalid? ReadValue(EventView view, JsonElement properties, out JsonElement number, out double? parsed)
+    internal static TransformResult.Invalid? ReadValue(EventView view, JsonElement properties, out JsonElement number, out double? parsed)
     {
         number = default;
         parsed = null;
@@ -176,7 +176,7 @@ internal static class EventBody
         }
     }
 
-    private static TransformResult.Invalid? ReadCurrency(EventView view, JsonElement properties, out JsonElement currency)
+    internal static TransformResult.Invalid? ReadCurrency(EventView view, JsonElement properties, out JsonElement currency)
     {
         currency = FirstInProperties(view, view.Mappings.Tables.Currency, properties, out var field);
         if (currency.IsPresent() && currency.ValueKind != JsonValueKind.String)

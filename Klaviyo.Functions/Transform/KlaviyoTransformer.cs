@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Klaviyo.Functions.Events;
 using Klaviyo.Functions.Klaviyo;
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Options;
 
 namespace Klaviyo.Functions.Transform;
@@ -24,27 +25,32 @@ internal sealed class KlaviyoTransformer
 
     private static readonly JsonDocumentOptions s_documentOptions = new() { MaxDepth = 64 };
 
-    public KlaviyoTransformer(IOptions<KlaviyoOptions> options, TimeProvider timeProvider)
-        : this(options.Value, timeProvider)
+    public KlaviyoTransformer(IOptions<KlaviyoOptions> options, IOptions<RelayOptions> relayOptions, TimeProvider timeProvider)
+        : this(options.Value, timeProvider, null, relayOptions.Value.MaxItemsPerOrder)
     {
     }
 
-    public KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider = null)
-        : this(options, timeProvider, null)
+    /// <param name="maxItemsPerOrder"><c>Relay__MaxItemsPerOrder</c>.</param>
+    public KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider = null, int maxItemsPerOrder = RelayOptions.DefaultMaxItemsPerOrder)
+        : this(options, timeProvider, null, maxItemsPerOrder)
     {
     }
 
     /// <param name="tables">The mapping rules; the standard ones (<see cref="MappingTables.Default"/>) when null.</param>
-    internal KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider, MappingTables? tables)
+    internal KlaviyoTransformer(KlaviyoOptions options, TimeProvider? timeProvider, MappingTables? tables, int maxItemsPerOrder = RelayOptions.DefaultMaxItemsPerOrder)
     {
         Options = options;
         TimeProvider = timeProvider ?? TimeProvider.System;
+        MaxItemsPerOrder = maxItemsPerOrder;
         _mappings = tables is null || ReferenceEquals(tables, MappingTables.Default) ? Mappings.Default : new Mappings(tables);
     }
 
     private readonly Mappings _mappings;
 
     public KlaviyoOptions Options { get; }
+
+    /// <summary>Most items of one order under <c>Klaviyo__OrderCompleted=placedOrder</c> (<c>Relay__MaxItemsPerOrder</c>).</summary>
+    public int MaxItemsPerOrder { get; }
 
     public TimeProvider TimeProvider { get; }
 
@@ -219,7 +225,7 @@ internal sealed class KlaviyoTransformer
         return type switch
         {
             EventType.Identify => IdentifyMapping.Map(view, Options, TimeProvider.GetUtcNow()),
-            EventType.Track => TrackMapping.Map(view, Options, TimeProvider.GetUtcNow()),
+            EventType.Track => TrackMapping.Map(view, Options, TimeProvider.GetUtcNow(), MaxItemsPerOrder),
             EventType.Screen => ScreenMapping.Map(view, Options, TimeProvider.GetUtcNow()),
             EventType.Page => PageMapping.Map(view, Options, TimeProvider.GetUtcNow()),
             EventType.Group => GroupMapping.Map(view, Options, TimeProvider.GetUtcNow()),

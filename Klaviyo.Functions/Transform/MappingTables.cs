@@ -87,6 +87,15 @@ internal sealed record MappingTables
     public SourceList CheckoutUniqueId { get; init; } = new("properties.order_id", "properties.orderId");
     public SourceList UniqueId { get; init; } = new("messageId");
 
+    // Spec 5, track: Order Completed under Klaviyo__OrderCompleted=placedOrder (OrderEvents holds its property tables).
+    /// <summary>The track name (compared case-insensitively, trimmed) that becomes Placed Order + Ordered Product.</summary>
+    public string OrderCompletedName { get; init; } = "order completed";
+    public SourceList OrderId { get; init; } = new("properties.order_id", "properties.orderId");
+    public SourceList OrderItems { get; init; } = new("properties.products", "properties.items");
+
+    /// <summary>Item keys naming an ordered product in its <c>unique_id</c>, first present wins; else the item's index.</summary>
+    public string[] OrderedProductKey { get; init; } = ["product_id", "productId", "sku", "id"];
+
     /// <summary>Incoming track names (compared case-insensitively, trimmed) and the e-commerce event they become.</summary>
     public (string Name, EcommerceEvent Event)[] EcommerceRenames { get; init; } =
     [

@@ -6,7 +6,8 @@ namespace Klaviyo.Functions.Transform;
 /// <summary>track (spec 5): one event; the three e-commerce names are converted and their properties renamed.</summary>
 internal static class TrackMapping
 {
-    public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now)
+    /// <param name="maxItemsPerOrder"><c>Relay__MaxItemsPerOrder</c>, for an Order Completed under <c>placedOrder</c>.</param>
+    public static TransformResult Map(EventView view, KlaviyoOptions options, DateTimeOffset now, int maxItemsPerOrder = Settings.RelayOptions.DefaultMaxItemsPerOrder)
     {
         var @event = view.Mappings.Tables.TrackName.First(view, out var field);
         if (@event.ValueKind == JsonValueKind.Undefined)
@@ -16,6 +17,10 @@ internal static class TrackMapping
         if (@event.ValueKind != JsonValueKind.String)
         {
             return new TransformResult.Invalid(field, "must be a string");
+        }
+        if (options.PlacesOrders && @event.ValueKind == JsonValueKind.String && OrderMapping.Applies(view, options, @event.GetString()!.Trim()))
+        {
+            return OrderMapping.Map(view, options, now, maxItemsPerOrder);
         }
         if (EventBody.IsPlainName(@event))
         {

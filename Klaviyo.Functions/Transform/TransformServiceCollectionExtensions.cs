@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Klaviyo.Functions.Transform;
@@ -6,6 +7,7 @@ internal static class TransformServiceCollectionExtensions
 {
     public static IServiceCollection AddKlaviyoTransform(this IServiceCollection services)
     {
+        services.AddRelayOptions(); // Relay__MaxItemsPerOrder
         services.AddSingleton<KlaviyoTransformer>();
         return services;
     }

@@ -36,7 +36,7 @@ public class TransformBenchmarks
         {
             bytes += transformer.Transform(e) switch
             {
-                TransformResult.Planned { Parts: EventParts p } => p.Event.Attributes.Length + p.Event.Profile.Data.Length,
+                TransformResult.Planned { Parts: EventParts p } => p.Events.Sum(e => e.Attributes.Length) + p.Events[0].Profile.Data.Length,
                 TransformResult.Planned { Parts: ProfileParts p } => p.Profile.Data.Length,
                 _ => 0,
             };

@@ -99,6 +99,23 @@ param klaviyoOnSubscribeFalse string
 ])
 param klaviyoGroupMode string
 
+@description('Klaviyo__OrderCompleted: orderCompleted (default, a custom metric) or placedOrder (Placed Order plus Ordered Product per item).')
+@allowed([
+  'orderCompleted'
+  'placedOrder'
+])
+param klaviyoOrderCompleted string
+
+@description('Klaviyo__PlacedOrderMetric: the order\'s metric name under placedOrder.')
+@minLength(1)
+@maxLength(127)
+param klaviyoPlacedOrderMetric string
+
+@description('Klaviyo__OrderedProductMetric: each item\'s metric name under placedOrder.')
+@minLength(1)
+@maxLength(127)
+param klaviyoOrderedProductMetric string
+
 @description('Klaviyo__CustomSource: custom_source stored with subscriptions; empty for none.')
 @maxLength(255)
 param klaviyoCustomSource string
@@ -180,6 +197,9 @@ var appSettings = {
   Klaviyo__SmsConsent: toLower(string(klaviyoSmsConsent))
   Klaviyo__OnSubscribeFalse: klaviyoOnSubscribeFalse
   Klaviyo__GroupMode: klaviyoGroupMode
+  Klaviyo__OrderCompleted: klaviyoOrderCompleted
+  Klaviyo__PlacedOrderMetric: klaviyoPlacedOrderMetric
+  Klaviyo__OrderedProductMetric: klaviyoOrderedProductMetric
   Klaviyo__CustomSource: klaviyoCustomSource
   Klaviyo__EnforceEmailAsPrimary: toLower(string(klaviyoEnforceEmailAsPrimary))
   Klaviyo__SendPageAsTrack: toLower(string(klaviyoSendPageAsTrack))
@@ -199,6 +219,7 @@ var appSettings = {
   Relay__AttemptTimeout: '00:00:10'
   Relay__BulkThreshold: '10'
   Relay__GatherWindow: '00:00:01'
+  Relay__MaxItemsPerOrder: '500'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)

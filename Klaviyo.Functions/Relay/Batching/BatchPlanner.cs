@@ -145,9 +145,10 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
     }
 
     /// <summary>Event bulk calls for <paramref name="messages"/> (all with <see cref="EventParts"/> in
-    /// <paramref name="parts"/>); a call's entries name the message indices they carry.</summary>
+    /// <paramref name="parts"/>); a call's entries name the message indices they carry, and a message's events (an
+    /// order's 1 + N) share one call.</summary>
     public static IReadOnlyList<EventsBulkCall> PackEvents(IReadOnlyList<int> messages, IReadOnlyDictionary<int, DeliveryParts> parts) =>
-        EventsBulkBuilder.Build(messages.Select(m => ((EventParts)parts[m]).Event).ToList())
+        EventsBulkBuilder.BuildMessages(messages.Select(m => ((EventParts)parts[m]).Events).ToList())
             .Select(c => c with { Entries = c.Entries.Select(entry => (IReadOnlyList<IReadOnlyList<int>>)entry.Select(ev => (IReadOnlyList<int>)ev.Select(p => messages[p]).ToArray()).ToArray()).ToArray() })
             .ToList();
 
