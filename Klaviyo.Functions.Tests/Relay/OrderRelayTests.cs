@@ -74,6 +74,21 @@ public sealed class OrderRelayTests
     }
 
     [TestMethod]
+    public async Task Batch_OneOrderOfThreeItemsAlone_OneBulkCallAtOnceNotFourCallsThatWouldOutrunTheLockBudget()
+    {
+        using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 202);
+        using var host = RelayTestHost.Create(klaviyo.BaseUrl, PlacedOrder);
+
+        var decision = await Bulk.BulkRelayProcessorTests.Processor(host).ProcessAsync([new BatchMessage("m-o1", Encoding.UTF8.GetBytes(Order("m-o1", "u-1", "1001", 3)), 1)],
+            Bulk.BulkRelayProcessorTests.Deadline(host), TestContext.CancellationToken, gather: true);
+
+        Assert.IsInstanceOfType<RelayOutcome.Delivered>(Assert.ContainsSingle(decision.Outcomes), "alone, it is not held back for a fuller call either");
+        var call = Assert.ContainsSingle(klaviyo.Received);
+        Assert.AreEqual(BulkPath, call.Path);
+        Assert.AreSequenceEqual(new[] { "1001", "1001:P0", "1001:P1", "1001:P2" }, BulkUniqueIds(call.Body).ToArray());
+    }
+
+    [TestMethod]
     public async Task Relay_TwentyOrdersOfSixtyItemsInOneBatch_BulkCallsOfAtMost1000EventsWithEachOrderWholeInOneCall()
     {
         using var klaviyo = FakeKlaviyo.Start().Answer(BulkPath, 202);

@@ -105,7 +105,9 @@ internal sealed class BatchPlanner(KlaviyoTransformer transformer, IOptions<Rela
         var singles = new List<SingleDelivery>(deletions);
         var bulkParts = new Dictionary<int, DeliveryParts>();
         IReadOnlyList<EventsBulkCall> eventCalls = [];
-        if (events.Count >= threshold)
+        // An order of more than two events goes in one bulk call even alone: sent one by one, its calls would outrun
+        // the two a delivery's lock budget counts on (RelayOptions.MaxCallsPerPlan).
+        if (events.Count >= threshold || events.Any(e => e.Parts.Events.Count > RelayOptions.MaxCallsPerPlan))
         {
             events.ForEach(e => bulkParts[e.Message] = e.Parts);
             eventCalls = PackEvents(events.Select(e => e.Message).ToList(), bulkParts);

@@ -125,7 +125,9 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         var now = _time.GetUtcNow();
         bool Young(int message) => batch[message].WaitingSince is not { } since || now - since < window;
 
-        if (plan.EventCalls.Count > 0 && plan.EventCalls[^1] is { EventCount: < BulkLimits.MaxEventsPerCall } last && last.Pieces.All(Young))
+        // Fewer messages than the threshold (an order alone, say) go at once, as single calls would.
+        var eventMessages = plan.EventCalls.SelectMany(call => call.Pieces).Distinct().Count();
+        if (eventMessages >= options.Value.BulkThreshold && plan.EventCalls[^1] is { EventCount: < BulkLimits.MaxEventsPerCall } last && last.Pieces.All(Young))
         {
             held.UnionWith(last.Pieces);
         }
