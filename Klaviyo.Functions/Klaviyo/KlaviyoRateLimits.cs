@@ -239,9 +239,6 @@ internal sealed class KlaviyoRateLimits : IDisposable
             lock (_gate)
             {
                 remaining = Math.Clamp(remaining, 0, Math.Max(limit, remaining));
-                // Klaviyo's word wins (it is the only view of what other instances and integrations spent), less this
-                // instance's other calls still on their way: Klaviyo may not have counted them yet.
-                _remaining = Math.Max(0, remaining - Math.Max(0, _inFlight - 1));
                 _resetAt = resetAt;
                 if (resetAt < _windowResetAt + SameWindow && resetAt > _windowResetAt - SameWindow)
                 {
@@ -260,6 +257,12 @@ internal sealed class KlaviyoRateLimits : IDisposable
                     _windowResetAt = resetAt;
                     _windowLowest = remaining;
                 }
+
+                // Klaviyo's word wins (it is the only view of what other instances and integrations spent), less this
+                // instance's other calls still on their way (Klaviyo may not have counted them yet) and one call for
+                // each other sender its part suggests, which may be on its way before this instance hears again.
+                var others = (int)Math.Min(10, Math.Round(1 / _share) - 1);
+                _remaining = Math.Max(0, remaining - Math.Max(0, _inFlight - 1) - others);
             }
         }
 
