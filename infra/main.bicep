@@ -99,7 +99,7 @@ param relayMaxAttempts int = 10
 @description('Extra app settings (name: string value) merged over the declared ones, e.g. Relay__* limiter sizes or Ingest__* limits.')
 param additionalAppSettings object = {}
 
-@description('Most instances Flex Consumption may scale to. Also Relay__ExpectedInstanceCount: each instance takes that share of Klaviyo\'s per-account rate limits.')
+@description('Most instances Flex Consumption may scale to. Also Relay__ExpectedInstanceCount: each instance starts from that share of Klaviyo\'s per-account rate limits, then follows Klaviyo\'s RateLimit-* answers.')
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40

@@ -335,6 +335,24 @@ public sealed class ImportJobClientTests
     }
 
     [TestMethod]
+    public async Task Tracker_StatusReadHeldBackAfterSeveralPolls_AsksAgainWhenTheBudgetHasRoomNotAfterTheGrownInterval()
+    {
+        // Four polls in, the next interval would be 30 s; the job-read budget has room again in 3 s.
+        using var klaviyo = FakeKlaviyo.Start().AnswerGet(StatusPath, 200, Status("complete"));
+        var (client, host) = Start(klaviyo);
+        using var _ = host;
+        host.Services.GetRequiredService<KlaviyoRateLimits>().Pause(KlaviyoEndpoint.GetImportJob, TimeSpan.FromSeconds(3));
+        var tracker = new ImportJobTracker(client, host.Time!);
+        var ticket = Ticket500 with { Polls = 4, CreatedAt = host.Time!.GetUtcNow() - TimeSpan.FromMinutes(1) };
+
+        var step = await tracker.CheckAsync(ticket.Serialize(), TestContext.CancellationToken);
+
+        var again = Assert.IsInstanceOfType<TrackerStep.PollAgain>(step);
+        Assert.IsLessThanOrEqualTo(host.Time!.GetUtcNow() + TimeSpan.FromSeconds(3), again.Due);
+        Assert.IsEmpty(klaviyo.Received);
+    }
+
+    [TestMethod]
     [DataRow(StatusPath, 401)]
     [DataRow(StatusPath, 403)]
     [DataRow(ErrorsPath, 401)]

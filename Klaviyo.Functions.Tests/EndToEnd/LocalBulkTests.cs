@@ -95,6 +95,72 @@ public sealed class LocalBulkTests
         Assert.DoesNotContain(Key, app.Output);
     }
 
+    [TestMethod]
+    public async Task LocalMode_JobTrackerDueBehindAnEventBacklog_AsksAboutItsJobWhileTheBacklogWaits()
+    {
+        // Every event bulk call hangs out its 10 s attempt, so the two event consumers work through 10,000 events in
+        // ten batches, 50 s. The import job's first status read is due 21 s after the job: by due time it would wait
+        // behind the backlog's 10,000 events, ingested earlier; in its own lane it goes when due.
+        var database = Path.Combine(Path.GetTempPath(), $"klaviyo-lane-{Guid.NewGuid():N}.db");
+        using var klaviyo = FakeKlaviyo.Start()
+            .Answer("/api/event-bulk-create-jobs", 202, delay: TimeSpan.FromSeconds(15))
+            .Answer(ImportPath, 202, JobAnswer("job-l", "queued"))
+            .AnswerGet($"{ImportPath}/job-l", 200, JobAnswer("job-l", "complete"));
+        await using var app = await LocalAppProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Klaviyo__PrivateApiKey"] = Key,
+            ["Klaviyo__BaseUrl"] = klaviyo.BaseUrl,
+            ["Local__DatabasePath"] = database,
+            ["Local__DeadLetterPath"] = database + ".jsonl",
+            ["Relay__MaxInCallRetries"] = "0",
+        }, TimeSpan.FromSeconds(30));
+        using var http = new HttpClient();
+
+        await PostAsync(http, app, Enumerable.Range(0, 12).Select(Identify));
+        await WaitUntilAsync(() => klaviyo.Received.Any(r => r.Path == ImportPath), "the import job was never started");
+        var jobStarted = DateTime.UtcNow;
+        foreach (var chunk in Enumerable.Range(0, 10_000).Chunk(500))
+        {
+            await PostAsync(http, app, chunk.Select(Track));
+        }
+        await WaitUntilAsync(() => klaviyo.Received.Any(r => r.Method == "GET"), "the job was never asked about");
+        var asked = DateTime.UtcNow - jobStarted;
+        var backlog = (await WaitForHealthAsync(app, _ => true))["backlog"]!;
+
+        Assert.IsLessThan(TimeSpan.FromSeconds(30), asked, $"the first status read came {asked.TotalSeconds:N1} s after the job (due after 21 s)");
+        Assert.IsGreaterThan(2_000, (int)backlog["ready"]! + (int)backlog["leased"]!, "the event backlog was still waiting: " + backlog.ToJsonString());
+    }
+
+    [TestMethod]
+    public async Task LocalMode_KlaviyoAnswers429ToEverything_TheBacklogWaitsForTheBudgetInsteadOfBeingPutOffBatchByBatch()
+    {
+        // Retry-After 30: after the first refusals the limiter holds every call back. A batch that got nothing through
+        // stops the consumers until the budget is back; putting the backlog off batch by batch re-plans every event.
+        var database = Path.Combine(Path.GetTempPath(), $"klaviyo-held-{Guid.NewGuid():N}.db");
+        using var klaviyo = FakeKlaviyo.Start().Answer("/api/event-bulk-create-jobs", 429,
+            FakeKlaviyo.ErrorAnswer(429, "throttled", "Request was throttled. Expected available in 30 second(s).", null),
+            new Dictionary<string, string> { ["Retry-After"] = "30" });
+        await using var app = await StartAsync(klaviyo.BaseUrl, database);
+        using var http = new HttpClient();
+        foreach (var chunk in Enumerable.Range(0, 10_000).Chunk(500))
+        {
+            await PostAsync(http, app, chunk.Select(Track));
+        }
+
+        await WaitUntilAsync(() => klaviyo.Received.Any(r => r.Status == 429), "Klaviyo was never called");
+        await Task.Delay(TimeSpan.FromSeconds(10), TestContext.CancellationToken);
+        var backlog = (await WaitForHealthAsync(app, _ => true))["backlog"]!;
+
+        Assert.IsGreaterThan(5_000, (int)backlog["ready"]!, "most of the backlog is still waiting its turn, not put off: " + backlog.ToJsonString());
+        Assert.IsLessThan(5, klaviyo.Received.Count, "held back, not sent");
+    }
+
+    private async Task PostAsync(HttpClient http, LocalAppProcess app, IEnumerable<string> events)
+    {
+        using var response = await http.PostAsync(app.BaseUrl + "/api/events", new StringContent("[" + string.Join(",", events) + "]", Encoding.UTF8, "application/json"), TestContext.CancellationToken);
+        Assert.AreEqual(HttpStatusCode.Accepted, response.StatusCode);
+    }
+
     private async Task<LocalAppProcess> StartAsync(string klaviyoBaseUrl, string database) =>
         await LocalAppProcess.StartAsync(new Dictionary<string, string>
         {

@@ -42,6 +42,26 @@ public sealed class SqliteEventQueueTests
     private static QueuedEvent Event(string id) => new(id, "track", Encoding.UTF8.GetBytes($$"""{"type":"track","messageId":"{{id}}","userId":"u1","event":"Signed Up"}"""));
 
     [TestMethod]
+    public async Task LeaseTrackers_DueBehindALargeReadyBacklog_AreHandedOutAtOnceAndNeverInTheEventLane()
+    {
+        using var queue = Open(maxBacklog: 10_000);
+        await queue.SendAsync([.. Enumerable.Range(0, 5_000).Select(i => Event($"m-{i}"))], TestContext.CancellationToken);
+        var tracker = new QueuedEvent("import-job-1", RelayMessage.ImportJobSubject, "{}"u8.ToArray(), 1, "import-job:1");
+        await queue.ScheduleAsync(tracker, _time.GetUtcNow() + TimeSpan.FromSeconds(21), TestContext.CancellationToken);
+        _time.Advance(TimeSpan.FromSeconds(22));
+
+        var byDueTime = await queue.LeaseAsync(1_000, Lease);
+        var trackers = await queue.LeaseTrackersAsync(50, Lease);
+        var events = await queue.LeaseEventsAsync(5_000, Lease);
+
+        Assert.DoesNotContain(RelayMessage.ImportJobSubject, byDueTime.Select(e => e.Subject), "by due time the tracker waits behind the backlog");
+        Assert.AreEqual("import-job-1", trackers.Single().MessageId, "its own lane hands it out at once");
+        Assert.HasCount(4_000, events);
+        Assert.DoesNotContain(RelayMessage.ImportJobSubject, events.Select(e => e.Subject));
+        Assert.IsEmpty(await queue.LeaseTrackersAsync(50, Lease), "a leased tracker is not handed out twice");
+    }
+
+    [TestMethod]
     public async Task Send_SameMessageIdWithinTheWindow_IsQueuedOnceAndAgainAfterIt()
     {
         using var queue = Open();

@@ -18,9 +18,10 @@ internal abstract record ImportJobCheck
     /// is the final state the wait metric is tagged with.</summary>
     public sealed record Settled(IReadOnlyList<BulkVerdict> PerItem, string State) : ImportJobCheck;
 
-    /// <summary>Klaviyo could not be asked now (429, 408, 5xx, timeout, or the relay's own limiter held the GET back):
-    /// poll again no sooner than <paramref name="RetryAfter"/>; the job's messages are untouched and spend no attempt.</summary>
-    public sealed record NotNow(TimeSpan? RetryAfter, string Description) : ImportJobCheck;
+    /// <summary>Klaviyo could not be asked now (429, 408, 5xx, timeout, or the relay's own limiter held the GET back:
+    /// <paramref name="HeldBack"/>): poll again no sooner than <paramref name="RetryAfter"/>; the job's messages are
+    /// untouched and spend no attempt.</summary>
+    public sealed record NotNow(TimeSpan? RetryAfter, string Description, bool HeldBack = false) : ImportJobCheck;
 }
 
 /// <summary>
@@ -143,7 +144,7 @@ internal sealed partial class ImportJobClient(KlaviyoClient klaviyo, IOptions<Kl
     /// 429, 408, 5xx, timeout) is not now.</summary>
     private ImportJobCheck NotSettled(JobTicket ticket, string job, KlaviyoRequest request, KlaviyoResponse response) => response switch
     {
-        KlaviyoResponse.HeldBack held => new ImportJobCheck.NotNow(held.RetryAfter, Redact($"{job}: {held.Description}")),
+        KlaviyoResponse.HeldBack held => new ImportJobCheck.NotNow(held.RetryAfter, Redact($"{job}: {held.Description}"), HeldBack: true),
         KlaviyoResponse.Transient transient => new ImportJobCheck.NotNow(transient.RetryAfter, Redact($"{job}: {transient.Description}")),
         KlaviyoResponse.Unauthorized unauthorized => Settle(ticket, "unauthorized", ImportJobAnswer.Each(ticket, new BulkVerdict.DeadLetter(
             BulkRefusal.KlaviyoUnauthorized,

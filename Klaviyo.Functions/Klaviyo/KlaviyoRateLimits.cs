@@ -11,8 +11,10 @@ namespace Klaviyo.Functions.Klaviyo;
 /// Per-endpoint client-side limits (spec section 8): every endpoint has its own 1 s burst and 60 s steady windows.
 /// Before Klaviyo has answered, each instance takes 1/<c>Relay__ExpectedInstanceCount</c> of the published limits.
 /// Once an answer carries <c>RateLimit-Limit/Remaining/Reset</c> (the account's real steady budget, shared with
-/// other instances and integrations), the steady window is paced against that instead: what is left of it, spread
-/// over the time to its reset. A 429 pauses the endpoint for its <c>Retry-After</c>.
+/// other instances and integrations), the instance follows Klaviyo instead: its part of the account's traffic (read
+/// from how far <c>RateLimit-Remaining</c> falls between its own answers) of what is left, less its calls still on
+/// their way, spread over the time to the reset, and the same part of the account's burst. One instance alone thus
+/// uses the whole budget; several share it. A 429 pauses the endpoint for its <c>Retry-After</c> and shrinks the part.
 /// </summary>
 internal sealed class KlaviyoRateLimits : IDisposable
 {
@@ -32,7 +34,7 @@ internal sealed class KlaviyoRateLimits : IDisposable
     public static readonly TimeSpan SteadyWindow = TimeSpan.FromMilliseconds(60_250);
 
     private readonly Dictionary<KlaviyoEndpoint, RateLimiter> _shares = [];
-    private readonly Dictionary<KlaviyoEndpoint, RateLimiter> _bursts = [];
+    private readonly Dictionary<KlaviyoEndpoint, SlidingLogRateLimiter> _bursts = [];
     private readonly AccountBudget[] _budgets;
     private readonly long[] _pausedUntilTicks = new long[Enum.GetValues<KlaviyoEndpoint>().Length];
     private readonly TimeProvider _time;
@@ -46,9 +48,11 @@ internal sealed class KlaviyoRateLimits : IDisposable
             var (perSecond, perMinute) = InstanceShare(endpoint, options.Value.ExpectedInstanceCount);
             // Exact sliding logs, with a little room for the calls' transit times to differ on the way to Klaviyo.
             _shares[endpoint] = new SlidingLogRateLimiter(perSecond, BurstWindow, perMinute, SteadyWindow, time);
-            // Once Klaviyo reports the steady budget, only the burst share is kept locally (the header has no burst).
-            _bursts[endpoint] = new SlidingLogRateLimiter(perSecond, BurstWindow, perSecond * 60, SteadyWindow, time);
-            _budgets[(int)endpoint] = new AccountBudget();
+            // Once Klaviyo reports the steady budget, only a burst window is kept locally (the headers have no burst): the
+            // account's, in this instance's part of the traffic (from the 1/N share up to all of it when alone).
+            var burst = PublishedLimit(endpoint).PerSecond;
+            _bursts[endpoint] = new SlidingLogRateLimiter(burst, BurstWindow, burst * 60, SteadyWindow, time) { BurstLimit = perSecond };
+            _budgets[(int)endpoint] = new AccountBudget(1.0 / Math.Max(1, options.Value.ExpectedInstanceCount));
         }
     }
 
@@ -87,18 +91,40 @@ internal sealed class KlaviyoRateLimits : IDisposable
     }
 
     /// <summary>
-    /// A permit from the local windows: the 1/N share until Klaviyo has reported the account's budget, then the burst
-    /// share only (the steady window is then <see cref="ReserveAccountSlot"/>'s business).
+    /// A permit from the local windows: the 1/N share until Klaviyo has reported the account's budget, then this
+    /// instance's part of the account's burst only (the steady window is then <see cref="ReserveAccountSlot"/>'s business).
     /// </summary>
     public ValueTask<RateLimitLease> AcquireAsync(KlaviyoEndpoint endpoint, CancellationToken cancellationToken) =>
-        (_budgets[(int)endpoint].Known(_time.GetUtcNow()) ? _bursts : _shares)[endpoint].AcquireAsync(1, cancellationToken);
+        (_budgets[(int)endpoint].Known(_time.GetUtcNow()) ? _bursts[endpoint] : _shares[endpoint]).AcquireAsync(1, cancellationToken);
+
+    /// <summary>This instance's part of the account's calls to <paramref name="endpoint"/> as read from Klaviyo's answers
+    /// (1/<c>Relay__ExpectedInstanceCount</c> until there are some), with a little room to grow; at most 1.</summary>
+    public double PartOf(KlaviyoEndpoint endpoint) => _budgets[(int)endpoint].Part;
+
+    /// <summary>A call to <paramref name="endpoint"/> is on its way to Klaviyo; <see cref="Answered"/> when it is back.</summary>
+    public void Sending(KlaviyoEndpoint endpoint) => _budgets[(int)endpoint].Sending();
+
+    public void Answered(KlaviyoEndpoint endpoint) => _budgets[(int)endpoint].Answered();
 
     /// <summary>
     /// Records Klaviyo's <c>RateLimit-*</c> answer for <paramref name="endpoint"/>: <paramref name="remaining"/> calls of
     /// the account's <paramref name="limit"/> are left until <paramref name="reset"/> from now.
     /// </summary>
-    public void Observe(KlaviyoEndpoint endpoint, int limit, int remaining, TimeSpan reset) =>
-        _budgets[(int)endpoint].Observe(limit, remaining, _time.GetUtcNow() + reset);
+    public void Observe(KlaviyoEndpoint endpoint, int limit, int remaining, TimeSpan reset)
+    {
+        var budget = _budgets[(int)endpoint];
+        budget.Observe(limit, remaining, _time.GetUtcNow() + reset);
+        // The account's burst (the headers say nothing of it) in the same part as its steady window.
+        _bursts[endpoint].BurstLimit = (int)Math.Ceiling(PublishedLimit(endpoint).PerSecond * budget.Part);
+    }
+
+    /// <summary>Klaviyo answered 429 with <paramref name="retryAfter"/>: the endpoint is paused that long, nothing is left
+    /// of the budget until then, and this instance's part shrinks (it took more than the account had).</summary>
+    public void Refused(KlaviyoEndpoint endpoint, TimeSpan retryAfter)
+    {
+        Pause(endpoint, retryAfter);
+        _budgets[(int)endpoint].Refused(_time.GetUtcNow() + retryAfter);
+    }
 
     /// <summary>
     /// How long to wait before the next call, per Klaviyo's reported budget (zero when none is known or it has reset):
@@ -142,13 +168,35 @@ internal sealed class KlaviyoRateLimits : IDisposable
         }
     }
 
-    /// <summary>The account's steady budget for one endpoint as Klaviyo last reported it, less the calls since.</summary>
-    private sealed class AccountBudget
+    /// <summary>
+    /// The account's steady budget for one endpoint as Klaviyo last reported it, less the calls since, and this instance's
+    /// part of the account's traffic on it. That part is read from the answers themselves: between two of this
+    /// instance's answers in one window, <c>RateLimit-Remaining</c> fell by the calls of every sender on the account, this
+    /// instance's one among them. Alone, the part is 1 and the instance paces against the whole budget; with K instances
+    /// as busy, about 1/K each, so together they spread the budget over the window instead of each spending it as if alone.
+    /// </summary>
+    private sealed class AccountBudget(double startShare)
     {
+        /// <summary>Added to the measured part, so an instance whose demand grows takes more and instances sharing an
+        /// account drift towards equal parts.</summary>
+        public const double Growth = 0.05;
+
+        /// <summary>Weight each new answer leaves to the older ones: the part follows about the last 20 answers.</summary>
+        private const double Decay = 0.95;
+
+        /// <summary>Answers whose reset is this close to the window's are of the same window (the header is in whole seconds).</summary>
+        private static readonly TimeSpan SameWindow = TimeSpan.FromSeconds(2);
+
         private readonly Lock _gate = new();
         private int _remaining;
+        private int _inFlight;
         private DateTimeOffset _resetAt = DateTimeOffset.MinValue;
         private DateTimeOffset _lastSlot = DateTimeOffset.MinValue;
+        private DateTimeOffset _windowResetAt = DateTimeOffset.MinValue;
+        private int _windowLowest;
+        private double _own;
+        private double _account;
+        private double _share = Math.Clamp(startShare, 0.0, 1.0);
 
         public bool Known(DateTimeOffset now)
         {
@@ -158,14 +206,74 @@ internal sealed class KlaviyoRateLimits : IDisposable
             }
         }
 
+        /// <summary>This instance's part of the account's calls, plus <see cref="Growth"/>, at most 1.</summary>
+        public double Part
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return Math.Min(1.0, _share + Growth);
+                }
+            }
+        }
+
+        public void Sending()
+        {
+            lock (_gate)
+            {
+                _inFlight++;
+            }
+        }
+
+        public void Answered()
+        {
+            lock (_gate)
+            {
+                _inFlight = Math.Max(0, _inFlight - 1);
+            }
+        }
+
         public void Observe(int limit, int remaining, DateTimeOffset resetAt)
         {
             lock (_gate)
             {
-                // Calls already let through but not yet answered are not in Klaviyo's count; Klaviyo's word still wins,
-                // it is the only view of what other instances and integrations spent.
-                _remaining = Math.Clamp(remaining, 0, Math.Max(limit, remaining));
+                remaining = Math.Clamp(remaining, 0, Math.Max(limit, remaining));
                 _resetAt = resetAt;
+                if (resetAt < _windowResetAt + SameWindow && resetAt > _windowResetAt - SameWindow)
+                {
+                    // Answers may come back out of order: the fall is measured from the lowest count seen in the window.
+                    _own = (_own * Decay) + 1;
+                    _account = (_account * Decay) + Math.Max(0, _windowLowest - remaining);
+                    _windowLowest = Math.Min(_windowLowest, remaining);
+                    if (_account >= 1)
+                    {
+                        _share = Math.Clamp(_own / _account, 0.01, 1.0);
+                    }
+                }
+                else
+                {
+                    // A new window (or the first answer): the count starts again from here.
+                    _windowResetAt = resetAt;
+                    _windowLowest = remaining;
+                }
+
+                // Klaviyo's word wins (it is the only view of what other instances and integrations spent), less this
+                // instance's other calls still on their way (Klaviyo may not have counted them yet) and one call for
+                // each other sender its part suggests, which may be on its way before this instance hears again.
+                var others = (int)Math.Min(10, Math.Round(1 / _share) - 1);
+                _remaining = Math.Max(0, remaining - Math.Max(0, _inFlight - 1) - others);
+            }
+        }
+
+        /// <summary>Klaviyo answered 429: nothing left until <paramref name="until"/>, and this instance took too much.</summary>
+        public void Refused(DateTimeOffset until)
+        {
+            lock (_gate)
+            {
+                _remaining = 0;
+                _resetAt = until;
+                _share = Math.Max(0.01, _share * 0.7);
             }
         }
 
@@ -181,7 +289,8 @@ internal sealed class KlaviyoRateLimits : IDisposable
                 {
                     return new AccountSlot(_resetAt - now <= maxWait, _resetAt - now, Spent: true);
                 }
-                var interval = (_resetAt - now) / _remaining;
+                // This instance's part of what is left, spread evenly to the reset.
+                var interval = (_resetAt - now) / Math.Max(1.0, _remaining * Math.Min(1.0, _share + Growth));
                 var slot = _lastSlot + interval > now ? _lastSlot + interval : now;
                 if (slot - now > maxWait)
                 {
@@ -264,25 +373,31 @@ internal sealed class KlaviyoRateLimitHandler(KlaviyoRateLimits limits, TimeProv
         }
 
         HttpResponseMessage response;
+        limits.Sending(endpoint);
         try
         {
-            response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
+            {
+                metrics.KlaviyoRequestSent(endpoint, null);
+                throw;
+            }
+            metrics.KlaviyoRequestSent(endpoint, (int)response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                limits.Refused(endpoint, RetryAfterHeader.Read(response, time) ?? ShortPause);
+            }
+            else if (RateLimitHeaders.TryRead(response, out var limit, out var remaining, out var reset))
+            {
+                limits.Observe(endpoint, limit, remaining, reset);
+            }
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
+        finally
         {
-            metrics.KlaviyoRequestSent(endpoint, null);
-            throw;
-        }
-        metrics.KlaviyoRequestSent(endpoint, (int)response.StatusCode);
-        if (response.StatusCode == HttpStatusCode.TooManyRequests)
-        {
-            var pause = RetryAfterHeader.Read(response, time) ?? ShortPause;
-            limits.Pause(endpoint, pause);
-            limits.Observe(endpoint, 1, 0, pause);
-        }
-        else if (RateLimitHeaders.TryRead(response, out var limit, out var remaining, out var reset))
-        {
-            limits.Observe(endpoint, limit, remaining, reset);
+            limits.Answered(endpoint);
         }
         if (FailureClassifier.Classify((int)response.StatusCode) == FailureKind.Transient)
         {

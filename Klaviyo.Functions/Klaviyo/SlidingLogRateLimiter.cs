@@ -45,6 +45,26 @@ internal sealed class SlidingLogRateLimiter : RateLimiter
 
     public override RateLimiterStatistics? GetStatistics() => null;
 
+    /// <summary>The burst limit now in force, at most the one the limiter was built with: an instance that learns it has
+    /// only part of the account's traffic takes only that part of the account's burst.</summary>
+    public int BurstLimit
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _burst.Limit;
+            }
+        }
+        set
+        {
+            lock (_gate)
+            {
+                _burst.Limit = Math.Clamp(value, 1, _burst.Capacity);
+            }
+        }
+    }
+
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
         ThrowIfNotOne(permitCount);
@@ -128,35 +148,44 @@ internal sealed class SlidingLogRateLimiter : RateLimiter
         }
     }
 
-    /// <summary>The times of the last <see cref="Limit"/> calls let through, oldest first (a ring).</summary>
-    private sealed class Log(int limit, TimeSpan window)
+    /// <summary>The times of the last <see cref="Capacity"/> calls let through, oldest first (a ring); at most
+    /// <see cref="Limit"/> of them may fall in one window.</summary>
+    private sealed class Log(int capacity, TimeSpan window)
     {
-        private readonly long[] _ticks = new long[limit];
+        private readonly long[] _ticks = new long[capacity];
         private int _oldest;
         private int _count;
+        private int _limit = capacity;
 
-        public int Limit => limit;
+        public int Capacity => _ticks.Length;
+
+        public int Limit
+        {
+            get => _limit;
+            set => _limit = value;
+        }
 
         public TimeSpan WaitFor(long nowTicks)
         {
-            if (_count < limit)
+            if (_count < Limit)
             {
                 return TimeSpan.Zero;
             }
-            var freeAt = _ticks[_oldest] + window.Ticks;
+            // The Limit-th most recent call frees its place when it leaves the window.
+            var freeAt = _ticks[(_oldest + _count - Limit) % _ticks.Length] + window.Ticks;
             return freeAt <= nowTicks ? TimeSpan.Zero : TimeSpan.FromTicks(freeAt - nowTicks);
         }
 
         public void Add(long nowTicks)
         {
-            if (_count < limit)
+            if (_count < _ticks.Length)
             {
-                _ticks[(_oldest + _count) % limit] = nowTicks;
+                _ticks[(_oldest + _count) % _ticks.Length] = nowTicks;
                 _count++;
                 return;
             }
             _ticks[_oldest] = nowTicks;
-            _oldest = (_oldest + 1) % limit;
+            _oldest = (_oldest + 1) % _ticks.Length;
         }
     }
 

@@ -13,6 +13,10 @@ namespace Klaviyo.Functions.Local;
 /// <see cref="LocalOptions.MinBatchSize"/> ready while events are streaming in, it waits up to
 /// <see cref="LocalOptions.BatchWait"/> for more; on an idle relay it relays a lone event at once), run it
 /// through the same <see cref="RelaySettler"/> as <see cref="RelayFunction"/>, and settle with <see cref="LocalSettlement"/>.
+/// Import-job trackers have a lane of their own (<see cref="TrackAsync"/>): a job's status read never waits behind the
+/// event backlog, and is paced by the job-read budget alone. A batch that reached Klaviyo with none of its calls (all
+/// held back by the rate limiter) stops the event consumers until the first held-back endpoint lets calls through
+/// again, rather than leasing and putting off the rest of the backlog meanwhile.
 /// On stop they stop taking events, let in-flight batches finish for up to <see cref="LocalOptions.ShutdownGrace"/>,
 /// and leave the backlog in the database.
 /// </summary>
@@ -28,6 +32,13 @@ internal sealed partial class LocalRelayWorker(
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
 
+    /// <summary>How often the tracker lane looks for due trackers, and how many it takes at once.</summary>
+    private static readonly TimeSpan TrackerPollInterval = TimeSpan.FromMilliseconds(500);
+    private const int TrackerBatchSize = 50;
+
+    /// <summary>The longest the event consumers wait for a held-back budget before leasing again.</summary>
+    private static readonly TimeSpan MaxBudgetWait = TimeSpan.FromSeconds(30);
+
     /// <summary>A batch this large means events are streaming in: the next one waits to fill.</summary>
     private const int BusyBatchSize = 10;
 
@@ -37,10 +48,12 @@ internal sealed partial class LocalRelayWorker(
     private Task[] _consumers = [];
     private long _lastPrune = time.GetTimestamp();
     private int _lastBatchSize;
+    private long _budgetWaitUntilTicks;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _consumers = Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(ConsumeAsync, CancellationToken.None)).ToArray();
+        _consumers = Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(ConsumeAsync, CancellationToken.None))
+            .Append(Task.Run(TrackAsync, CancellationToken.None)).ToArray();
         LogStarted(logger, options.Value.Concurrency, options.Value.BatchSize, queue.Path, queue.Counts().Waiting);
         return Task.CompletedTask;
     }
@@ -69,6 +82,19 @@ internal sealed partial class LocalRelayWorker(
     {
         while (!_stopping.IsCancellationRequested)
         {
+            var budgetWait = new DateTimeOffset(Interlocked.Read(ref _budgetWaitUntilTicks), TimeSpan.Zero) - time.GetUtcNow();
+            if (budgetWait > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(budgetWait, time, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                continue;
+            }
             var batch = await TakeBatchAsync().ConfigureAwait(false);
             if (batch.Count == 0)
             {
@@ -82,13 +108,76 @@ internal sealed partial class LocalRelayWorker(
                 }
                 continue;
             }
-            await RelayAsync(batch, gather: !_stopping.IsCancellationRequested).ConfigureAwait(false);
+            var outcomes = await RelayAsync(batch, gather: !_stopping.IsCancellationRequested).ConfigureAwait(false);
+            if (PutOffWhole(batch, outcomes) is { } wait)
+            {
+                // Nothing of the batch got through: every call was held back by the rate limiter (or the relay is not
+                // ready). The next batch would meet the same budget, so the consumers wait for it instead of putting off
+                // the backlog batch by batch.
+                var until = (time.GetUtcNow() + (wait < MaxBudgetWait ? wait : MaxBudgetWait)).UtcTicks;
+                if (until > Interlocked.Read(ref _budgetWaitUntilTicks))
+                {
+                    Interlocked.Exchange(ref _budgetWaitUntilTicks, until);
+                }
+            }
         }
         // What waited for a fuller call goes now, full or not, within the shutdown grace.
         var gathered = settlement.Gathered.TakeAll();
         if (gathered.Count > 0)
         {
             await RelayAsync(gathered, gather: false).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>When every event of the batch was put off without spending an attempt (held back, not sent), the
+    /// soonest any of them is due again; otherwise null. The event lane carries no tracker, so the outcomes are the
+    /// batch's, in order.</summary>
+    private static TimeSpan? PutOffWhole(List<LeasedEvent> batch, IReadOnlyList<RelayOutcome> outcomes)
+    {
+        if (outcomes.Count != batch.Count || batch.Count == 0)
+        {
+            return null;
+        }
+        var soonest = TimeSpan.MaxValue;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (outcomes[i] is not RelayOutcome.RetryLater retry || retry.NextAttempt != batch[i].Attempt)
+            {
+                return null;
+            }
+            soonest = retry.Delay < soonest ? retry.Delay : soonest;
+        }
+        return soonest;
+    }
+
+    /// <summary>The trackers' lane: due import-job trackers, whatever the event backlog holds.</summary>
+    private async Task TrackAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            List<LeasedEvent> trackers;
+            try
+            {
+                trackers = await queue.LeaseTrackersAsync(TrackerBatchSize, options.Value.LeaseDuration).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                LogLeaseFailed(logger, ex.GetType().Name, ex.Message);
+                trackers = [];
+            }
+            if (trackers.Count > 0)
+            {
+                await RelayAsync(trackers, gather: false).ConfigureAwait(false);
+                continue;
+            }
+            try
+            {
+                await Task.Delay(TrackerPollInterval, time, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
         }
     }
 
@@ -107,7 +196,7 @@ internal sealed partial class LocalRelayWorker(
         try
         {
             var size = options.Value.BatchSize;
-            batch.AddRange(await queue.LeaseAsync(size, options.Value.LeaseDuration).ConfigureAwait(false));
+            batch.AddRange(await queue.LeaseEventsAsync(size, options.Value.LeaseDuration).ConfigureAwait(false));
             DateTimeOffset until;
             int enough;
             if (settlement.Gathered.Oldest is { } oldest)
@@ -135,7 +224,7 @@ internal sealed partial class LocalRelayWorker(
                 {
                     break;
                 }
-                batch.AddRange(await queue.LeaseAsync(size - batch.Count, options.Value.LeaseDuration).ConfigureAwait(false));
+                batch.AddRange(await queue.LeaseEventsAsync(size - batch.Count, options.Value.LeaseDuration).ConfigureAwait(false));
             }
             batch.InsertRange(0, settlement.Gathered.TakeAll());
             Interlocked.Exchange(ref _lastBatchSize, batch.Count);
@@ -161,21 +250,24 @@ internal sealed partial class LocalRelayWorker(
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
-    private async Task RelayAsync(List<LeasedEvent> batch, bool gather)
+    private async Task<IReadOnlyList<RelayOutcome>> RelayAsync(List<LeasedEvent> batch, bool gather)
     {
         try
         {
             // Per batch, as the Functions host creates the function per invocation: the typed Klaviyo client is transient.
             var settler = services.GetRequiredService<RelaySettler>();
-            foreach (var outcome in await settler.RelayBatchAsync(settlement, batch.Select(LocalSettlement.Delivery).ToList(), _abort.Token, gather).ConfigureAwait(false))
+            var outcomes = await settler.RelayBatchAsync(settlement, batch.Select(LocalSettlement.Delivery).ToList(), _abort.Token, gather).ConfigureAwait(false);
+            foreach (var outcome in outcomes)
             {
                 counters.Add(outcome);
             }
+            return outcomes;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             // Settlement failed (the database refused the write): the leases lapse and the events are handed out again.
             LogSettleFailed(logger, ex.GetType().Name, batch.Count);
+            return [];
         }
     }
 

@@ -116,7 +116,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             {
                 throw new LocalStartupException($"Local__DatabasePath: '{path}' cannot use a WAL journal (got '{journal}'); put it on a local disk.");
             }
-            Execute(db, """
+            Execute(db, $"""
                 PRAGMA synchronous = FULL;
                 CREATE TABLE IF NOT EXISTS messages (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -134,6 +134,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                     dead_lettered_at INTEGER);
                 CREATE INDEX IF NOT EXISTS messages_pending ON messages (due) WHERE state <= 1;
                 CREATE INDEX IF NOT EXISTS messages_state ON messages (state);
+                CREATE INDEX IF NOT EXISTS messages_trackers ON messages (due) WHERE state <= {Leased} AND subject = '{RelayMessage.ImportJobSubject}';
                 CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
                 PRAGMA user_version = 1;
@@ -251,7 +252,16 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
 
     /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
     /// for <paramref name="leaseFor"/>, oldest first, in one commit.</summary>
-    public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor)
+    public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, "");
+
+    /// <summary>As <see cref="LeaseAsync(int, TimeSpan)"/>, import-job trackers only: their lane, so a job's status read
+    /// never waits behind the event backlog (spec 8.3; found through an index of their own).</summary>
+    public Task<List<LeasedEvent>> LeaseTrackersAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, $"AND subject = '{RelayMessage.ImportJobSubject}'");
+
+    /// <summary>As <see cref="LeaseAsync(int, TimeSpan)"/>, without the trackers (<see cref="LeaseTrackersAsync"/> hands those out).</summary>
+    public Task<List<LeasedEvent>> LeaseEventsAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, $"AND subject <> '{RelayMessage.ImportJobSubject}'");
+
+    private Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor, string lane)
     {
         var now = Now();
         var token = NewToken();
@@ -259,7 +269,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         {
             using var command = Command(transaction, $"""
                 UPDATE messages SET state = {Leased}, due = $until, lease = $token
-                WHERE id IN (SELECT id FROM messages WHERE state <= {Leased} AND due <= $now ORDER BY due, id LIMIT $max)
+                WHERE id IN (SELECT id FROM messages WHERE state <= {Leased} {lane} AND due <= $now ORDER BY due, id LIMIT $max)
                 RETURNING id, message_id, event_message_id, subject, body, attempt
                 """, ("$until", now + (long)leaseFor.TotalMilliseconds), ("$token", token), ("$now", now), ("$max", max));
             return ReadLeased(command, token);

@@ -65,6 +65,9 @@ internal sealed class ImportJobTracker(ImportJobClient client, TimeProvider time
                 return Settle(ticket, settled.PerItem);
             case ImportJobCheck.Running or ImportJobCheck.NotNow when waited > MaxWait:
                 return Settle(ticket, ticket.Items.Select(_ => (BulkVerdict)new BulkVerdict.RetryLater(null, $"import job {ticket.JobId} of POST {ticket.Path} did not finish within {MaxWait}")).ToList());
+            case ImportJobCheck.NotNow { HeldBack: true } held:
+                // Not asked: the job-read budget names the moment it has room, and the poll interval does not grow.
+                return Again(ticket, held.RetryAfter ?? PollDelays[0]);
             case ImportJobCheck.NotNow notNow:
                 var delay = Delay(ticket.Polls + 1);
                 return Again(ticket, notNow.RetryAfter is { } after && after > delay ? after : delay);
