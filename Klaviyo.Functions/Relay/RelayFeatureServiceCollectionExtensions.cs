@@ -1,6 +1,7 @@
 using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Queue;
+using Klaviyo.Functions.Relay.Ordering;
 using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -19,6 +20,7 @@ internal static class RelayFeatureServiceCollectionExtensions
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddRelayProcessing();
+        services.AddOrderingBarrier(configuration);
         services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
             sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         services.TryAddSingleton(sp => new DeferredReceiver(
