@@ -76,7 +76,7 @@ internal sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueu
         return hash.Length + tail.Length <= MaxMessageIdLength ? hash + tail : hash;
     }
 
-    private static ServiceBusMessage ToMessage(QueuedEvent queuedEvent)
+    internal static ServiceBusMessage ToMessage(QueuedEvent queuedEvent)
     {
         var message = new ServiceBusMessage(new BinaryData(queuedEvent.Body))
         {
