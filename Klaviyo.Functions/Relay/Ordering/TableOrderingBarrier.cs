@@ -199,11 +199,11 @@ internal sealed partial class TableOrderingBarrier(
             if (final)
             {
                 var rowKey = BlockerPrefix + item.Message.Arrival.RowKey;
-                // Its own blocker row, seen when the batch read the key; unseen (a tracker settles it) only a copy can have one.
-                var own = state?.Rows.FirstOrDefault(r => r.RowKey == rowKey);
-                if (own is not null || (state is null && item.Message.IsCopy))
+                // Its own blocker row, seen when the batch read the key; unseen (a tracker settles it) only a copy can have
+                // one. Deleted whatever its ETag: only this message writes its row, other batches only count on it.
+                if (state?.Rows.Any(r => r.RowKey == rowKey) == true || (state is null && item.Message.IsCopy))
                 {
-                    await TryAsync(() => table.DeleteAsync(partition, rowKey, own?.ETag ?? "*", cancellationToken), "release a blocker").ConfigureAwait(false);
+                    await TryAsync(() => table.DeleteAsync(partition, rowKey, "*", cancellationToken), "release a blocker").ConfigureAwait(false);
                 }
             }
             if (item.Outcome is RelayOutcome.DeadLetter && !item.Held)
