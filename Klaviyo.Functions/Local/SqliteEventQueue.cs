@@ -149,7 +149,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             // Per-profile ordering (spec 10) came with user_version 2: a database of an earlier version gains its columns.
             if (!HasColumn(db, "messages", "ordering_key"))
             {
-                Execute(db, "ALTER TABLE messages ADD COLUMN ordering_key TEXT; ALTER TABLE messages ADD COLUMN probe INTEGER NOT NULL DEFAULT 0;");
+                Execute(db, "ALTER TABLE messages ADD COLUMN ordering_key TEXT; ALTER TABLE messages ADD COLUMN blocker INTEGER NOT NULL DEFAULT 0;");
             }
             Execute(db, $"""
                 CREATE INDEX IF NOT EXISTS messages_ordering ON messages (ordering_key, id) WHERE ordering_key IS NOT NULL AND state < {Dead};
@@ -344,10 +344,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         });
     }
 
-    /// <summary>What makes a pending ordered row <c>b</c> a blocker of the later rows of its key (spec 10): scheduled for
-    /// a retry (due later), leased and not yet settled (its lease runs), parked for an import job, or the first row after
-    /// a dead letter (<c>probe</c>), which goes alone. A ready row is no blocker: it is leased with the later ones.</summary>
-    private static readonly string BlockerCondition = $"b.state = {Deferred} OR b.due > $now OR b.probe = 1";
+    /// <summary>What makes a pending ordered row <c>b</c> a blocker of the later rows of its key (spec 10): it waited for
+    /// a retry (scheduled, then leased again: <c>blocker</c>, set when it was scheduled), it is leased and not yet
+    /// settled (its lease runs), parked for an import job, or it is the first row after a dead letter (<c>blocker</c>
+    /// too), which goes alone. Rows that never waited are no blockers while ready: they are leased together (spec 8.3
+    /// merges them in event-time order).</summary>
+    private static readonly string BlockerCondition = $"b.blocker = 1 OR b.state = {Deferred} OR (b.state = {Leased} AND b.due > $now)";
 
     private const string LeasedColumns = "id, message_id, event_message_id, subject, body, attempt, ordering_key";
 
@@ -383,14 +385,14 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// copy's id (<see cref="RelayMessage.RetryMessageId"/>): one update, so it survives restarts like any row.
     /// An ordered event scheduled so is its key's blocker until it is settled (spec 10): the valve is checked then.</summary>
     public async Task<int> RetryAsync(IReadOnlyList<LeasedEvent> events, int nextAttempt, DateTimeOffset due) => (await SettleAsync(events, (transaction, leased) =>
-        Command(transaction, $"UPDATE messages SET state = {Waiting}, due = $due, attempt = $attempt, message_id = $messageId, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
+        Command(transaction, $"UPDATE messages SET state = {Waiting}, due = $due, attempt = $attempt, message_id = $messageId, lease = NULL, blocker = ordering_key IS NOT NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
             ("$due", due.ToUnixTimeMilliseconds()), ("$attempt", nextAttempt), ("$messageId", RelayMessage.RetryMessageId(leased.MessageId, nextAttempt)),
             ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false,
         after: (transaction, leased) => CheckValve(transaction, leased.OrderingKey)).ConfigureAwait(false)).Count;
 
     /// <summary>Keeps each event as a dead letter with its reason; returns those that were (still held by their lease).
     /// After an ordered event's dead letter, the next pending ordered event of its key goes first, alone (spec 10): it is
-    /// marked <c>probe</c>, a blocker of the later ones until it is settled.</summary>
+    /// marked <c>blocker</c>, holding the later ones until it is settled.</summary>
     public Task<List<LeasedEvent>> DeadLetterAsync(IReadOnlyList<LeasedEvent> events, string reason, string? description) => SettleAsync(events, (transaction, leased) =>
         Command(transaction, $"UPDATE messages SET state = {Dead}, reason = $reason, description = $description, dead_lettered_at = $now, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
             ("$reason", reason), ("$description", (object?)description ?? DBNull.Value), ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true,
@@ -398,7 +400,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         {
             if (leased.OrderingKey is { } key)
             {
-                using var probe = Command(transaction, $"UPDATE messages SET probe = 1 WHERE id = (SELECT id FROM messages WHERE ordering_key = $key AND state < {Dead} AND id > $id ORDER BY id LIMIT 1)",
+                using var probe = Command(transaction, $"UPDATE messages SET blocker = 1 WHERE id = (SELECT id FROM messages WHERE ordering_key = $key AND state < {Dead} AND id > $id ORDER BY id LIMIT 1)",
                     ("$key", key), ("$id", leased.Sequence));
                 probe.ExecuteNonQuery();
             }
