@@ -325,7 +325,7 @@ internal sealed partial class RelaySettler(
     [LoggerMessage(EventId = 3213, Level = LogLevel.Warning, Message = "Could not give back {MessageId} ({ExceptionType}); it is delivered again when its lock lapses")]
     private static partial void LogGiveBackFailed(ILogger logger, string messageId, string exceptionType);
 
-    [LoggerMessage(EventId = 3215, Level = LogLevel.Error, Message = "The ordering barrier failed ({ExceptionType}); the batch's {Count} ordered message(s) are held (put off, no attempt spent)")]
+    [LoggerMessage(EventId = 3306, Level = LogLevel.Error, Message = "The ordering barrier failed ({ExceptionType}); the batch's {Count} ordered message(s) are held (put off, no attempt spent)")]
     private static partial void LogBarrierFailed(ILogger logger, string exceptionType, int count);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "A batch of {Count} message(s) was interrupted by a host stop; their retries are scheduled")]
