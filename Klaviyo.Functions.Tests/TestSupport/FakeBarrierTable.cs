@@ -1,5 +1,5 @@
 using System.Globalization;
-using Klaviyo.Functions.Relay.Ordering;
+using Klaviyo.Functions.Relay;
 
 namespace Klaviyo.Functions.Tests.TestSupport;
 

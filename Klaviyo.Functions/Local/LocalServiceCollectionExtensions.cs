@@ -1,7 +1,6 @@
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
-using Klaviyo.Functions.Relay.Ordering;
 using Microsoft.Extensions.Logging;
 using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.DependencyInjection;

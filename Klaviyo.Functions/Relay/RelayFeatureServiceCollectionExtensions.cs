@@ -1,7 +1,6 @@
 using Azure.Messaging.ServiceBus;
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Queue;
-using Klaviyo.Functions.Relay.Ordering;
 using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,5 +1,4 @@
 using Klaviyo.Functions.Bulk;
-using Klaviyo.Functions.Relay.Ordering;
 using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

@@ -110,7 +110,7 @@ internal sealed class KlaviyoTransformer
     /// </summary>
     public string? OrderingKeyOf(JsonElement @event, EventType type)
     {
-        if (!Relay.Ordering.OrderedTypes.IsOrdered(type))
+        if (!OrderedTypes.IsOrdered(type))
         {
             return null;
         }

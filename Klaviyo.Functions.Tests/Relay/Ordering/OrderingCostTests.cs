@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Queue;
-using Klaviyo.Functions.Relay.Ordering;
+using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.DependencyInjection;

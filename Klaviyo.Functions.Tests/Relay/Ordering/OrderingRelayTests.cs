@@ -2,7 +2,7 @@ using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Ingest;
 using Klaviyo.Functions.Klaviyo;
 using Klaviyo.Functions.Queue;
-using Klaviyo.Functions.Relay.Ordering;
+using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 using Klaviyo.Functions.Transform;
 using Microsoft.Extensions.DependencyInjection;

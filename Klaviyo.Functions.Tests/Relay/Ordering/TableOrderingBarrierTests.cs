@@ -1,6 +1,5 @@
 using Klaviyo.Functions.Diagnostics;
 using Klaviyo.Functions.Relay;
-using Klaviyo.Functions.Relay.Ordering;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;

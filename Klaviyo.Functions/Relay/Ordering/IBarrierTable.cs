@@ -1,7 +1,7 @@
 using Azure;
 using Azure.Data.Tables;
 
-namespace Klaviyo.Functions.Relay.Ordering;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>One row of the barrier's table: <c>b-&lt;arrival&gt;</c> a blocker, <c>valve</c> an opened valve,
 /// <c>alone</c> the mark a dead letter leaves (the next message goes alone).</summary>

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Klaviyo.Functions.Queue;
 
-namespace Klaviyo.Functions.Relay.Ordering;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>
 /// Per-profile ordering (spec 10) as <see cref="RelaySettler"/> sees it: before a batch is decided, which ordered

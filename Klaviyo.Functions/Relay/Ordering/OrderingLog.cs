@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Klaviyo.Functions.Relay.Ordering;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>Log lines both hosts' barriers share.</summary>
 internal static partial class OrderingLog

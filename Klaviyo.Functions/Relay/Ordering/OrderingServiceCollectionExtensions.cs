@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions.Relay.Ordering;
+namespace Klaviyo.Functions.Relay;
 
 internal static class OrderingServiceCollectionExtensions
 {

@@ -3,7 +3,7 @@ using Klaviyo.Functions.Settings;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Klaviyo.Functions.Relay.Ordering;
+namespace Klaviyo.Functions.Relay;
 
 /// <summary>
 /// The Azure barrier (spec 10) in Table storage, one partition per ordering key (the key's hash: no person's id is

@@ -1,6 +1,4 @@
-using Klaviyo.Functions.Events;
-
-namespace Klaviyo.Functions.Relay.Ordering;
+namespace Klaviyo.Functions.Events;
 
 /// <summary>The event types per-profile ordering holds (spec 10): those that change a profile or its consent. Track,
 /// screen and page carry their own <c>time</c>, which Klaviyo orders the timeline by, so they are never held.</summary>
