@@ -269,8 +269,8 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
     /// for <paramref name="leaseFor"/>, oldest first, in one commit. With ordering on (spec 10), an ordered event is not
     /// leased while an earlier ordered event of its key is a blocker (<see cref="BlockerCondition"/>), nor without every
-    /// earlier pending ordered event of its key in the same lease: it just stays queued, spending nothing, until the
-    /// blocker is settled, or the key's valve is open.</summary>
+    /// earlier ordered event of its key that is ready too: it just stays queued, spending nothing, until the blocker is
+    /// settled, or the key's valve is open.</summary>
     public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor)
     {
         var now = Now();
@@ -312,7 +312,8 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                 // An earlier ordered event of the key that is ready but did not fit this lease goes first: the later
                 // ones wait for the next lease rather than overtake it.
                 var last = key.Max(c => c.Id);
-                using var earlier = Command(transaction, $"SELECT id FROM messages WHERE ordering_key = $key AND state < {Dead} AND id <= $last ORDER BY id", ("$key", key.Key), ("$last", last));
+                using var earlier = Command(transaction, $"SELECT id FROM messages WHERE ordering_key = $key AND state <= {Leased} AND due <= $now AND id <= $last ORDER BY id",
+                    ("$key", key.Key), ("$last", last), ("$now", now));
                 using var reader = earlier.ExecuteReader();
                 var gap = long.MaxValue;
                 while (reader.Read())
@@ -344,12 +345,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         });
     }
 
-    /// <summary>What makes a pending ordered row <c>b</c> a blocker of the later rows of its key (spec 10): it waited for
-    /// a retry (scheduled, then leased again: <c>blocker</c>, set when it was scheduled), it is leased and not yet
-    /// settled (its lease runs), parked for an import job, or it is the first row after a dead letter (<c>blocker</c>
-    /// too), which goes alone. Rows that never waited are no blockers while ready: they are leased together (spec 8.3
-    /// merges them in event-time order).</summary>
-    private static readonly string BlockerCondition = $"b.blocker = 1 OR b.state = {Deferred} OR (b.state = {Leased} AND b.due > $now)";
+    /// <summary>What makes a pending ordered row <c>b</c> a blocker of the later rows of its key (spec 10): it waits for
+    /// a retry (<c>blocker</c>, set in the update that scheduled it; it stays set while the retry is leased, until the
+    /// row is settled), or it is the first row after a dead letter (<c>blocker</c> too), which goes alone. A row that never
+    /// failed holds nothing, in flight or parked for an import job, as on Azure: ready rows of one key are leased
+    /// together (spec 8.3 merges them in event-time order).</summary>
+    private const string BlockerCondition = "b.blocker = 1";
 
     private const string LeasedColumns = "id, message_id, event_message_id, subject, body, attempt, ordering_key";
 
