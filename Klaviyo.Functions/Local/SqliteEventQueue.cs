@@ -153,6 +153,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             }
             Execute(db, $"""
                 CREATE INDEX IF NOT EXISTS messages_ordering ON messages (ordering_key, id) WHERE ordering_key IS NOT NULL AND state < {Dead};
+                CREATE INDEX IF NOT EXISTS messages_blockers ON messages (ordering_key, id) WHERE blocker = 1 AND state < {Dead};
                 PRAGMA user_version = 2;
                 """);
             long released;
@@ -352,7 +353,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// row is settled), or it is the first row after a dead letter (<c>blocker</c> too), which goes alone. A row that never
     /// failed holds nothing, in flight or parked for an import job, as on Azure: ready rows of one key are leased
     /// together (spec 8.3 merges them in event-time order).</summary>
-    private const string BlockerCondition = "b.blocker = 1";
+    private const string BlockerCondition = "b.blocker = 1"; // with "b.state < 3" beside it: the partial index messages_blockers
 
     private const string LeasedColumns = "id, message_id, event_message_id, subject, body, attempt, ordering_key";
 
