@@ -91,6 +91,13 @@ param klaviyoBaseUrl string = 'https://a.klaviyo.com'
 @description('Privacy__DeleteEvents: type "delete" events ask Klaviyo to delete the person (otherwise skipped with a warning). The admin route POST /api/privacy/deletions deletes either way.')
 param privacyDeleteEvents bool = false
 
+@description('Relay__Ordering: profiles holds a profile\'s later identify, group and delete events while an earlier one waits for its retry (the barrier is a table in the Functions storage account); off holds nothing.')
+@allowed([
+  'profiles'
+  'off'
+])
+param relayOrdering string = 'profiles'
+
 @description('Relay__MaxAttempts: scheduled delivery attempts per event before it is dead-lettered as RetriesExhausted.')
 @minValue(1)
 @maxValue(100)
@@ -280,6 +287,7 @@ module functionApp 'modules/functionapp.bicep' = {
     klaviyoBaseUrl: klaviyoBaseUrl
     relayMaxAttempts: relayMaxAttempts
     privacyDeleteEvents: privacyDeleteEvents
+    relayOrdering: relayOrdering
     additionalAppSettings: additionalAppSettings
   }
   // The app resolves Key Vault references and opens storage/Service Bus as soon as it exists: grant the roles first.

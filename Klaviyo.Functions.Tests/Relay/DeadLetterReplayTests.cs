@@ -1,3 +1,4 @@
+using Klaviyo.Functions.Queue;
 using Klaviyo.Functions.Relay;
 using Klaviyo.Functions.Tests.TestSupport;
 using Microsoft.AspNetCore.Http;
@@ -34,6 +35,22 @@ public sealed class DeadLetterReplayTests
         Assert.IsTrue(host.Queue.Sent.All(e => e.Attempt == 1 && e.Subject == "track"));
         Assert.AreSequenceEqual(["b"], store.Messages.Select(m => m.MessageId));
         Assert.AreEqual(1, store.Released);
+    }
+
+    [TestMethod]
+    public async Task Replay_OrderedDeadLetter_KeepsItsOrderingKeyAndReceivedAt()
+    {
+        var (host, store) = Create();
+        using var _ = host;
+        store.Messages.Add(new DeadLetteredMessage("p\u001Fattempt-10", "identify", "{\"type\":\"identify\"}"u8.ToArray(), "RetriesExhausted", "d", 7,
+            new Dictionary<string, object> { [MessageProperties.OrderingKey] = "person-1", [MessageProperties.ReceivedAt] = 1234L, [MessageProperties.ArrivalSequence] = 5L }));
+        store.Add("t", "RetriesExhausted");
+
+        await Replayer(host, store).ReplayAsync(10, null, CancellationToken.None);
+
+        var replayed = host.Queue.Sent.Single(e => e.EventMessageId == "p");
+        Assert.AreEqual(new OrderingStamp("person-1", 1234, null), replayed.Ordering, "still ordered; its sequence is the replay's own");
+        Assert.IsNull(host.Queue.Sent.Single(e => e.EventMessageId == "t").Ordering);
     }
 
     [TestMethod]

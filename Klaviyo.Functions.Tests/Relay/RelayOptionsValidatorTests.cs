@@ -20,6 +20,18 @@ public sealed class RelayOptionsValidatorTests
     }
 
     [TestMethod]
+    public void Validate_OrderingModeAndValve_NamedAsOperatorsWriteThem()
+    {
+        var failures = new RelayOptionsValidator().Validate(null, new RelayOptions { Ordering = "users", OrderingMaxHeldPerKey = 0 }).Failures!.ToList();
+        Assert.HasCount(2, failures);
+        Assert.Contains("Relay__Ordering: 'users' is not one of profiles, off", failures);
+        Assert.Contains("Relay__OrderingMaxHeldPerKey: 0 is not between 1 and 100000", failures);
+        Assert.IsTrue(new RelayOptionsValidator().Validate(null, new RelayOptions { Ordering = " OFF " }).Succeeded);
+        Assert.IsFalse(new RelayOptions { Ordering = "Off" }.OrderingEnabled);
+        Assert.IsTrue(new RelayOptions().OrderingEnabled);
+    }
+
+    [TestMethod]
     public void Validate_OutOfRangeValues_NameEachSettingAsOperatorsWriteIt()
     {
         var options = new RelayOptions

@@ -10,6 +10,9 @@ internal sealed class RelayMetrics
     public const string DeliveredName = "klaviyo.relay.delivered";
     public const string DeadLetteredName = "klaviyo.relay.dead_lettered";
     public const string KlaviyoRequestsName = "klaviyo.relay.klaviyo.requests";
+    public const string OrderingHeldName = "klaviyo.relay.ordering.held";
+    public const string OrderingValveOpenedName = "klaviyo.relay.ordering.valve_opened";
+    public const string OrderingBarrierReadsName = "klaviyo.relay.ordering.barrier_reads";
 
     private readonly Counter<long> _delivered;
     private readonly Counter<long> _skipped;
@@ -24,6 +27,9 @@ internal sealed class RelayMetrics
     private readonly Histogram<double> _importJobWait;
     private readonly Counter<long> _klaviyoRequests;
     private readonly Counter<long> _gathered;
+    private readonly Counter<long> _orderingHeld;
+    private readonly Counter<long> _orderingValveOpened;
+    private readonly Counter<long> _orderingBarrierReads;
 
     public RelayMetrics(IMeterFactory meterFactory)
     {
@@ -40,12 +46,22 @@ internal sealed class RelayMetrics
         _klaviyoDuration = meter.CreateHistogram<double>("klaviyo.relay.klaviyo.duration", "s", "Duration of one Klaviyo call, retries included.");
         _klaviyoRequests = meter.CreateCounter<long>(KlaviyoRequestsName, "{request}", "HTTP requests sent to Klaviyo (every try, in-call retries included), by endpoint and status code (none when no answer came).");
         _gathered = meter.CreateCounter<long>("klaviyo.relay.gathered", "{message}", "Messages held back for a fuller bulk call with the next batch (Relay__GatherWindow).");
+        _orderingHeld = meter.CreateCounter<long>(OrderingHeldName, "{message}", "Ordered messages put off (no attempt spent) behind an earlier message of their profile that waits for a retry (spec 10).");
+        _orderingValveOpened = meter.CreateCounter<long>(OrderingValveOpenedName, "{key}", "Ordering keys whose valve opened: more than Relay__OrderingMaxHeldPerKey held, ordering off for the key for 20 minutes.");
+        _orderingBarrierReads = meter.CreateCounter<long>(OrderingBarrierReadsName, "{read}", "Reads of the ordering barrier's table (Azure): one per distinct ordering key per batch, by result.");
         _importJobWait = meter.CreateHistogram<double>("klaviyo.relay.import_job.wait", "s", "Time from an import job's creation to its settling, by the job's final state.");
     }
 
     public void Delivered() => _delivered.Add(1);
 
     public void Skipped() => _skipped.Add(1);
+
+    public void OrderingHeld(int count) => _orderingHeld.Add(count);
+
+    public void OrderingValveOpened() => _orderingValveOpened.Add(1);
+
+    /// <param name="result"><c>ok</c>, or <c>failed</c> when the table could not be read (the key's messages are held).</param>
+    public void OrderingBarrierRead(string result) => _orderingBarrierReads.Add(1, new KeyValuePair<string, object?>("result", result));
 
     public void RetryScheduled(int nextAttempt) => _retryScheduled.Add(1, new KeyValuePair<string, object?>("attempt", nextAttempt));
 

@@ -90,7 +90,7 @@ internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOp
             {
                 return Refuse(shapeError);
             }
-            return ValidateEvents(events, routeType, EventTimestamp.Format(receivedAt));
+            return ValidateEvents(events, routeType, EventTimestamp.Format(receivedAt), receivedAt.ToUnixTimeMilliseconds());
         }
     }
 
@@ -135,7 +135,7 @@ internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOp
         return true;
     }
 
-    private ValidationOutcome ValidateEvents(List<JsonElement> events, EventType? routeType, string receivedAt)
+    private ValidationOutcome ValidateEvents(List<JsonElement> events, EventType? routeType, string receivedAt, long receivedAtMs)
     {
         var maxEventBytes = options.Value.MaxEventBytes;
         var errors = new ProblemList();
@@ -187,7 +187,9 @@ internal sealed partial class EventValidator(KlaviyoTransformer transformer, IOp
             if (errors.Count == 0 && tooLarge.Count == 0)
             {
                 var effectiveId = messageId ?? Guid.NewGuid().ToString();
-                queued.Add(new QueuedEvent(effectiveId, type.WireName(), WriteQueuedEvent(element, injectType ? type.WireName() : null, effectiveId, receivedAt)));
+                // The ordering key is fixed here, once, and every copy of the message keeps it (spec 10).
+                var ordering = transformer.OrderingKeyOf(element, type) is { } key ? new OrderingStamp(key, receivedAtMs) : null;
+                queued.Add(new QueuedEvent(effectiveId, type.WireName(), WriteQueuedEvent(element, injectType ? type.WireName() : null, effectiveId, receivedAt), Ordering: ordering));
             }
         }
 

@@ -67,7 +67,8 @@ internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetter
 
     /// <summary>How the relay reads a leased event.</summary>
     public static RelayDelivery<LeasedEvent> Delivery(LeasedEvent leased) =>
-        new(leased, leased.EventMessageId, leased.Body, leased.Attempt, leased.Sequence, leased.Subject, leased.WaitingSince);
+        new(leased, leased.EventMessageId, leased.Body, leased.Attempt, leased.Sequence, leased.Subject,
+            leased.OrderingKey is { } key ? new Queue.OrderingStamp(key, 0, leased.Sequence) : null, leased.WaitingSince);
 
     private void Report(IReadOnlyList<LeasedEvent> messages, int settled)
     {

@@ -10,10 +10,18 @@ namespace Klaviyo.Functions.Local;
 /// <param name="Sequence">The row id (the dead letter's sequence number for a replay).</param>
 /// <param name="LeaseToken">Settlement applies only while this lease holds the row.</param>
 /// <param name="MessageId">The queue's id: the event's messageId, or that of a retry or replay copy.</param>
-internal sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt)
+/// <param name="OrderingKey">The per-profile ordering key of an ordered event (spec 10); null for the others.</param>
+internal sealed record LeasedEvent(long Sequence, long LeaseToken, string MessageId, string EventMessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt, string? OrderingKey = null)
 {
     /// <summary>When the relay first held it back for a fuller call (kept leased for the next batch); null when it never did.</summary>
     public DateTimeOffset? WaitingSince { get; init; }
+}
+
+/// <summary>Per-profile ordering in the local queue (spec 10): on or off, the valve's threshold and length, and who hears
+/// when a key's valve opens (a warning and a metric; the key itself is never logged, only its hash).</summary>
+internal sealed record LocalOrdering(bool Enabled, int MaxHeldPerKey, TimeSpan ValveOpenFor, Action<string, long>? ValveOpened = null)
+{
+    public static readonly LocalOrdering Off = new(false, int.MaxValue, TimeSpan.Zero);
 }
 
 /// <summary>The backlog as <c>/api/health</c> reports it.</summary>
@@ -60,8 +68,11 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     private long _backlog; // changed by the writer only
     private bool _closed;
 
-    private SqliteEventQueue(SqliteConnection db, FileStream ownership, string path, LocalOptions options, TimeProvider time, long leasesReleased)
+    private readonly LocalOrdering _ordering;
+
+    private SqliteEventQueue(SqliteConnection db, FileStream ownership, string path, LocalOptions options, TimeProvider time, long leasesReleased, LocalOrdering ordering)
     {
+        _ordering = ordering;
         _db = db;
         _ownership = ownership;
         Path = path;
@@ -94,7 +105,8 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     /// or written throws <see cref="LocalStartupException"/> naming <c>Local__DatabasePath</c>, and so does a database
     /// another relay process owns. The owner is the database's only user, so every lease left in it belongs to a process
     /// that ended without settling: they are handed out again at once instead of waiting out <c>Local__LeaseDuration</c>.</summary>
-    public static SqliteEventQueue Open(LocalOptions options, TimeProvider? time = null)
+    /// <param name="ordering">Per-profile ordering (spec 10); off when null.</param>
+    public static SqliteEventQueue Open(LocalOptions options, TimeProvider? time = null, LocalOrdering? ordering = null)
     {
         var path = System.IO.Path.GetFullPath(options.DatabasePath);
         time ??= TimeProvider.System;
@@ -137,7 +149,17 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                 CREATE INDEX IF NOT EXISTS messages_trackers ON messages (due) WHERE state <= {Leased} AND subject = '{RelayMessage.ImportJobSubject}';
                 CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
-                PRAGMA user_version = 1;
+                CREATE TABLE IF NOT EXISTS ordering_valves (ordering_key TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID;
+                """);
+            // Per-profile ordering (spec 10) came with user_version 2: a database of an earlier version gains its columns.
+            if (!HasColumn(db, "messages", "ordering_key"))
+            {
+                Execute(db, "ALTER TABLE messages ADD COLUMN ordering_key TEXT; ALTER TABLE messages ADD COLUMN blocker INTEGER NOT NULL DEFAULT 0;");
+            }
+            Execute(db, $"""
+                CREATE INDEX IF NOT EXISTS messages_ordering ON messages (ordering_key, id) WHERE ordering_key IS NOT NULL AND state < {Dead};
+                CREATE INDEX IF NOT EXISTS messages_blockers ON messages (ordering_key, id) WHERE blocker = 1 AND state < {Dead};
+                PRAGMA user_version = 2;
                 """);
             long released;
             using (var release = new SqliteCommand($"UPDATE messages SET state = {Waiting}, due = $now, lease = NULL WHERE state = {Leased}", db))
@@ -145,7 +167,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                 release.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
                 released = release.ExecuteNonQuery();
             }
-            return new SqliteEventQueue(db, ownership, path, options, time, released);
+            return new SqliteEventQueue(db, ownership, path, options, time, released, ordering ?? LocalOrdering.Off);
         }
         catch (Exception ex) when (ex is SqliteException or IOException or UnauthorizedAccessException or LocalStartupException)
         {
@@ -251,30 +273,103 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
     public Task ScheduleAsync(QueuedEvent queuedEvent, DateTimeOffset enqueueAt, CancellationToken cancellationToken = default) => InsertAsync([queuedEvent], enqueueAt, fromIngest: false);
 
     /// <summary>Leases up to <paramref name="max"/> events that are due (ready, a retry come due, or a lapsed lease)
-    /// for <paramref name="leaseFor"/>, oldest first, in one commit.</summary>
-    public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, "");
+    /// for <paramref name="leaseFor"/>, oldest first, in one commit. With ordering on (spec 10), an ordered event is not
+    /// leased while an earlier ordered event of its key is a blocker (<see cref="BlockerCondition"/>), nor without every
+    /// earlier ordered event of its key that is ready too: it just stays queued, spending nothing, until the blocker is
+    /// settled, or the key's valve is open.</summary>
+    public Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, "", _ordering.Enabled);
 
-    /// <summary>As <see cref="LeaseAsync(int, TimeSpan)"/>, import-job trackers only: their lane, so a job's status read
-    /// never waits behind the event backlog (spec 8.3; found through an index of their own).</summary>
-    public Task<List<LeasedEvent>> LeaseTrackersAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, $"AND subject = '{RelayMessage.ImportJobSubject}'");
+    /// <summary>As <see cref="LeaseAsync(int, TimeSpan)"/>, import-job trackers only (never ordered): their lane, so a
+    /// job's status read never waits behind the event backlog (spec 8.3; found through an index of their own).</summary>
+    public Task<List<LeasedEvent>> LeaseTrackersAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, $"AND subject = '{RelayMessage.ImportJobSubject}'", ordered: false);
 
     /// <summary>As <see cref="LeaseAsync(int, TimeSpan)"/>, without the trackers (<see cref="LeaseTrackersAsync"/> hands those out).</summary>
-    public Task<List<LeasedEvent>> LeaseEventsAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, $"AND subject <> '{RelayMessage.ImportJobSubject}'");
+    public Task<List<LeasedEvent>> LeaseEventsAsync(int max, TimeSpan leaseFor) => LeaseAsync(max, leaseFor, $"AND subject <> '{RelayMessage.ImportJobSubject}'", _ordering.Enabled);
 
-    private Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor, string lane)
+    private Task<List<LeasedEvent>> LeaseAsync(int max, TimeSpan leaseFor, string lane, bool ordered)
     {
         var now = Now();
         var token = NewToken();
+        if (!ordered)
+        {
+            return WriteAsync(transaction =>
+            {
+                using var command = Command(transaction, $"""
+                    UPDATE messages SET state = {Leased}, due = $until, lease = $token
+                    WHERE id IN (SELECT id FROM messages WHERE state <= {Leased} {lane} AND due <= $now ORDER BY due, id LIMIT $max)
+                    RETURNING {LeasedColumns}
+                    """, ("$until", now + (long)leaseFor.TotalMilliseconds), ("$token", token), ("$now", now), ("$max", max));
+                return ReadLeased(command, token);
+            });
+        }
         return WriteAsync(transaction =>
         {
+            var candidates = new List<(long Id, string? Key, bool ValveOpen)>();
+            using (var select = Command(transaction, $"""
+                SELECT m.id, m.ordering_key, m.ordering_key IS NOT NULL AND EXISTS (SELECT 1 FROM ordering_valves v WHERE v.ordering_key = m.ordering_key AND v.until > $now)
+                FROM messages m
+                WHERE m.state <= {Leased} {lane} AND m.due <= $now
+                  AND (m.ordering_key IS NULL
+                       OR NOT EXISTS (SELECT 1 FROM messages b WHERE b.ordering_key = m.ordering_key AND b.state < {Dead} AND b.id < m.id AND ({BlockerCondition}))
+                       OR EXISTS (SELECT 1 FROM ordering_valves v WHERE v.ordering_key = m.ordering_key AND v.until > $now))
+                ORDER BY m.due, m.id LIMIT $max
+                """, ("$now", now), ("$max", max)))
+            using (var reader = select.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    candidates.Add((reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetBoolean(2)));
+                }
+            }
+            var chosen = candidates.Select(c => c.Id).ToHashSet();
+            // An earlier ordered event of a key that is ready but was cut off by the limit goes first: the later ones
+            // wait for the next lease rather than overtake it. (One that is held is behind a blocker that holds the later
+            // ones too, so below the limit there is nothing to check.)
+            foreach (var key in candidates.Count < max ? [] : candidates.Where(c => c.Key is not null && !c.ValveOpen).GroupBy(c => c.Key!))
+            {
+                var last = key.Max(c => c.Id);
+                // "state < Dead" lets SQLite use the partial index messages_ordering (without it: a scan of the table per key).
+                using var earlier = Command(transaction, $"SELECT id FROM messages WHERE ordering_key = $key AND state < {Dead} AND state <= {Leased} AND due <= $now AND id <= $last ORDER BY id",
+                    ("$key", key.Key), ("$last", last), ("$now", now));
+                using var reader = earlier.ExecuteReader();
+                var gap = long.MaxValue;
+                while (reader.Read())
+                {
+                    if (!chosen.Contains(reader.GetInt64(0)))
+                    {
+                        gap = reader.GetInt64(0);
+                        break;
+                    }
+                }
+                foreach (var candidate in key.Where(c => c.Id > gap))
+                {
+                    chosen.Remove(candidate.Id);
+                }
+            }
+            if (chosen.Count == 0)
+            {
+                return [];
+            }
             using var command = Command(transaction, $"""
                 UPDATE messages SET state = {Leased}, due = $until, lease = $token
-                WHERE id IN (SELECT id FROM messages WHERE state <= {Leased} {lane} AND due <= $now ORDER BY due, id LIMIT $max)
-                RETURNING id, message_id, event_message_id, subject, body, attempt
-                """, ("$until", now + (long)leaseFor.TotalMilliseconds), ("$token", token), ("$now", now), ("$max", max));
-            return ReadLeased(command, token);
+                WHERE id IN ({string.Join(',', chosen)})
+                RETURNING {LeasedColumns}
+                """, ("$until", now + (long)leaseFor.TotalMilliseconds), ("$token", token));
+            var leased = ReadLeased(command, token);
+            var order = candidates.Select((c, i) => (c.Id, i)).ToDictionary(p => p.Id, p => p.i);
+            leased.Sort((a, b) => order[a.Sequence].CompareTo(order[b.Sequence]));
+            return leased;
         });
     }
+
+    /// <summary>What makes a pending ordered row <c>b</c> a blocker of the later rows of its key (spec 10): it waits for
+    /// a retry (<c>blocker</c>, set in the update that scheduled it; it stays set while the retry is leased, until the
+    /// row is settled), or it is the first row after a dead letter (<c>blocker</c> too), which goes alone. A row that never
+    /// failed holds nothing, in flight or parked for an import job, as on Azure: ready rows of one key are leased
+    /// together (spec 8.3 merges them in event-time order).</summary>
+    private const string BlockerCondition = "b.blocker = 1"; // with "b.state < 3" beside it: the partial index messages_blockers
+
+    private const string LeasedColumns = "id, message_id, event_message_id, subject, body, attempt, ordering_key";
 
     /// <summary>How long a deferred event handed out again stays locked to that taker, as Service Bus locks it.</summary>
     public static readonly TimeSpan DeferredLock = TimeSpan.FromMinutes(2);
@@ -292,7 +387,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             var result = new List<LeasedEvent>();
             foreach (var sequence in sequences)
             {
-                using var command = Command(transaction, $"UPDATE messages SET lease = $token, due = $until WHERE id = $id AND state = {Deferred} AND due <= $now RETURNING id, message_id, event_message_id, subject, body, attempt",
+                using var command = Command(transaction, $"UPDATE messages SET lease = $token, due = $until WHERE id = $id AND state = {Deferred} AND due <= $now RETURNING {LeasedColumns}",
                     ("$token", token), ("$id", sequence), ("$now", now), ("$until", now + (long)DeferredLock.TotalMilliseconds));
                 result.AddRange(ReadLeased(command, token));
             }
@@ -305,16 +400,29 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         Command(transaction, $"DELETE FROM messages WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})", ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true).ConfigureAwait(false)).Count;
 
     /// <summary>Makes each event due again at <paramref name="due"/> as <paramref name="nextAttempt"/>, under the retry
-    /// copy's id (<see cref="RelayMessage.RetryMessageId"/>): one update, so it survives restarts like any row.</summary>
+    /// copy's id (<see cref="RelayMessage.RetryMessageId"/>): one update, so it survives restarts like any row.
+    /// An ordered event scheduled so is its key's blocker until it is settled (spec 10): the valve is checked then.</summary>
     public async Task<int> RetryAsync(IReadOnlyList<LeasedEvent> events, int nextAttempt, DateTimeOffset due) => (await SettleAsync(events, (transaction, leased) =>
-        Command(transaction, $"UPDATE messages SET state = {Waiting}, due = $due, attempt = $attempt, message_id = $messageId, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
+        Command(transaction, $"UPDATE messages SET state = {Waiting}, due = $due, attempt = $attempt, message_id = $messageId, lease = NULL, blocker = ordering_key IS NOT NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
             ("$due", due.ToUnixTimeMilliseconds()), ("$attempt", nextAttempt), ("$messageId", RelayMessage.RetryMessageId(leased.MessageId, nextAttempt)),
-            ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false).ConfigureAwait(false)).Count;
+            ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: false,
+        after: (transaction, leased) => CheckValve(transaction, leased.OrderingKey)).ConfigureAwait(false)).Count;
 
-    /// <summary>Keeps each event as a dead letter with its reason; returns those that were (still held by their lease).</summary>
+    /// <summary>Keeps each event as a dead letter with its reason; returns those that were (still held by their lease).
+    /// After an ordered event's dead letter, the next pending ordered event of its key goes first, alone (spec 10): it is
+    /// marked <c>blocker</c>, holding the later ones until it is settled.</summary>
     public Task<List<LeasedEvent>> DeadLetterAsync(IReadOnlyList<LeasedEvent> events, string reason, string? description) => SettleAsync(events, (transaction, leased) =>
         Command(transaction, $"UPDATE messages SET state = {Dead}, reason = $reason, description = $description, dead_lettered_at = $now, lease = NULL WHERE id = $id AND lease = $token AND state IN ({Leased}, {Deferred})",
-            ("$reason", reason), ("$description", (object?)description ?? DBNull.Value), ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true);
+            ("$reason", reason), ("$description", (object?)description ?? DBNull.Value), ("$now", Now()), ("$id", leased.Sequence), ("$token", leased.LeaseToken)), leavesBacklog: true,
+        after: (transaction, leased) =>
+        {
+            if (leased.OrderingKey is { } key)
+            {
+                using var probe = Command(transaction, $"UPDATE messages SET blocker = 1 WHERE id = (SELECT id FROM messages WHERE ordering_key = $key AND state < {Dead} AND id > $id ORDER BY id LIMIT 1)",
+                    ("$key", key), ("$id", leased.Sequence));
+                probe.ExecuteNonQuery();
+            }
+        });
 
     /// <summary>Renews the leases of events kept for the next batch (gathered for a fuller call): still held by this
     /// process, for another <paramref name="leaseFor"/> from now; returns those still held.</summary>
@@ -441,9 +549,9 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             }
             using var remember = Command(transaction, "INSERT OR REPLACE INTO seen (message_id, at) VALUES ($id, $now)", ("$id", ""), ("$now", now));
             using var insert = Command(transaction, $"""
-                INSERT INTO messages (message_id, event_message_id, subject, body, attempt, state, due, enqueued_at)
-                VALUES ($id, $eventId, $subject, $body, $attempt, {Waiting}, $due, $now)
-                """, ("$id", ""), ("$eventId", ""), ("$subject", ""), ("$body", Array.Empty<byte>()), ("$attempt", 1), ("$due", due?.ToUnixTimeMilliseconds() ?? now), ("$now", now));
+                INSERT INTO messages (message_id, event_message_id, subject, body, attempt, state, due, enqueued_at, ordering_key)
+                VALUES ($id, $eventId, $subject, $body, $attempt, {Waiting}, $due, $now, $key)
+                """, ("$id", ""), ("$eventId", ""), ("$subject", ""), ("$body", Array.Empty<byte>()), ("$attempt", 1), ("$due", due?.ToUnixTimeMilliseconds() ?? now), ("$now", now), ("$key", DBNull.Value));
             foreach (var queued in fresh)
             {
                 remember.Parameters["$id"].Value = queued.MessageId;
@@ -453,7 +561,12 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                 insert.Parameters["$subject"].Value = queued.Subject;
                 insert.Parameters["$body"].Value = queued.Body.ToArray();
                 insert.Parameters["$attempt"].Value = queued.Attempt;
+                insert.Parameters["$key"].Value = (object?)queued.Ordering?.Key ?? DBNull.Value;
                 insert.ExecuteNonQuery();
+            }
+            foreach (var key in fresh.Select(q => q.Ordering?.Key).Distinct())
+            {
+                CheckValve(transaction, key);
             }
             _backlog += fresh.Count;
             return fresh.Count;
@@ -471,7 +584,9 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         }
     }
 
-    private Task<List<LeasedEvent>> SettleAsync(IReadOnlyList<LeasedEvent> events, Func<SqliteTransaction, LeasedEvent, SqliteCommand> statement, bool leavesBacklog) =>
+    /// <param name="after">Run in the same transaction for each event the statement settled.</param>
+    private Task<List<LeasedEvent>> SettleAsync(IReadOnlyList<LeasedEvent> events, Func<SqliteTransaction, LeasedEvent, SqliteCommand> statement, bool leavesBacklog,
+        Action<SqliteTransaction, LeasedEvent>? after = null) =>
         WriteAsync(transaction =>
         {
             var done = new List<LeasedEvent>(events.Count);
@@ -481,6 +596,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
                 if (command.ExecuteNonQuery() > 0)
                 {
                     done.Add(leased);
+                    after?.Invoke(transaction, leased);
                 }
             }
             _backlog -= leavesBacklog ? done.Count : 0;
@@ -597,6 +713,39 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         }
     }
 
+    /// <summary>The valve of spec 10: more than <see cref="LocalOrdering.MaxHeldPerKey"/> ordered events of a key held
+    /// behind its first blocker turns ordering off for that key for <see cref="LocalOrdering.ValveOpenFor"/>. Checked
+    /// where the count can grow: an ordered event queued, or one becoming a blocker.</summary>
+    private void CheckValve(SqliteTransaction transaction, string? key)
+    {
+        if (key is null || !_ordering.Enabled)
+        {
+            return;
+        }
+        var now = Now();
+        using var held = Command(transaction, $"""
+            SELECT COUNT(*) FROM messages WHERE ordering_key = $key AND state < {Dead} AND id > (
+                SELECT MIN(b.id) FROM messages b WHERE b.ordering_key = $key AND b.state < {Dead} AND ({BlockerCondition}))
+            AND NOT EXISTS (SELECT 1 FROM ordering_valves WHERE ordering_key = $key AND until > $now)
+            """, ("$key", key), ("$now", now));
+        var count = Convert.ToInt64(held.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (count <= _ordering.MaxHeldPerKey)
+        {
+            return;
+        }
+        using var open = Command(transaction, "INSERT OR REPLACE INTO ordering_valves (ordering_key, until) VALUES ($key, $until)",
+            ("$key", key), ("$until", now + (long)_ordering.ValveOpenFor.TotalMilliseconds));
+        open.ExecuteNonQuery();
+        _ordering.ValveOpened?.Invoke(key, count);
+    }
+
+    private static bool HasColumn(SqliteConnection db, string table, string column)
+    {
+        using var command = new SqliteCommand($"SELECT 1 FROM pragma_table_info('{table}') WHERE name = $name", db);
+        command.Parameters.AddWithValue("$name", column);
+        return command.ExecuteScalar() is not null;
+    }
+
     private long Scalar(string sql)
     {
         lock (_gate)
@@ -622,7 +771,7 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            result.Add(new LeasedEvent(reader.GetInt64(0), token, reader.GetString(1), reader.GetString(2), reader.GetString(3), (byte[])reader.GetValue(4), reader.GetInt32(5)));
+            result.Add(new LeasedEvent(reader.GetInt64(0), token, reader.GetString(1), reader.GetString(2), reader.GetString(3), (byte[])reader.GetValue(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetString(6)));
         }
         return result;
     }
@@ -647,17 +796,21 @@ internal sealed class SqliteEventQueue : IEventQueue, IDeadLetterStore, IDisposa
             var result = new List<DeadLetteredMessage>();
             lock (queue._gate)
             {
-                using var command = new SqliteCommand($"SELECT id, message_id, event_message_id, subject, body, reason, description FROM messages WHERE state = {Dead} AND id > $after ORDER BY id LIMIT $max", queue._db);
+                using var command = new SqliteCommand($"SELECT id, message_id, event_message_id, subject, body, reason, description, ordering_key FROM messages WHERE state = {Dead} AND id > $after ORDER BY id LIMIT $max", queue._db);
                 command.Parameters.AddWithValue("$after", _after);
                 command.Parameters.AddWithValue("$max", maxMessages);
                 using var reader = command.ExecuteReader();
                 while (reader.Read())
                 {
                     _after = reader.GetInt64(0);
+                    var properties = new Dictionary<string, object> { [MessageProperties.EventMessageId] = reader.GetString(2) };
+                    if (!reader.IsDBNull(7))
+                    {
+                        properties[MessageProperties.OrderingKey] = reader.GetString(7); // a replay stays ordered
+                    }
                     result.Add(new DeadLetteredMessage(
                         reader.GetString(1), reader.GetString(3), (byte[])reader.GetValue(4),
-                        reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), _after,
-                        new Dictionary<string, object> { [MessageProperties.EventMessageId] = reader.GetString(2) }));
+                        reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), _after, properties));
                 }
             }
             return Task.FromResult<IReadOnlyList<DeadLetteredMessage>>(result);

@@ -7,7 +7,16 @@ namespace Klaviyo.Functions.Queue;
 /// <param name="Attempt">The relay attempt this message starts (1 for a fresh event); carried in <see cref="MessageProperties.Attempt"/>.</param>
 /// <param name="EventMessageId">The event's own <c>messageId</c> when <paramref name="MessageId"/> is that of a retry or
 /// replay copy (<c>m-1/attempt-2</c>); null when they are the same. Carried in <see cref="MessageProperties.EventMessageId"/>.</param>
-internal sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1, string? EventMessageId = null);
+/// <param name="Ordering">The per-profile ordering key and arrival of an ordered event (spec 10); null for events that
+/// are never held (track, screen, page) and for the relay's own messages.</param>
+internal sealed record QueuedEvent(string MessageId, string Subject, ReadOnlyMemory<byte> Body, int Attempt = 1, string? EventMessageId = null, OrderingStamp? Ordering = null);
+
+/// <summary>What the ordering barrier (spec 10) knows of an ordered event, fixed at the ingest and kept by every copy.</summary>
+/// <param name="Key">userId, else anonymousId, else the lower-cased email, else the E.164 phone.</param>
+/// <param name="ReceivedAtMs">The ingest's <c>receivedAt</c> (Unix milliseconds): the first part of the arrival position.</param>
+/// <param name="Sequence">The queue sequence number of the original message (the second part); null until the queue
+/// assigned one (a copy carries its original's).</param>
+internal sealed record OrderingStamp(string Key, long ReceivedAtMs, long? Sequence = null);
 
 /// <summary>
 /// The events queue as the app sees it. Azure: a Service Bus queue (<c>ServiceBusEventQueue</c>); local mode: an

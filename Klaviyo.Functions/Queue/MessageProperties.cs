@@ -9,6 +9,16 @@ internal static class MessageProperties
     /// <summary>The event's own <c>messageId</c> (the copy scheduled for a retry has its own Service Bus MessageId).</summary>
     public const string EventMessageId = "eventMessageId";
 
+    /// <summary>The per-profile ordering key of an ordered event (spec 10); absent on events that are never held.</summary>
+    public const string OrderingKey = "orderingKey";
+
+    /// <summary>The ingest's receivedAt of an ordered event (long, Unix milliseconds): its arrival, kept by its copies.</summary>
+    public const string ReceivedAt = "receivedAt";
+
+    /// <summary>The sequence number of the original message (long), set on the copies of an ordered event: its arrival
+    /// position after <see cref="ReceivedAt"/>, which a copy's own sequence number is not.</summary>
+    public const string ArrivalSequence = "arrivalSequence";
+
     public const string JsonContentType = "application/json";
 
     /// <summary>The app setting naming the events queue. Required and used as written: the Relay trigger reads it as

@@ -76,7 +76,7 @@ internal sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueu
         return hash.Length + tail.Length <= MaxMessageIdLength ? hash + tail : hash;
     }
 
-    private static ServiceBusMessage ToMessage(QueuedEvent queuedEvent)
+    internal static ServiceBusMessage ToMessage(QueuedEvent queuedEvent)
     {
         var message = new ServiceBusMessage(new BinaryData(queuedEvent.Body))
         {
@@ -86,6 +86,15 @@ internal sealed class ServiceBusEventQueue(ServiceBusSender sender) : IEventQueu
         };
         message.ApplicationProperties[MessageProperties.Attempt] = queuedEvent.Attempt;
         message.ApplicationProperties[MessageProperties.EventMessageId] = queuedEvent.EventMessageId ?? queuedEvent.MessageId;
+        if (queuedEvent.Ordering is { } ordering)
+        {
+            message.ApplicationProperties[MessageProperties.OrderingKey] = ordering.Key;
+            message.ApplicationProperties[MessageProperties.ReceivedAt] = ordering.ReceivedAtMs;
+            if (ordering.Sequence is { } sequence)
+            {
+                message.ApplicationProperties[MessageProperties.ArrivalSequence] = sequence;
+            }
+        }
         return message;
     }
 

@@ -19,6 +19,7 @@ internal static class RelayFeatureServiceCollectionExtensions
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddRelayProcessing();
+        services.AddOrderingBarrier(configuration);
         services.TryAddSingleton<IDeadLetterStore>(sp => new ServiceBusDeadLetterStore(
             sp.GetRequiredService<ServiceBusClient>(), sp.GetRequiredService<IOptions<EventQueueOptions>>().Value.QueueName));
         services.TryAddSingleton<GatheredParking>();

@@ -65,6 +65,19 @@ internal static class RelayMessage
         return separator > 0 ? messageId[..separator] : messageId;
     }
 
+    /// <summary>The ordering stamp an ordered event's message carries (spec 10), with its arrival sequence: the original's,
+    /// carried by a copy, else <paramref name="sequenceNumber"/> (the message is the original). Null without a key.</summary>
+    public static OrderingStamp? Ordering(IReadOnlyDictionary<string, object> properties, long sequenceNumber)
+    {
+        if (!properties.TryGetValue(MessageProperties.OrderingKey, out var key) || key is not string { Length: > 0 } text)
+        {
+            return null;
+        }
+        var receivedAt = properties.TryGetValue(MessageProperties.ReceivedAt, out var at) && at is long ms ? ms : 0;
+        var sequence = properties.TryGetValue(MessageProperties.ArrivalSequence, out var original) && original is long first ? first : sequenceNumber;
+        return new OrderingStamp(text, receivedAt, sequence);
+    }
+
     public static string EventMessageId(ServiceBusReceivedMessage message) => EventMessageId(message.MessageId, message.ApplicationProperties);
 
     public static int Attempt(ServiceBusReceivedMessage message) => Attempt(message.ApplicationProperties);

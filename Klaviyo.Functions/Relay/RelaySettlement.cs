@@ -51,5 +51,7 @@ internal interface IRelaySettlement<TMessage>
 /// <param name="Attempt">1-based attempt of this delivery.</param>
 /// <param name="Sequence">The queue's sequence number of the message (to take it back once parked).</param>
 /// <param name="Subject">The message's subject: the event type, or <see cref="RelayMessage.ImportJobSubject"/> for a tracker.</param>
+/// <param name="Ordering">The ordering key and arrival of an ordered event (spec 10), its sequence always set; null otherwise.</param>
 /// <param name="WaitingSince">When it was first held back for a fuller call; null when it never was.</param>
-internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt, long Sequence = 0, string Subject = "", DateTimeOffset? WaitingSince = null);
+internal readonly record struct RelayDelivery<TMessage>(TMessage Message, string EventMessageId, ReadOnlyMemory<byte> Body, int Attempt, long Sequence = 0, string Subject = "",
+    Queue.OrderingStamp? Ordering = null, DateTimeOffset? WaitingSince = null);

@@ -16,8 +16,11 @@ internal sealed partial class RelaySettler(
     IOptions<RelayOptions> options,
     TimeProvider time,
     ILogger<RelaySettler> logger,
-    Diagnostics.RelayMetrics metrics)
+    Diagnostics.RelayMetrics metrics,
+    IOrderingBarrier? barrier = null)
 {
+    private readonly IOrderingBarrier _barrier = barrier ?? new NoOrderingBarrier();
+
     /// <summary>How long settling may take once the work is done, so the invocation stays inside the message's lock.</summary>
     public static readonly TimeSpan SettlementTimeout = TimeSpan.FromSeconds(20);
 
@@ -70,8 +73,17 @@ internal sealed partial class RelaySettler(
 
         if (events.Count > 0)
         {
-            var decision = await DecideAsync(events.Select(i => deliveries[i]).ToList(), deadline, gather, cancellationToken).ConfigureAwait(false);
+            // Per-profile ordering (spec 10) first: a held message is put off as the same attempt, never sent.
+            var check = await CheckOrderingAsync(deliveries, events, cancellationToken).ConfigureAwait(false);
+            var held = events.Where(i => check.Held.ContainsKey(i)).ToList();
+            events = events.Where(i => !check.Held.ContainsKey(i)).ToList();
+            var decision = events.Count == 0 ? new BatchDecision([], []) : await DecideAsync(events.Select(i => deliveries[i]).ToList(), deadline, gather, cancellationToken).ConfigureAwait(false);
             var settled = events.Select((index, k) => (Delivery: deliveries[index], Outcome: decision.Outcomes[k])).ToList();
+            foreach (var index in held)
+            {
+                var hold = check.Held[index];
+                settled.Add((deliveries[index], policy.Finish(OutcomePolicy.PutOff(deliveries[index].Attempt, hold.Cause, hold.Delay), deliveries[index].EventMessageId, deliveries[index].Attempt)));
+            }
             using (var bounded = new CancellationTokenSource(SettlementTimeout, time))
             {
                 foreach (var job in decision.Jobs)
@@ -93,7 +105,7 @@ internal sealed partial class RelaySettler(
                         }
                     }
                 }
-                results.AddRange(await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false));
+                results.AddRange(await SettleOrderedAsync(settlement, check, settled, held.Count, bounded.Token).ConfigureAwait(false));
             }
         }
         foreach (var index in trackers)
@@ -197,7 +209,7 @@ internal sealed partial class RelaySettler(
                 case TrackerStep.Settle settle:
                     var parked = await settlement.ReceiveDeferredAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
                     var settled = parked.Select(d => (Delivery: d, Outcome: policy.Finish(policy.FromVerdict(settle.Verdicts[d.Sequence], d.Attempt), d.EventMessageId, d.Attempt))).ToList();
-                    outcomes = await SettleEachAsync(settlement, settled, bounded.Token).ConfigureAwait(false);
+                    outcomes = await SettleOrderedAsync(settlement, BarrierCheck.AllGo, settled, 0, bounded.Token).ConfigureAwait(false);
                     // Never done while one is still parked (locked elsewhere, or given back): a parked message nobody
                     // holds the sequence number of stays in the queue for good.
                     var left = await settlement.StillParkedAsync(settle.Sequences, bounded.Token).ConfigureAwait(false);
@@ -229,6 +241,44 @@ internal sealed partial class RelaySettler(
             await GiveBackEachAsync(settlement, [delivery], "track", ex).ConfigureAwait(false);
         }
         return outcomes;
+    }
+
+    /// <summary>The ordered messages of a batch (by index into <paramref name="deliveries"/>) through the barrier. The
+    /// barrier's own failures hold (its implementation decides); a bug in it holds every ordered message of the batch.</summary>
+    private async Task<BarrierCheck> CheckOrderingAsync<TMessage>(IReadOnlyList<RelayDelivery<TMessage>> deliveries, IReadOnlyList<int> events, CancellationToken cancellationToken)
+    {
+        var ordered = events.Where(i => deliveries[i].Ordering is not null).Select(i => OrderedMessage.Of(i, deliveries[i].Ordering!, deliveries[i].Sequence)).ToList();
+        if (ordered.Count == 0)
+        {
+            return BarrierCheck.AllGo;
+        }
+        try
+        {
+            return await _barrier.CheckAsync(ordered, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LogBarrierFailed(logger, ex.GetType().Name, ordered.Count);
+            return new BarrierCheck(ordered.ToDictionary(m => m.Index, _ => new HeldMessage(OutcomePolicy.PutOffFloor * 15, "held: the ordering barrier failed")));
+        }
+    }
+
+    /// <summary>Settles the messages, telling the barrier first which ordered ones become blockers and then which release
+    /// their key. The last <paramref name="heldCount"/> of <paramref name="settled"/> are the ones the barrier held.</summary>
+    private async Task<IReadOnlyList<RelayOutcome>> SettleOrderedAsync<TMessage>(IRelaySettlement<TMessage> settlement, BarrierCheck check, IReadOnlyList<(RelayDelivery<TMessage> Delivery, RelayOutcome Outcome)> settled, int heldCount, CancellationToken cancellationToken)
+    {
+        var ordered = Enumerable.Range(0, settled.Count).Where(i => settled[i].Delivery.Ordering is not null).ToList();
+        OrderedSettlement Of(int i, RelayOutcome outcome) => new(OrderedMessage.Of(-1, settled[i].Delivery.Ordering!, settled[i].Delivery.Sequence), outcome, i >= settled.Count - heldCount);
+        if (ordered.Count > 0)
+        {
+            await _barrier.BeforeSettleAsync(check, ordered.Select(i => Of(i, settled[i].Outcome)).ToList(), cancellationToken).ConfigureAwait(false);
+        }
+        var results = await SettleEachAsync(settlement, settled, cancellationToken).ConfigureAwait(false);
+        if (ordered.Count > 0)
+        {
+            await _barrier.AfterSettleAsync(check, ordered.Select(i => Of(i, results[i])).ToList(), cancellationToken).ConfigureAwait(false);
+        }
+        return results;
     }
 
     /// <summary>Settles each message by its outcome, one queue call per distinct action; a group whose call fails is
@@ -324,6 +374,8 @@ internal sealed partial class RelaySettler(
 
     [LoggerMessage(EventId = 3230, Level = LogLevel.Warning, Message = "{Count} message(s) parked for a fuller call could not be taken back ({ExceptionType}); their marker takes them back")]
     private static partial void LogTakeBackFailed(ILogger logger, int count, string exceptionType);
+    [LoggerMessage(EventId = 3306, Level = LogLevel.Error, Message = "The ordering barrier failed ({ExceptionType}); the batch's {Count} ordered message(s) are held (put off, no attempt spent)")]
+    private static partial void LogBarrierFailed(ILogger logger, string exceptionType, int count);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "A batch of {Count} message(s) was interrupted by a host stop; their retries are scheduled")]
     private static partial void LogInterrupted(ILogger logger, int count);

@@ -51,7 +51,8 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
             var copyId = nextAttempt > RelayMessage.Attempt(message)
                 ? RelayMessage.RetryMessageId(message.MessageId ?? eventMessageId, nextAttempt)
                 : RelayMessage.PutOffMessageId(message.MessageId ?? eventMessageId, message.SequenceNumber, nextAttempt);
-            var copy = new QueuedEvent(copyId, message.Subject ?? "", message.Body.ToMemory(), nextAttempt, eventMessageId);
+            // An ordered event's copy keeps its key and arrival (receivedAt, then the original's sequence number).
+            var copy = new QueuedEvent(copyId, message.Subject ?? "", message.Body.ToMemory(), nextAttempt, eventMessageId, RelayMessage.Ordering(message.ApplicationProperties, message.SequenceNumber));
             await queue.ScheduleAsync(copy, due, token).ConfigureAwait(false);
             await (IsDeferred(message) ? Receiver.CompleteMessageAsync(message, token) : actions.CompleteMessageAsync(message, token)).ConfigureAwait(false);
         });
@@ -216,7 +217,8 @@ internal sealed class ServiceBusSettlement(ServiceBusMessageActions actions, IEv
 
     /// <summary>How the relay reads a received message.</summary>
     public static RelayDelivery<ServiceBusReceivedMessage> Delivery(ServiceBusReceivedMessage message) =>
-        new(message, RelayMessage.EventMessageId(message), message.Body.ToMemory(), RelayMessage.Attempt(message), message.SequenceNumber, message.Subject ?? "", GatheredAt(message));
+        new(message, RelayMessage.EventMessageId(message), message.Body.ToMemory(), RelayMessage.Attempt(message), message.SequenceNumber, message.Subject ?? "",
+            RelayMessage.Ordering(message.ApplicationProperties, message.SequenceNumber), GatheredAt(message));
 
     private ServiceBusReceiver Receiver => _receiver ??= deferredReceiver?.Invoke()
         ?? throw new InvalidOperationException("No Service Bus receiver for deferred messages is configured.");

@@ -53,6 +53,25 @@ internal sealed class RelayOptions
     public int MaxItemsPerOrder { get; set; } = DefaultMaxItemsPerOrder;
 
     public const int DefaultMaxItemsPerOrder = 500;
+    /// <summary>Per-profile ordering (spec 10): <c>profiles</c> (default) holds a profile's later identify, group and
+    /// delete events while an earlier one waits for its retry; <c>off</c> holds nothing.</summary>
+    public string Ordering { get; set; } = OrderingProfiles;
+
+    public const string OrderingProfiles = "profiles";
+    public const string OrderingOff = "off";
+
+    /// <summary>The accepted <see cref="Ordering"/> values, for start-up messages.</summary>
+    public static readonly string[] OrderingModes = [OrderingProfiles, OrderingOff];
+
+    /// <summary>True unless <see cref="Ordering"/> is <c>off</c>.</summary>
+    public bool OrderingEnabled => !string.Equals(Ordering?.Trim(), OrderingOff, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The valve (spec 10): more messages than this held for one key turn ordering off for that key for
+    /// <see cref="OrderingValveOpenFor"/>, so one broken profile cannot hold a queue. Default 200, 1–100000.</summary>
+    public int OrderingMaxHeldPerKey { get; set; } = 200;
+
+    /// <summary>How long an opened valve keeps ordering off for its key (spec 10).</summary>
+    public static readonly TimeSpan OrderingValveOpenFor = TimeSpan.FromMinutes(20);
 
     /// <summary>Upper bound of one whole Klaviyo call: every try, every wait, plus a second of slack.</summary>
     public TimeSpan CallTimeout => (AttemptTimeout * (MaxInCallRetries + 1)) + InCallRetryBudget + TimeSpan.FromSeconds(1);
@@ -82,6 +101,11 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.GatherWindow), options.GatherWindow, TimeSpan.Zero, TimeSpan.FromSeconds(5));
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.MaxItemsPerOrder), options.MaxItemsPerOrder, 1, Bulk.BulkLimits.MaxEventsPerCall - 1);
         SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.AttemptTimeout), options.AttemptTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
+        SettingRules.Range(failures, RelayOptions.SectionName, nameof(RelayOptions.OrderingMaxHeldPerKey), options.OrderingMaxHeldPerKey, 1, 100_000);
+        if (!RelayOptions.OrderingModes.Any(mode => string.Equals(options.Ordering?.Trim(), mode, StringComparison.OrdinalIgnoreCase)))
+        {
+            failures.Add($"{RelayOptions.SectionName}__{nameof(RelayOptions.Ordering)}: '{options.Ordering}' is not one of {string.Join(", ", RelayOptions.OrderingModes)}");
+        }
         if (failures.Count == 0 && options.LongestDelivery > RelayOptions.MessageLockDuration)
         {
             failures.Add(

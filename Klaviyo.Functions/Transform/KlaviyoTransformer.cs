@@ -108,6 +108,52 @@ internal sealed class KlaviyoTransformer
         return result is TransformResult.Invalid or TransformResult.Malformed ? result : null;
     }
 
+    /// <summary>
+    /// The per-profile ordering key of an ordered event (spec 10): its <c>userId</c>, else <c>anonymousId</c>, else its
+    /// lower-cased email, else its E.164 phone, read through the identity sources of spec 4.1; null for a type that is
+    /// never held (track, screen, page, alias) and for an event without any of them. Called by the ingest on an event
+    /// <see cref="CheckBeforeIngest"/> accepted.
+    /// </summary>
+    public string? OrderingKeyOf(JsonElement @event, EventType type)
+    {
+        if (!OrderedTypes.IsOrdered(type))
+        {
+            return null;
+        }
+        var raw = JsonMarshal.GetRawUtf8Value(@event);
+        if (!LoneSurrogates.Any(raw))
+        {
+            return KeyOf(@event, type);
+        }
+        var copy = raw.ToArray();
+        LoneSurrogates.Replace(copy);
+        using var document = JsonDocument.Parse(copy, s_documentOptions);
+        return KeyOf(document.RootElement, type);
+    }
+
+    // Identity's sources without EnforceEmailAsPrimary: the key names the person whatever Klaviyo is sent.
+    private static readonly KlaviyoOptions s_keyOptions = new();
+
+    private string? KeyOf(JsonElement root, EventType type)
+    {
+        try
+        {
+            if (EventView.Create(root, type, _mappings, TransformMode.Check, out var view) is not null
+                || Identity.Resolve(view!, s_keyOptions, out var identity) is not null)
+            {
+                return null;
+            }
+            return identity.UserId.IsPresent ? identity.UserId.ToString()
+                : identity.AnonymousId.IsPresent ? identity.AnonymousId.ToString()
+                : identity.Email.IsPresent ? identity.Email.ToString()!.ToLowerInvariant()
+                : identity.Phone.ToString();
+        }
+        finally
+        {
+            EventView.Release();
+        }
+    }
+
     /// <summary>Every check of <see cref="Transform(JsonElement)"/>, no request built: a deliverable event is
     /// <see cref="TransformResult.Planned.Checked"/>.</summary>
     internal TransformResult Check(JsonElement @event) => RunParsed(@event, TransformMode.Check, null);

@@ -141,6 +141,13 @@ param relayMaxAttempts int
 @description('Privacy__DeleteEvents: type "delete" events ask Klaviyo to delete the person (otherwise skipped).')
 param privacyDeleteEvents bool
 
+@description('Relay__Ordering: profiles (per-profile ordering, spec 10) or off.')
+@allowed([
+  'profiles'
+  'off'
+])
+param relayOrdering string
+
 @description('Extra app settings merged over the ones declared here (for Relay__*/Ingest__* limits you want to tune).')
 param additionalAppSettings object
 
@@ -220,6 +227,9 @@ var appSettings = {
   Relay__BulkThreshold: '10'
   Relay__GatherWindow: '00:00:01'
   Relay__MaxItemsPerOrder: '500'
+  // Per-profile ordering (spec 10): the barrier is the RelayOrdering table of the storage account above.
+  Relay__Ordering: relayOrdering
+  Relay__OrderingMaxHeldPerKey: '200'
 
   // Ingest (IngestOptions). Add new Ingest__* settings here.
   Ingest__SigningSecret: empty(ingestSigningSecretUri) ? '' : keyVaultReference(ingestSigningSecretUri)

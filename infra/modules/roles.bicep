@@ -27,7 +27,8 @@ var roles = {
   // target-based scaling; without it the extension falls back to less accurate peek-based estimation.
   serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner: host leases/keys and the deployment package
-  // Storage Table Data Contributor: the host's diagnostic-events table (without it the host disables that store with warnings)
+  // Storage Table Data Contributor: the host's diagnostic-events table (without it the host disables that store with warnings),
+  // and the relay's per-profile ordering barrier (table RelayOrdering, Relay__Ordering=profiles)
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User: resolve Key Vault reference app settings
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher: Entra-authenticated telemetry

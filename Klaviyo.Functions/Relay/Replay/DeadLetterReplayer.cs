@@ -76,7 +76,9 @@ internal sealed partial class DeadLetterReplayer(IDeadLetterStore store, IEventQ
         var copies = page.Select(deadLetter =>
         {
             var messageId = RelayMessage.EventMessageId(deadLetter.MessageId, deadLetter.Properties);
-            return new QueuedEvent(RelayMessage.ReplayMessageId(messageId, deadLetter.SequenceNumber), deadLetter.Subject ?? "", deadLetter.Body, Attempt: 1, EventMessageId: messageId);
+            // A replay keeps the event's ordering key and receivedAt; its sequence is the replay's own.
+            var ordering = RelayMessage.Ordering(deadLetter.Properties, 0) is { } stamp ? stamp with { Sequence = null } : null;
+            return new QueuedEvent(RelayMessage.ReplayMessageId(messageId, deadLetter.SequenceNumber), deadLetter.Subject ?? "", deadLetter.Body, Attempt: 1, EventMessageId: messageId, Ordering: ordering);
         }).ToList();
         await queue.SendAsync(copies, cancellationToken).ConfigureAwait(false);
         for (var i = 0; i < page.Count; i++)
