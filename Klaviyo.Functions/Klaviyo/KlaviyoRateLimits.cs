@@ -114,8 +114,10 @@ internal sealed class KlaviyoRateLimits : IDisposable
     {
         var budget = _budgets[(int)endpoint];
         budget.Observe(limit, remaining, _time.GetUtcNow() + reset);
-        // The account's burst (the headers say nothing of it) in the same part as its steady window.
-        _bursts[endpoint].BurstLimit = (int)Math.Ceiling(PublishedLimit(endpoint).PerSecond * budget.Part);
+        // The account's burst (the headers say nothing of it) in the measured part, rounded down and without the growth
+        // margin: K busy instances each taking ceil(burst × (1/K + growth)) overran the account's burst together
+        // (4 × ceil(10 × 0.3) = 12 of 10 a second: 429s at every second's boundary).
+        _bursts[endpoint].BurstLimit = Math.Max(1, (int)Math.Floor(PublishedLimit(endpoint).PerSecond * budget.Share));
     }
 
     /// <summary>Klaviyo answered 429 with <paramref name="retryAfter"/>: the endpoint is paused that long, nothing is left
@@ -203,6 +205,18 @@ internal sealed class KlaviyoRateLimits : IDisposable
             lock (_gate)
             {
                 return now < _resetAt;
+            }
+        }
+
+        /// <summary>This instance's measured part of the account's calls (the start share until measured).</summary>
+        public double Share
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _share;
+                }
             }
         }
 
