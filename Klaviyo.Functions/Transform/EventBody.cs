@@ -49,6 +49,22 @@ internal static class EventBody
         System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(stringValue)[1..^1];
 
     /// <summary>Checks a metric name against Klaviyo's length limit.</summary>
+    /// <summary>An event's <c>"metric":{"data":{"type":"metric","attributes":{"name":…}}}</c>, its first member.</summary>
+    public static void WriteMetric(Utf8JsonWriter writer, MetricName name)
+    {
+        writer.WritePropertyName(s_metric);
+        writer.WriteStartObject();
+        writer.WritePropertyName(s_data);
+        writer.WriteStartObject();
+        writer.WriteString(s_type, s_metric);
+        writer.WritePropertyName(s_attributes);
+        writer.WriteStartObject();
+        name.Write(writer, s_name);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
     public static TransformResult.Invalid? CheckMetricName(string name, string field) =>
         name.Length > MaxMetricNameLength
             ? new TransformResult.Invalid(field, "metric name must be shorter than 128 characters")
@@ -96,17 +112,7 @@ internal static class EventBody
 
         // Metric, unique_id, time first: the bytes up to the key's end are what Klaviyo deduplicates on (EventPart).
         writer.WriteStartObject();
-        writer.WritePropertyName(s_metric);
-        writer.WriteStartObject();
-        writer.WritePropertyName(s_data);
-        writer.WriteStartObject();
-        writer.WriteString(s_type, s_metric);
-        writer.WritePropertyName(s_attributes);
-        writer.WriteStartObject();
-        metricName.Write(writer, s_name);
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-        writer.WriteEndObject();
+        WriteMetric(writer, metricName);
         if (uniqueId.IsPresent())
         {
             writer.WritePropertyName(s_uniqueId);

@@ -12,11 +12,6 @@ namespace Klaviyo.Functions.Transform;
 /// </summary>
 internal static class OrderMapping
 {
-    private static readonly JsonEncodedText s_data = JsonEncodedText.Encode("data");
-    private static readonly JsonEncodedText s_type = JsonEncodedText.Encode("type");
-    private static readonly JsonEncodedText s_metric = JsonEncodedText.Encode("metric");
-    private static readonly JsonEncodedText s_attributes = JsonEncodedText.Encode("attributes");
-    private static readonly JsonEncodedText s_name = JsonEncodedText.Encode("name");
     private static readonly JsonEncodedText s_properties = JsonEncodedText.Encode("properties");
     private static readonly JsonEncodedText s_time = JsonEncodedText.Encode("time");
     private static readonly JsonEncodedText s_value = JsonEncodedText.Encode("value");
@@ -145,17 +140,7 @@ internal static class OrderMapping
     private static int WriteHead(Utf8JsonWriter writer, string metric, string? uniqueId, DateTime? time)
     {
         writer.WriteStartObject();
-        writer.WritePropertyName(s_metric);
-        writer.WriteStartObject();
-        writer.WritePropertyName(s_data);
-        writer.WriteStartObject();
-        writer.WriteString(s_type, s_metric);
-        writer.WritePropertyName(s_attributes);
-        writer.WriteStartObject();
-        writer.WriteString(s_name, metric);
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-        writer.WriteEndObject();
+        EventBody.WriteMetric(writer, metric);
         if (uniqueId is not null)
         {
             writer.WriteString(s_uniqueId, uniqueId);
