@@ -358,7 +358,7 @@ public sealed class SqliteEventQueueTests
         var options = Options();
         using var queue = SqliteEventQueue.Open(options, _time);
         using var file = new DeadLetterFile(options.DeadLetterPath, _time);
-        var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance);
+        var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance, Microsoft.Extensions.Options.Options.Create(new LocalOptions()));
         var sweeper = new ParkedSweeper(_time, NullLogger<ParkedSweeper>.Instance);
         await queue.SendAsync([Event("m-old")], TestContext.CancellationToken);
         await queue.DeferAsync(await queue.LeaseAsync(1, Lease));
@@ -382,7 +382,7 @@ public sealed class SqliteEventQueueTests
         var options = Options();
         using var queue = SqliteEventQueue.Open(options, _time);
         using var file = new DeadLetterFile(options.DeadLetterPath, _time);
-        var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance);
+        var settlement = new LocalSettlement(queue, file, _time, NullLogger<LocalSettlement>.Instance, Microsoft.Extensions.Options.Options.Create(new LocalOptions()));
         await queue.SendAsync([Event("m-1"), Event("m-2\u2028é")], TestContext.CancellationToken);
 
         var leased = await queue.LeaseAsync(2, Lease);

@@ -194,7 +194,7 @@ public sealed class ParkedMessagesTests
             var options = new LocalOptions { DatabasePath = Path.Combine(directory, "relay.db"), DeadLetterPath = Path.Combine(directory, "dead.jsonl") };
             using var queue = SqliteEventQueue.Open(options, host.Time);
             using var file = new DeadLetterFile(options.DeadLetterPath, host.Time!);
-            var settlement = new LocalSettlement(queue, file, host.Time!, NullLogger<LocalSettlement>.Instance);
+            var settlement = new LocalSettlement(queue, file, host.Time!, NullLogger<LocalSettlement>.Instance, Microsoft.Extensions.Options.Options.Create(new LocalOptions()));
             await queue.SendAsync(Profiles(10).Select(m => new global::Klaviyo.Functions.Queue.QueuedEvent(m.MessageId, "identify", m.Body.ToMemory())).ToList(), TestContext.CancellationToken);
             await host.Settler.RelayBatchAsync(settlement, (await queue.LeaseAsync(100, TimeSpan.FromMinutes(2))).Select(LocalSettlement.Delivery).ToList(), TestContext.CancellationToken);
             Assert.AreEqual(10, queue.Counts().Deferred);

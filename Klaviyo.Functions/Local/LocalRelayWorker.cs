@@ -26,6 +26,7 @@ internal sealed partial class LocalRelayWorker(
     IServiceProvider services,
     LocalCounters counters,
     IOptions<LocalOptions> options,
+    IOptions<RelayOptions> relayOptions,
     TimeProvider time,
     ILogger<LocalRelayWorker> logger) : IHostedService, IDisposable
 {
@@ -203,7 +204,7 @@ internal sealed partial class LocalRelayWorker(
             {
                 // Events wait for fuller calls: relay them with a full batch of new ones, or once the longest-waiting
                 // has waited its window (then its call goes, full or not); never sooner, so waiting costs no re-planning.
-                until = Min(time.GetUtcNow() + options.Value.BatchWait, oldest + services.GetRequiredService<IOptions<RelayOptions>>().Value.GatherWindow);
+                until = Min(time.GetUtcNow() + options.Value.BatchWait, oldest + relayOptions.Value.GatherWindow);
                 enough = size;
             }
             else

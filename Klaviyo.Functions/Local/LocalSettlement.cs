@@ -6,10 +6,10 @@ namespace Klaviyo.Functions.Local;
 /// <summary>Settlement on the local SQLite queue: each call one commit; dead letters are also appended to the
 /// dead-letter file once committed (the database stays the record if the file cannot be written).</summary>
 internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetterFile file, TimeProvider time, ILogger<LocalSettlement> logger,
-    GatheredEvents? gathered = null, Microsoft.Extensions.Options.IOptions<LocalOptions>? options = null) : IRelaySettlement<LeasedEvent>
+    Microsoft.Extensions.Options.IOptions<LocalOptions> options) : IRelaySettlement<LeasedEvent>
 {
     /// <summary>Events kept leased for the next batch; a consumer takes them with its next lease.</summary>
-    public GatheredEvents Gathered { get; } = gathered ?? new GatheredEvents();
+    public GatheredEvents Gathered { get; } = new();
 
     public async Task CompleteAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken) =>
         Report(messages, await queue.CompleteAsync(messages).WaitAsync(cancellationToken).ConfigureAwait(false));
@@ -44,7 +44,7 @@ internal sealed partial class LocalSettlement(SqliteEventQueue queue, DeadLetter
     /// lease was lost is another consumer's now and is not kept.</summary>
     public async Task GatherAsync(IReadOnlyList<LeasedEvent> messages, CancellationToken cancellationToken)
     {
-        var held = await queue.RenewLeasesAsync(messages, (options?.Value ?? new LocalOptions()).LeaseDuration).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var held = await queue.RenewLeasesAsync(messages, options.Value.LeaseDuration).WaitAsync(cancellationToken).ConfigureAwait(false);
         Report(messages, held.Count);
         var now = time.GetUtcNow();
         Gathered.Add(held.Select(leased => leased with { WaitingSince = leased.WaitingSince ?? now }));

@@ -26,10 +26,8 @@ internal sealed record BatchDecision(IReadOnlyList<RelayOutcome> Outcomes, IRead
 /// <remarks>A batch has no lock renewal: a call is started only while its longest run still ends before
 /// <c>deadline</c>; what cannot start is put off (same attempt) and comes back in a later batch.</remarks>
 internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor single, KlaviyoClient klaviyo, OutcomePolicy policy, RelayMetrics metrics, IOptions<RelayOptions> options,
-    TimeProvider? time = null)
+    TimeProvider time)
 {
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
-
     /// <summary>Single deliveries of a batch run side by side; the rate limiter still paces each endpoint.</summary>
     private const int SingleParallelism = 8;
 
@@ -122,7 +120,7 @@ internal sealed class BulkRelayProcessor(BatchPlanner planner, RelayProcessor si
         {
             return held;
         }
-        var now = _time.GetUtcNow();
+        var now = time.GetUtcNow();
         bool Young(int message) => batch[message].WaitingSince is not { } since || now - since < window;
 
         // Fewer messages than the threshold (an order alone, say) go at once, as single calls would.
