@@ -374,6 +374,7 @@ internal sealed partial class RelaySettler(
 
     [LoggerMessage(EventId = 3230, Level = LogLevel.Warning, Message = "{Count} message(s) parked for a fuller call could not be taken back ({ExceptionType}); their marker takes them back")]
     private static partial void LogTakeBackFailed(ILogger logger, int count, string exceptionType);
+
     [LoggerMessage(EventId = 3306, Level = LogLevel.Error, Message = "The ordering barrier failed ({ExceptionType}); the batch's {Count} ordered message(s) are held (put off, no attempt spent)")]
     private static partial void LogBarrierFailed(ILogger logger, string exceptionType, int count);
 

@@ -48,11 +48,13 @@ internal sealed class RelayOptions
     /// own part-full ones. A message waits at most this long (then its call goes, full or not); calls below
     /// <see cref="BulkThreshold"/> never wait, so a lone event on an idle relay goes at once. Default 1 s, 0 (off)–5 s.</summary>
     public TimeSpan GatherWindow { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Most items one order may carry under <c>Klaviyo__OrderCompleted=placedOrder</c> (spec 5): one Placed Order
     /// plus one Ordered Product each must fit one event bulk call of 1,000 events. Default 500, 1–999.</summary>
     public int MaxItemsPerOrder { get; set; } = DefaultMaxItemsPerOrder;
 
     public const int DefaultMaxItemsPerOrder = 500;
+
     /// <summary>Per-profile ordering (spec 10): <c>profiles</c> (default) holds a profile's later identify, group and
     /// delete events while an earlier one waits for its retry; <c>off</c> holds nothing.</summary>
     public string Ordering { get; set; } = OrderingProfiles;
